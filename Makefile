@@ -1,0 +1,31 @@
+# The two commands of the README. Both set up .venv first (idempotent: a second run only checks stamps).
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+# Every install goes through constraints.txt so torch stays on 2.13.0 (the CPU build here, CUDA on GPU boxes).
+PIP := $(BIN)/python -m pip install --disable-pip-version-check --quiet -c constraints.txt
+
+.PHONY: setup test demo bench clean
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml constraints.txt
+	@$(PYTHON) -c 'import sys; sys.exit(0 if (3, 11) <= sys.version_info[:2] < (3, 13) else "omniavsr needs Python 3.11 or 3.12: run make PYTHON=python3.11 ...")'
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	@echo "setup: installing omniavsr and its pinned dependencies into $(VENV) (first run only)"
+	$(PIP) -e '.[dev]'
+	@touch $@
+
+test: setup
+	$(BIN)/python -m pytest -q
+
+demo: setup
+	@bash examples/demo.sh $(BIN)
+
+bench: setup
+	$(BIN)/python benchmarks/score_speed.py
+	$(BIN)/python benchmarks/cli_startup.py
+
+clean:
+	rm -rf $(VENV) build *.egg-info .pytest_cache

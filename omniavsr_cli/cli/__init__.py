@@ -1,0 +1,49 @@
+"""The ``omniavsr`` command line (Typer).
+
+One module per subcommand; each only parses arguments, calls the library and maps the outcome onto an
+exit code (``omniavsr_cli.errors.ExitCode``). Heavy libraries (torch, transformers) are imported inside
+the commands, so ``omniavsr --help`` stays fast. Planned subcommands and their modules are listed in
+docs/architecture.md.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from .. import __version__
+from . import doctor, score
+
+app = typer.Typer(
+    name="omniavsr",
+    help="Audio-visual speech recognition with Omni-AVSR: lip reading, audio, or both. "
+    "Exit codes: docs/exit-codes.md.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        typer.echo(f"omniavsr {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: Annotated[
+        bool, typer.Option("--version", callback=_print_version, is_eager=True, help="Print the version and exit.")
+    ] = False,
+) -> None:
+    """Global options; the subcommands do the work."""
+
+
+app.command("score", help=score.HELP, short_help="Word and character error rates of transcripts against references.")(score.score)
+app.command("doctor", help=doctor.HELP, short_help="Check this machine: torch, device, ffmpeg, backends, weights.")(doctor.doctor)
+
+
+def main() -> None:
+    app(prog_name="omniavsr")

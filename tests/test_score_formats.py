@@ -1,0 +1,185 @@
+"""Every transcript format omniavsr score reads, its detection, and its error messages."""
+
+import json
+
+import pytest
+
+from omniavsr_cli.errors import InputError
+from omniavsr_cli.scoring.formats import parse_transcript, read_transcript
+
+
+def texts(transcript):
+    return [u.text for u in transcript.utterances]
+
+
+def ids(transcript):
+    return [u.id for u in transcript.utterances]
+
+
+def test_plain_text_keeps_blank_lines_and_one_letter_lines(write):
+    t = read_transcript(write("hyp.txt", "a\n\nI\nhello world\n"))
+    assert t.format == "text"
+    assert texts(t) == ["a", "", "I", "hello world"]
+    assert not t.has_ids
+
+
+def test_plain_text_without_final_newline_and_with_crlf(write):
+    assert texts(read_transcript(write("a.txt", "one\r\ntwo"))) == ["one", "two"]
+    assert texts(read_transcript(write("b.txt", "\n"))) == [""]
+    assert texts(read_transcript(write("c.txt", ""))) == []
+
+
+def test_utf8_bom_is_ignored(write):
+    assert texts(read_transcript(write("bom.txt", "\ufeffhello\n"))) == ["hello"]
+
+
+def test_kaldi_is_detected_and_keeps_empty_utterances(write):
+    t = read_transcript(write("text", "spk1_utt1 hello world\nspk1_utt2\n1089-134686-0000 the end\n"))
+    assert t.format == "kaldi"
+    assert ids(t) == ["spk1_utt1", "spk1_utt2", "1089-134686-0000"]
+    assert texts(t) == ["hello world", "", "the end"]
+
+
+def test_sentences_are_not_mistaken_for_kaldi(write):
+    assert read_transcript(write("s.txt", "the cat\nthe dog\n")).format == "text"
+    assert read_transcript(write("n.txt", "2 people came\n3 more left\n")).format == "text"
+
+
+def test_trn(write):
+    t = read_transcript(write("hyp.trn", "hello world (spk1-utt1)\n(spk1-utt2)\n"))
+    assert t.format == "trn"
+    assert ids(t) == ["spk1-utt1", "spk1-utt2"]
+    assert texts(t) == ["hello world", ""]
+
+
+def test_trn_detected_without_extension(write):
+    assert read_transcript(write("hyp", "a b (u1)\nc (u2)\n")).format == "trn"
+
+
+def test_unparseable_trn_line_names_file_and_line(write):
+    path = write("bad.trn", "hello (u1)\nno id here\n")
+    with pytest.raises(InputError, match=r"bad\.trn:2: expected a trn line") as info:
+        read_transcript(path)
+    assert info.value.code == "E_PARSE"
+
+
+def test_whisper_style_json_is_one_utterance_from_its_segments(write):
+    document = {"text": " ignored", "segments": [{"id": 0, "text": " Hello"}, {"id": 1, "text": " world."}], "language": "en"}
+    t = read_transcript(write("talk.json", json.dumps(document)))
+    assert t.format == "json" and texts(t) == ["Hello world."] and ids(t) == [None]
+
+
+def test_json_list_of_records_joins_segments_sharing_an_id(write):
+    records = [{"utt_id": "a", "text": "one"}, {"utt_id": "b", "text": "two"}, {"utt_id": "a", "text": "three"}]
+    t = read_transcript(write("hyp.json", json.dumps(records)))
+    assert ids(t) == ["a", "b"] and texts(t) == ["one three", "two"]
+
+
+def test_json_mapping_of_ids_to_texts(write):
+    t = read_transcript(write("hyp.json", json.dumps({"u1": "a b", "u2": ""})))
+    assert ids(t) == ["u1", "u2"] and texts(t) == ["a b", ""]
+
+
+def test_jsonl_with_and_without_ids(write):
+    with_ids = read_transcript(write("h.jsonl", '{"utt_id": "x", "text": "a"}\n{"utt_id": "x", "text": "b"}\n'))
+    assert ids(with_ids) == ["x"] and texts(with_ids) == ["a b"]
+    without = read_transcript(write("h2.jsonl", '{"text": "a"}\n{"text": ""}\n'))
+    assert ids(without) == [None, None] and texts(without) == ["a", ""]
+
+
+def test_jsonl_detected_by_content_and_bad_line_reported(write):
+    assert read_transcript(write("hyp.out", '{"text": "a"}\n{"text": "b"}\n')).format == "jsonl"
+    with pytest.raises(InputError, match=r"h\.jsonl:2: expected one JSON object per line"):
+        read_transcript(write("h.jsonl", '{"text": "a"}\n{"text": \n'))
+
+
+def test_jsonl_mixing_records_with_and_without_ids_is_an_error(write):
+    with pytest.raises(InputError, match="some records have an 'utt_id'"):
+        read_transcript(write("h.jsonl", '{"utt_id": "a", "text": "x"}\n{"text": "y"}\n'))
+
+
+def test_invalid_json_names_the_line(write):
+    with pytest.raises(InputError, match=r"h\.json:2: not valid JSON"):
+        read_transcript(write("h.json", '{"text":\n}'))
+
+
+SRT = """1
+00:00:00,000 --> 00:00:02,500
+<i>Hello</i> there
+
+2
+00:00:02,500 --> 00:00:04,000
+general
+kenobi
+
+"""
+
+
+def test_srt_cues_are_utterances_text_only(write):
+    t = read_transcript(write("talk.srt", SRT))
+    assert t.format == "srt" and texts(t) == ["Hello there", "general kenobi"]
+    assert read_transcript(write("talk_srt.txt", SRT)).format == "srt"
+
+
+def test_malformed_srt_names_the_line(write):
+    with pytest.raises(InputError, match=r"bad\.srt:2: expected a subtitle timing line"):
+        read_transcript(write("bad.srt", "1\nno timing\ntext\n"))
+
+
+VTT = """WEBVTT
+Kind: captions
+
+NOTE a comment
+
+intro
+00:00.000 --> 00:02.000
+<v Roger>Hi all
+
+00:02.000 --> 00:03.000
+bye
+"""
+
+
+def test_vtt_skips_header_notes_and_cue_ids(write):
+    t = read_transcript(write("talk.vtt", VTT))
+    assert t.format == "vtt" and texts(t) == ["Hi all", "bye"]
+    assert parse_transcript(VTT, "auto", "-").format == "vtt"
+
+
+def test_vtt_without_header_is_an_error(write):
+    with pytest.raises(InputError, match="expected the 'WEBVTT' header"):
+        read_transcript(write("x.vtt", "00:00.000 --> 00:01.000\nhi\n"))
+
+
+def test_non_utf8_reports_line_and_byte(write):
+    path = write("latin1.txt", "first line\ncaf\xe9 au lait\n".encode("latin-1"))
+    with pytest.raises(InputError) as info:
+        read_transcript(path)
+    message = str(info.value)
+    assert "latin1.txt:2: not valid UTF-8" in message and "byte 0xe9" in message and "byte 4" in message
+    assert info.value.code == "E_ENCODING"
+
+
+def test_missing_file_and_directory(tmp_path):
+    with pytest.raises(InputError, match="no such file") as info:
+        read_transcript(tmp_path / "absent.txt")
+    assert info.value.code == "E_NOT_FOUND"
+    with pytest.raises(InputError, match="is a directory"):
+        read_transcript(tmp_path)
+
+
+def test_duplicate_kaldi_ids_are_an_error(write):
+    with pytest.raises(InputError, match=r"2 duplicate utterance ids \(u1, u2\)") as info:
+        read_transcript(write("text", "u1 a\nu2 b\nu1 c\nu2 d\n"), "kaldi")
+    assert info.value.code == "E_DUPLICATE_ID"
+
+
+def test_forced_format_overrides_detection(write):
+    path = write("ref.txt", "u1 hello\nu2 world\n")
+    assert read_transcript(path).format == "kaldi"
+    assert texts(read_transcript(path, "text")) == ["u1 hello", "u2 world"]
+
+
+def test_unknown_format_is_an_error(write):
+    with pytest.raises(InputError, match="unknown transcript format 'xml'"):
+        read_transcript(write("a.txt", "x\n"), "xml")
