@@ -7,6 +7,9 @@ count as errors, and they are left out of the per-utterance mean (their WER is u
 
 from __future__ import annotations
 
+import os
+from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 
 import jiwer
@@ -53,6 +56,16 @@ class AlignedUtterance:
     alignment: list[jiwer.AlignmentChunk]
 
 
+# Texts reach jiwer already normalised and joined by single spaces (join_words), so its default clean-up
+# steps (collapse spaces, strip) would change nothing; skipping them saves a tenth of the scoring time.
+_SPLIT_WORDS = jiwer.ReduceToListOfListOfWords()
+_SPLIT_CHARACTERS = jiwer.ReduceToListOfListOfChars()
+
+
+def join_words(words: list[str]) -> str:
+    return " ".join(words)
+
+
 def _counts_of(alignment: list[jiwer.AlignmentChunk]) -> EditCounts:
     hits = substitutions = deletions = insertions = 0
     for chunk in alignment:
@@ -67,25 +80,46 @@ def _counts_of(alignment: list[jiwer.AlignmentChunk]) -> EditCounts:
     return EditCounts(hits, substitutions, deletions, insertions)
 
 
-def align_words(ids: list[str], references: list[list[str]], hypotheses: list[list[str]]) -> list[AlignedUtterance]:
-    """Align every (reference, hypothesis) word list with jiwer, in one batched call."""
+def align_words(ids: list[str], references: list[str], hypotheses: list[str]) -> list[AlignedUtterance]:
+    """Align every (reference, hypothesis) pair with jiwer, in one batched call.
+
+    The texts are normalised and their words joined by single spaces (see :func:`join_words`).
+    """
     output = jiwer.process_words(
-        [" ".join(words) for words in references],
-        [" ".join(words) for words in hypotheses],
+        references, hypotheses, reference_transform=_SPLIT_WORDS, hypothesis_transform=_SPLIT_WORDS
     )
     return [
         AlignedUtterance(utt_id, ref, hyp, _counts_of(alignment), alignment)
-        for utt_id, ref, hyp, alignment in zip(ids, references, hypotheses, output.alignments, strict=True)
+        for utt_id, ref, hyp, alignment in zip(ids, output.references, output.hypotheses, output.alignments, strict=True)
     ]
 
 
-def character_counts(references: list[list[str]], hypotheses: list[list[str]]) -> EditCounts:
-    """Corpus character edit counts over the normalised texts (words joined by one space)."""
+def character_counts(references: list[str], hypotheses: list[str]) -> EditCounts:
+    """Corpus character edit counts over the normalised texts (spaces between words count as characters)."""
     output = jiwer.process_characters(
-        [" ".join(words) for words in references],
-        [" ".join(words) for words in hypotheses],
+        references, hypotheses, reference_transform=_SPLIT_CHARACTERS, hypothesis_transform=_SPLIT_CHARACTERS
     )
     return EditCounts(output.hits, output.substitutions, output.deletions, output.insertions)
+
+
+# Below this many utterances a second process costs more than it saves.
+PARALLEL_MIN_UTTERANCES = 5000
+
+
+def character_counts_in_background(references: list[str], hypotheses: list[str]) -> Callable[[], EditCounts]:
+    """Start :func:`character_counts` and return a function that waits for its result.
+
+    Character alignment is the slowest part of scoring (about 60 % of the time on 100k utterances), and
+    it is independent of the word alignment, so on large corpora it runs in a second process while the
+    words are aligned in this one.
+    """
+    if len(references) < PARALLEL_MIN_UTTERANCES or (os.cpu_count() or 1) < 2:
+        counts = character_counts(references, hypotheses)
+        return lambda: counts
+    executor = ProcessPoolExecutor(max_workers=1)
+    future = executor.submit(character_counts, references, hypotheses)
+    executor.shutdown(wait=False)  # the pending call still completes; its worker exits afterwards
+    return future.result
 
 
 def corpus_counts(utterances: list[AlignedUtterance]) -> EditCounts:

@@ -248,8 +248,8 @@ def report_dict(report: ScoreReport) -> dict:
 
 
 def render_json(report: ScoreReport, out: TextIO, rich_output: bool = False) -> None:
-    json.dump(report_dict(report), out, ensure_ascii=False, indent=2 if rich_output else None)
-    out.write("\n")
+    # dumps (one C-encoder pass) is several times faster than dump's chunked writes on large reports.
+    out.write(json.dumps(report_dict(report), ensure_ascii=False, indent=2 if rich_output else None) + "\n")
 
 
 RENDERERS = {

@@ -14,7 +14,8 @@ from .measures import (
     PairedComparison,
     align_words,
     bootstrap_interval,
-    character_counts,
+    character_counts_in_background,
+    join_words,
     corpus_counts,
     mean_utterance_rate,
     paired_bootstrap,
@@ -71,15 +72,16 @@ def _source(transcript: Transcript) -> Source:
 
 
 def _score_system(
-    source: Source, ids: list[str], references: list[list[str]], hypotheses: list[list[str]], confidence: bool, samples: int, seed: int
+    source: Source, ids: list[str], references: list[str], hypotheses: list[str], confidence: bool, samples: int, seed: int
 ) -> SystemScore:
+    characters = character_counts_in_background(references, hypotheses)
     aligned = align_words(ids, references, hypotheses)
     mean_rate, mean_count = mean_utterance_rate(aligned)
     return SystemScore(
         source,
         aligned,
         corpus_counts(aligned),
-        character_counts(references, hypotheses),
+        characters(),
         mean_rate,
         mean_count,
         bootstrap_interval(aligned, samples, seed) if confidence else None,
@@ -109,13 +111,16 @@ def score_transcripts(
     paired = pair(reference, hypotheses, allow_missing)
     if not paired.ids:
         raise InputError(f"{reference.path}: no utterances to score; the reference file is empty", code="E_EMPTY")
-    references = [norm.words(text) for text in paired.references]
+    def normalised(texts: list[str]) -> list[str]:
+        return [join_words(norm.words(text)) for text in texts]
+
+    references = normalised(paired.references)
     systems = [
-        _score_system(_source(h), paired.ids, references, [norm.words(text) for text in texts], confidence, bootstrap_samples, seed)
+        _score_system(_source(h), paired.ids, references, normalised(texts), confidence, bootstrap_samples, seed)
         for h, texts in zip(hypotheses, paired.hypotheses, strict=True)
     ]
     warnings = []
-    empty = sum(1 for words in references if not words)
+    empty = sum(1 for text in references if not text)
     if empty == len(references):
         warnings.append(
             f"every reference is empty after '{norm.name}' normalisation: WER is undefined; "
