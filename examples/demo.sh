@@ -3,7 +3,8 @@
 set -uo pipefail
 bin=${1:-.venv/bin}
 cd "$(dirname "$0")/.."
-say() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
+if [ -t 1 ]; then bold=$'\033[1m' plain=$'\033[0m'; else bold='' plain=''; fi
+say() { printf '\n%s== %s%s\n' "$bold" "$*" "$plain"; }
 
 say "omniavsr doctor: what this machine can run (a missing model is expected until weights are installed)"
 "$bin/omniavsr" doctor

@@ -94,7 +94,7 @@ def test_cli_json_goes_to_stdout_and_warnings_to_stderr(write):
     document = json.loads(result.stdout)
     jsonschema.validate(document, SCHEMA)
     assert document["systems"][0]["wer"]["insertions"] == 2
-    assert b"omniavsr: warning: 1 reference utterance is empty" in result.stderr
+    assert b"omniavsr: warning: 1 reference utterance is empty: 2 hypothesis words opposite it" in result.stderr
 
 
 def test_cli_reads_hypothesis_from_stdin(write):

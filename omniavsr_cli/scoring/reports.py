@@ -35,8 +35,10 @@ def _interval_text(interval: ConfidenceInterval) -> str:
 def summary_rows(report: ScoreReport) -> list[tuple[str, str]]:
     rows = [("reference", _describe(report.reference))]
     compare = len(report.systems) > 1
+    labels = ["hyp", "hyp2"] if compare else [""]
     for index, system in enumerate(report.systems):
-        rows.append(("hypothesis" if index == 0 else "compared with", _describe(system.source)))
+        role = "hypothesis" if index == 0 else "compared with"
+        rows.append((f"{role} ({labels[index]})" if compare else role, _describe(system.source)))
     scored = len(report.systems[0].utterances)
     rows += [
         ("paired by", "utterance id" if report.pairing == "id" else "line"),
@@ -44,13 +46,13 @@ def summary_rows(report: ScoreReport) -> list[tuple[str, str]]:
         (
             "scored",
             f"{scored} utterances, {report.systems[0].words.reference_length} reference words"
-            + (f", {report.empty_references} empty references" if report.empty_references else ""),
+            + (f", {report.empty_references} with an empty reference" if report.empty_references else ""),
         ),
     ]
     if report.missing or report.extra:
         rows.append(("left out", f"{len(report.missing)} reference ids without hypothesis, {len(report.extra)} extra hypothesis ids"))
-    for system in report.systems:
-        prefix = f"[{system.source.path}] " if compare else ""
+    for label, system in zip(labels, report.systems):
+        prefix = f"{label} " if compare else ""
         words, chars = system.words, system.characters
         rows.append(
             (
@@ -77,7 +79,7 @@ def summary_rows(report: ScoreReport) -> list[tuple[str, str]]:
     if report.comparison:
         comparison = report.comparison
         delta = "n/a" if comparison.delta is None else f"{comparison.delta * 100:+.2f} WER points"
-        rows.append(("difference", f"{delta} (compared minus hypothesis)"))
+        rows.append(("difference", f"{delta} (hyp2 minus hyp)"))
         if comparison.interval:
             interval = comparison.interval
             rows.append(("difference 95% CI", f"{interval.low * 100:+.2f} .. {interval.high * 100:+.2f} WER points"))

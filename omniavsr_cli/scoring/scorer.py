@@ -129,8 +129,9 @@ def score_transcripts(
     elif empty:
         inserted = sum(u.counts.insertions for u in systems[0].utterances if not u.reference)
         warnings.append(
-            f"{_count(empty, 'reference utterance')} {'is' if empty == 1 else 'are'} empty: {_count(inserted, 'inserted word')} in "
-            "them count as errors in the corpus WER; the mean utterance WER leaves them out"
+            f"{_count(empty, 'reference utterance')} {'is' if empty == 1 else 'are'} empty: "
+            f"{_count(inserted, 'hypothesis word')} opposite {'it' if empty == 1 else 'them'} count as insertions "
+            "in the corpus WER; the mean utterance WER leaves them out"
         )
     if paired.missing or paired.extra:
         warnings.append(
