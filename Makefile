@@ -26,6 +26,7 @@ demo: setup
 bench: setup
 	$(BIN)/python benchmarks/score_speed.py
 	$(BIN)/python benchmarks/cli_startup.py
+	$(BIN)/python benchmarks/media_stream_memory.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache

@@ -118,6 +118,7 @@ def run_checks() -> list[Check]:
         _import_check("jiwer", "jiwer", reinstall, name="jiwer (score)"),
         forbidden_packages_check(),
         ffmpeg_check(),
+        _import_check("av", "av", reinstall, name="PyAV (media probing)"),
         _import_check("mediapipe", "mediapipe", "pip install mediapipe==0.10.21 (docs/install.md)", name="mediapipe (face landmarks, default)"),
         _import_check("silero_vad", "silero-vad", "pip install silero-vad (docs/install.md)", name="silero-vad (voice activity)"),
         _import_check(

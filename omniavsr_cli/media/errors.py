@@ -1,0 +1,29 @@
+"""Media failures, each with its own stable code so callers can report and branch on it."""
+
+from __future__ import annotations
+
+from ..errors import ExitCode, OmniAVSRError
+
+
+class MediaError(OmniAVSRError):
+    exit_code = ExitCode.USAGE
+
+
+def missing_file(path: str) -> MediaError:
+    return MediaError(f"{path}: no such file; check the path", code="E_NOT_FOUND")
+
+
+def not_media(path: str, reason: str) -> MediaError:
+    return MediaError(f"{path}: not a media file ffmpeg can read ({reason}); give an audio or video file", code="E_NOT_MEDIA")
+
+
+def corrupt(path: str, reason: str) -> MediaError:
+    return MediaError(f"{path}: truncated or corrupt ({reason}); re-download or re-encode it (ffmpeg -i IN OUT.mp4)", code="E_CORRUPT")
+
+
+def no_audio(path: str) -> MediaError:
+    return MediaError(f"{path}: has no audio stream; use a video-only mode (VSR) or give a file with sound", code="E_NO_AUDIO")
+
+
+def no_video(path: str) -> MediaError:
+    return MediaError(f"{path}: has no video stream; use an audio-only mode (ASR) or give a video file", code="E_NO_VIDEO")
