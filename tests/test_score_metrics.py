@@ -112,7 +112,7 @@ def test_empty_reference_warning_counts_its_insertions():
     assert report.systems[0].wer == 3.0
     assert report.warnings == [
         "1 reference utterance is empty: 3 hypothesis words opposite it count as insertions in the corpus WER; "
-        "the mean utterance WER leaves them out"
+        "the mean utterance WER leaves it out"
     ]
 
 

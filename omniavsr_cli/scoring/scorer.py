@@ -128,10 +128,15 @@ def score_transcripts(
         )
     elif empty:
         inserted = sum(u.counts.insertions for u in systems[0].utterances if not u.reference)
+        pronoun = "it" if empty == 1 else "them"
+        opposite = (
+            f"{_count(inserted, 'hypothesis word')} opposite {pronoun} count as insertions in the corpus WER"
+            if inserted
+            else f"the hypothesis is empty opposite {pronoun} too"
+        )
         warnings.append(
-            f"{_count(empty, 'reference utterance')} {'is' if empty == 1 else 'are'} empty: "
-            f"{_count(inserted, 'hypothesis word')} opposite {'it' if empty == 1 else 'them'} count as insertions "
-            "in the corpus WER; the mean utterance WER leaves them out"
+            f"{_count(empty, 'reference utterance')} {'is' if empty == 1 else 'are'} empty: {opposite}; "
+            f"the mean utterance WER leaves {pronoun} out"
         )
     if paired.missing or paired.extra:
         warnings.append(
