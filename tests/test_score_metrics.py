@@ -200,3 +200,15 @@ def test_paired_bootstrap_detects_a_clearly_worse_system(write):
     assert report.comparison.delta == pytest.approx((80 - 4) / 160)
     assert report.comparison.p_value < 0.01
     assert report.comparison.interval.low > 0
+
+
+def test_background_character_alignment_equals_the_in_process_one(monkeypatch):
+    from omniavsr_cli.scoring import measures
+
+    refs = [f"the cat {i} sat" for i in range(50)]
+    hyps = [f"a cat {i} sat down" for i in range(50)]
+    serial = score_texts(hyps, refs).systems[0].characters
+    monkeypatch.setattr(measures, "PARALLEL_MIN_UTTERANCES", 1)
+    monkeypatch.setattr(measures.os, "cpu_count", lambda: 2)
+    parallel = score_texts(hyps, refs).systems[0].characters
+    assert parallel == serial and serial.errors > 0
