@@ -13,7 +13,7 @@ from typing import Annotated
 import typer
 
 from .. import __version__
-from . import doctor, score
+from . import doctor, prep_lips, score
 
 app = typer.Typer(
     name="omniavsr",
@@ -42,6 +42,9 @@ def _root(
 
 
 app.command("score", help=score.HELP, short_help="Word and character error rates of transcripts against references.")(score.score)
+app.command("prep-lips", help=prep_lips.HELP, short_help="Crop the mouth region of videos as the model was trained (96x96, 25 fps).")(
+    prep_lips.prep_lips
+)
 app.command("doctor", help=doctor.HELP, short_help="Check this machine: torch, device, ffmpeg, backends, weights.")(doctor.doctor)
 
 

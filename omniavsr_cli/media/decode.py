@@ -18,12 +18,15 @@ import numpy as np
 
 from . import errors
 from .ffmpeg import find_ffmpeg
-from .probe import probe
+from .probe import MediaInfo, probe
 
 FPS = 25
 SAMPLE_RATE = 16_000
 SAMPLES_PER_FRAME = SAMPLE_RATE // FPS  # 640
 DEFAULT_CHUNK_BYTES = 64 * 2**20
+# The first audio stream as 16 kHz mono, padded or trimmed at its start so that sample 0 is the container's
+# time 0 (shared by decoding and by the .wav files prep-lips writes, so both line up with the video frames).
+AUDIO_ARGUMENTS = ["-map", "0:a:0", "-vn", "-af", "aresample=async=1:first_pts=0", "-ac", "1", "-ar", str(SAMPLE_RATE)]
 
 
 def _ffmpeg_output(path: str, output_args: list[str], chunk_bytes: int) -> Iterator[bytes]:
@@ -60,19 +63,17 @@ def _checked(path: str | Path) -> str:
     return name
 
 
-def stream_audio(path: str | Path, chunk_seconds: float = 60.0) -> Iterator[np.ndarray]:
-    """Yield the first audio stream as 16 kHz mono float32 chunks of ``chunk_seconds`` (the last shorter)."""
+def stream_audio(path: str | Path, chunk_seconds: float = 60.0, info: MediaInfo | None = None) -> Iterator[np.ndarray]:
+    """Yield the first audio stream as 16 kHz mono float32 chunks of ``chunk_seconds`` (the last shorter).
+
+    ``info`` is the file's :func:`probe` result when the caller already has it.
+    """
     name = _checked(path)
-    info = probe(name)
+    info = info or probe(name)
     info.require_audio()
     chunk_bytes = max(1, int(chunk_seconds * SAMPLE_RATE)) * 4
-    arguments = [
-        "-map", "0:a:0", "-vn",
-        "-af", "aresample=async=1:first_pts=0",  # pad or trim the start so sample 0 is the container's time 0
-        "-ac", "1", "-ar", str(SAMPLE_RATE), "-f", "f32le",
-    ]  # fmt: skip
     samples = 0
-    for data in _ffmpeg_output(name, arguments, chunk_bytes):
+    for data in _ffmpeg_output(name, [*AUDIO_ARGUMENTS, "-f", "f32le"], chunk_bytes):
         samples += len(data) // 4
         yield np.frombuffer(data, dtype="<f4").astype(np.float32, copy=False)
     _check_complete(name, samples / SAMPLE_RATE, info.duration)
@@ -84,14 +85,16 @@ def load_audio(path: str | Path) -> np.ndarray:
     return np.concatenate(chunks) if chunks else np.zeros(0, dtype=np.float32)
 
 
-def stream_video(path: str | Path, max_chunk_bytes: int = DEFAULT_CHUNK_BYTES) -> Iterator[np.ndarray]:
+def stream_video(
+    path: str | Path, max_chunk_bytes: int = DEFAULT_CHUNK_BYTES, info: MediaInfo | None = None
+) -> Iterator[np.ndarray]:
     """Yield the first video stream at 25 fps as uint8 RGB arrays of shape (frames, height, width, 3).
 
     Each chunk holds as many frames as fit in ``max_chunk_bytes`` (at least one), so memory stays bounded
     whatever the duration and resolution. Rotated phone video comes out upright.
     """
     name = _checked(path)
-    info = probe(name)
+    info = info or probe(name)
     width, height = info.require_video().display_size
     frame_bytes = width * height * 3
     frames_per_chunk = max(1, max_chunk_bytes // frame_bytes)

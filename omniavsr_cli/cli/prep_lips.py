@@ -1,0 +1,111 @@
+"""``omniavsr prep-lips``: videos in, the 96x96 mouth crops (and 16 kHz audio) the model was trained on out."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from ._errors import reports_errors, warning_line
+
+HELP = (
+    "Crop the mouth region of every input video exactly as the Omni-AVSR training data was cropped "
+    "(auto_avsr geometry: 68 landmarks, smoothing, similarity warp to the mean face, 96x96 at 25 fps), and "
+    "write 16 kHz mono audio beside it. Inputs are files, directories (searched recursively), globs or "
+    "@list.txt files; OUT mirrors the input tree: <id>.mp4, <id>.wav, <id>.landmarks.npz and OUT/prep.jsonl "
+    "(one line per clip). Finished clips are skipped, so rerunning an interrupted run finishes it.\n\n"
+    "Exit codes: 0 all clips prepared; 3 some failed (listed, reasons in prep.jsonl); 4 all failed; "
+    "2 bad arguments; 5 landmark backend unavailable; 130 interrupted. Guide: docs/prep-lips.md."
+)
+
+
+def _progress_reporter(total: int):
+    """Live progress with ETA on a terminal; on a pipe, one line per failed clip as it happens."""
+    if not sys.stderr.isatty():
+        return None, lambda record: warning_line(f"{record.id}: {record.error['message']}") if record.status != "ok" else None
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+    progress = Progress(
+        TextColumn("prep-lips"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[frames]} frames"),
+        TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(), console=Console(stderr=True), transient=True,
+    )  # fmt: skip
+    task = progress.add_task("clips", total=total, frames=0)
+    frames = 0
+
+    def on_record(record) -> None:
+        nonlocal frames
+        frames += record.frames if not record.skipped else 0
+        if record.status != "ok":
+            progress.console.print(f"[red]failed[/] {record.id}: {record.error['message']}", highlight=False)
+        progress.update(task, advance=1, frames=frames)
+
+    return progress, on_record
+
+
+@reports_errors
+def prep_lips(
+    inputs: Annotated[list[str], typer.Argument(help="Video files, directories, globs or @list.txt.", show_default=False)],
+    output: Annotated[Path, typer.Option("--output", "-o", help="Output directory (created).", show_default=False)],
+    detector: Annotated[
+        str, typer.Option(help="Landmark backend: mediapipe, dlib, face-alignment, or landmarks:PATH (precomputed .pkl/.npz).")
+    ] = "mediapipe",
+    face_select: Annotated[
+        str, typer.Option(help="Which face when several: largest (auto_avsr), center, or track (follow one person).")
+    ] = "largest",
+    min_face_coverage: Annotated[
+        float, typer.Option(min=0.0, max=1.0, help="Fail a clip whose face is found in fewer frames than this fraction.")
+    ] = 0.5,
+    workers: Annotated[int, typer.Option(min=1, help="Clips prepared in parallel (processes).")] = 1,
+    skip_existing: Annotated[
+        bool, typer.Option("--skip-existing/--overwrite", help="Skip clips already finished in OUT, or redo them.")
+    ] = True,
+    manifest: Annotated[
+        bool, typer.Option("--manifest", help="Also write OUT/manifest.csv (Omni-AVSR 5 columns) and manifest.jsonl for clips with a transcript .txt beside them.")
+    ] = False,
+    debug_crops: Annotated[bool, typer.Option("--debug-crops", help="Write <id>.crops.png: frames with landmarks beside their crops.")] = False,
+) -> int:
+    from ..errors import ExitCode, InputError
+    from ..inputs import collect_inputs
+    from ..lips.face_select import RULES
+    from ..lips.landmarks import PRECOMPUTED_PREFIX, check_backend
+    from ..lips.prep import RECORDS_FILE, PrepOptions, prepare, write_manifests
+
+    if face_select not in RULES:
+        raise InputError(f"--face-select {face_select!r}: choose one of {', '.join(RULES)}")
+    if output.exists() and not output.is_dir():
+        raise InputError(f"{output}: exists and is not a directory; choose another --output")
+    items = collect_inputs(inputs, exclude=output)
+    if detector.startswith(PRECOMPUTED_PREFIX) and Path(detector[len(PRECOMPUTED_PREFIX) :]).is_file() and len(items) > 1:
+        raise InputError(f"{detector}: one landmarks file for {len(items)} clips; give a directory with <id>.landmarks.npz or <id>.pkl per clip")
+    check_backend(detector)
+    options = PrepOptions(detector=detector, face_select=face_select, min_face_coverage=min_face_coverage, debug_crops=debug_crops)
+
+    progress, on_record = _progress_reporter(len(items))
+    try:
+        if progress is not None:
+            progress.start()
+        records = prepare(items, output, options, workers=workers, skip_existing=skip_existing, on_record=on_record)
+    except OSError as error:
+        raise InputError(f"{output}: cannot write the outputs here ({error.strerror or error}); choose another --output") from None
+    finally:
+        if progress is not None:
+            progress.stop()
+
+    failed = [r for r in records if r.status != "ok"]
+    skipped = sum(r.skipped for r in records)
+    frames = sum(r.frames for r in records if r.status == "ok")
+    summary = f"prep-lips: {len(records) - len(failed)} of {len(records)} clips prepared ({frames} frames"
+    summary += f", {skipped} already done" if skipped else ""
+    summary += f"); records in {output / RECORDS_FILE}"
+    if manifest:
+        rows = write_manifests(output, items, records)
+        summary += f"; manifest: {rows} clips with transcripts"
+    print(summary, file=sys.stderr)
+    if failed:
+        print(f"prep-lips: {len(failed)} failed: " + ", ".join(f"{r.id} ({r.error['code']})" for r in failed[:10])
+              + (", ..." if len(failed) > 10 else ""), file=sys.stderr)  # fmt: skip
+        return ExitCode.ALL_FAILED if len(failed) == len(records) else ExitCode.PARTIAL
+    return ExitCode.OK

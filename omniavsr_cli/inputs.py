@@ -1,0 +1,104 @@
+"""Turning command-line inputs (files, directories, globs, ``@list.txt``) into media files with stable ids.
+
+A clip's id is its path without the extension, relative to what named it, so outputs mirror the input tree:
+a directory's files are relative to the directory, a glob's matches to the glob's fixed leading folders,
+a list's entries to their common folder, and a file named directly is just its own name.
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from .errors import InputError
+
+MEDIA_SUFFIXES = frozenset(
+    ".mp4 .m4v .mkv .webm .mov .avi .mpg .mpeg .ts .m2ts .mts .flv .wmv .3gp .ogv .gif "
+    ".wav .flac .mp3 .m4a .aac .ogg .oga .opus .wma".split()
+)
+
+
+@dataclass(frozen=True)
+class InputFile:
+    path: Path
+    clip_id: str  # posix-style relative path without extension, e.g. "spk1/00001"
+
+
+def _clip_id(path: Path, root: Path) -> str:
+    return path.relative_to(root).with_suffix("").as_posix()
+
+
+def _scan(directory: Path, exclude: Path | None) -> list[Path]:
+    found = []
+    for folder, subfolders, files in os.walk(directory):
+        here = Path(folder)
+        subfolders[:] = sorted(
+            name for name in subfolders
+            if not name.startswith(".") and (exclude is None or (here / name).resolve() != exclude)
+        )  # fmt: skip
+        found += [here / name for name in sorted(files) if not name.startswith(".") and Path(name).suffix.lower() in MEDIA_SUFFIXES]
+    return found
+
+
+def _glob_root(pattern: str) -> Path:
+    parts = Path(pattern).parts
+    fixed = parts[: next(i for i, part in enumerate(parts) if glob.has_magic(part))]
+    return Path(*fixed) if fixed else Path(".")
+
+
+def _expand(argument: str, exclude: Path | None) -> list[InputFile]:
+    path = Path(argument)
+    if path.is_dir():
+        files = _scan(path, exclude)
+        if not files:
+            raise InputError(f"{argument}: no media files in this directory (looked for {', '.join(sorted(MEDIA_SUFFIXES)[:6])}, ...)")
+        return [InputFile(file, _clip_id(file, path)) for file in files]
+    if glob.has_magic(argument) and not path.exists():
+        root = _glob_root(argument)
+        matches = sorted(Path(match) for match in glob.glob(argument, recursive=True) if Path(match).is_file())
+        if not matches:
+            raise InputError(f"{argument}: no files match this pattern")
+        return [InputFile(match, _clip_id(match, root)) for match in matches]
+    # A single file, or a missing one: the clip reports E_NOT_FOUND itself, so the other inputs still run.
+    return [InputFile(path, path.with_suffix("").name)]
+
+
+def _read_list(argument: str, exclude: Path | None) -> list[InputFile]:
+    list_path = Path(argument[1:])
+    try:
+        lines = list_path.read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError) as error:
+        raise InputError(f"{list_path}: cannot read this input list ({error.__class__.__name__}); give a UTF-8 text file with one path per line") from None
+    entries = [line.strip() for line in lines if line.strip() and not line.lstrip().startswith("#")]
+    if not entries:
+        raise InputError(f"{list_path}: the input list is empty")
+    expanded = [item for entry in entries for item in _expand(entry, exclude)]
+    # Entries named one by one are placed relative to their common folder, so the list mirrors a tree too.
+    direct = [Path(entry) for entry in entries if not Path(entry).is_dir() and not glob.has_magic(entry)]
+    if len(direct) < 2:
+        return expanded
+    common = Path(os.path.commonpath([str(p.absolute().parent) for p in direct]))
+    relocated = {p: p.absolute().relative_to(common).with_suffix("").as_posix() for p in direct}
+    return [InputFile(item.path, relocated.get(item.path, item.clip_id)) for item in expanded]
+
+
+def collect_inputs(arguments: list[str], exclude: Path | None = None) -> list[InputFile]:
+    """Every media file the arguments name, in order, without duplicates; ``exclude`` is skipped in scans."""
+    excluded = exclude.resolve() if exclude is not None else None
+    files: list[InputFile] = []
+    for argument in arguments:
+        files += _read_list(argument, excluded) if argument.startswith("@") else _expand(argument, excluded)
+    unique: dict[Path, InputFile] = {}
+    for item in files:
+        unique.setdefault(item.path.absolute(), item)
+    by_id: dict[str, Path] = {}
+    for item in unique.values():
+        if item.clip_id in by_id:
+            raise InputError(
+                f"{by_id[item.clip_id]} and {item.path} would both be written as {item.clip_id!r}; "
+                "pass their common parent directory instead so the output mirrors the tree"
+            )
+        by_id[item.clip_id] = item.path
+    return list(unique.values())

@@ -1,0 +1,341 @@
+"""``prep-lips``: media in, the mouth crops (and 16 kHz audio) the model was trained on out.
+
+For each clip, in one streaming pass: 25 fps frames -> landmarks -> one face per frame -> gap filling,
+smoothing, warp and crop (roi.py) -> H.264 mp4. Outputs, mirroring the input tree under OUT::
+
+    <id>.mp4              96x96 colour mouth crops, 25 fps
+    <id>.wav              16 kHz mono, sample 640*i starts frame i (absent when the source has no audio)
+    <id>.landmarks.npz    points (T, 68, 2), scores (T,), detected (T,), record (this clip's prep.jsonl line)
+    <id>.crops.png        with debug_crops: a contact sheet for a person to check
+    prep.jsonl            one line per clip: status, frames, face coverage, gaps, faces seen, detector, seconds, error
+
+Every file is written under a ``.part`` name and renamed when complete, the mp4 last, so a clip whose mp4
+exists is finished; an interrupted run resumes by skipping those.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+import os
+import time
+from collections.abc import Callable, Iterator
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+from dataclasses import asdict, dataclass, field
+from multiprocessing import get_context
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import OmniAVSRError
+from ..inputs import InputFile
+from ..media.decode import FPS, stream_video
+from ..media.encode import VideoWriter, write_wav
+from ..media.probe import probe
+from . import roi
+from .contact_sheet import ContactSheet
+from .face_select import FaceSelector
+from .landmarks import open_detector
+
+RECORDS_FILE = "prep.jsonl"
+PART = ".part"
+
+
+@dataclass(frozen=True)
+class PrepOptions:
+    detector: str = "mediapipe"
+    face_select: str = "largest"
+    min_face_coverage: float = 0.5
+    debug_crops: bool = False
+
+
+@dataclass
+class ClipRecord:
+    """One line of prep.jsonl."""
+
+    id: str
+    source: str
+    status: str  # "ok" or "failed"
+    frames: int = 0
+    face_coverage: float = 0.0  # fraction of frames where the chosen face was detected
+    interpolated_frames: int = 0
+    longest_gap: int = 0  # longest run of frames without a face
+    faces_seen: int = 0  # most faces in any one frame
+    off_centre_frames: int = 0  # frames whose mouth lay beyond auto_avsr's limit (window moved back)
+    audio: bool = False
+    detector: str = ""
+    seconds: float = 0.0
+    error: dict | None = None  # {"code": ..., "message": ...}
+    skipped: bool = field(default=False, compare=False)  # finished by an earlier run, not written to disk
+
+    def to_json(self) -> str:
+        data = asdict(self)
+        del data["skipped"]
+        return json.dumps(data, ensure_ascii=False)
+
+
+class ClipFailed(OmniAVSRError):
+    """A clip that cannot give a usable crop sequence (no face, too few faces, nothing decodable)."""
+
+
+def output_paths(out_dir: Path, clip_id: str) -> dict[str, Path]:
+    stem = out_dir / clip_id
+    return {
+        "audio": stem.with_name(stem.name + ".wav"),
+        "landmarks": stem.with_name(stem.name + ".landmarks.npz"),
+        "sheet": stem.with_name(stem.name + ".crops.png"),
+        "video": stem.with_name(stem.name + ".mp4"),  # renamed last: its presence marks the clip finished
+    }
+
+
+def _part(path: Path) -> Path:
+    return path.with_name(path.name + PART)
+
+
+def finished_record(out_dir: Path, clip_id: str) -> ClipRecord | None:
+    """The record of a clip an earlier run finished, read back from its landmarks file."""
+    paths = output_paths(out_dir, clip_id)
+    if not (paths["video"].is_file() and paths["landmarks"].is_file()):
+        return None
+    try:
+        with np.load(paths["landmarks"], allow_pickle=False) as data:
+            record = ClipRecord(**json.loads(str(data["record"])))
+    except (OSError, ValueError, KeyError, TypeError):
+        return None  # unreadable: prepare it again
+    record.skipped = True
+    return record
+
+
+def _longest_run(missing: np.ndarray) -> int:
+    longest = current = 0
+    for gap in missing:
+        current = current + 1 if gap else 0
+        longest = max(longest, current)
+    return longest
+
+
+def prepare_clip(item: InputFile, out_dir: Path, options: PrepOptions) -> ClipRecord:
+    """Prepare one clip; failures come back as a record with ``status == "failed"``, never as an exception."""
+    started = time.perf_counter()
+    record = ClipRecord(id=item.clip_id, source=str(item.path), status="failed", detector=options.detector)
+    paths = output_paths(out_dir, item.clip_id)
+    parts = {name: _part(path) for name, path in paths.items()}
+    try:
+        _prepare(item, options, paths, parts, record)
+        record.status = "ok"
+    except OmniAVSRError as error:
+        record.error = {"code": error.code, "message": str(error)}
+    finally:
+        for part in parts.values():
+            part.unlink(missing_ok=True)
+        record.seconds = round(time.perf_counter() - started, 3)
+    return record
+
+
+def _prepare(item: InputFile, options: PrepOptions, paths: dict[str, Path], parts: dict[str, Path], record: ClipRecord) -> None:
+    info = probe(item.path)
+    video = info.require_video()
+    record.audio = info.audio is not None
+    paths["video"].parent.mkdir(parents=True, exist_ok=True)
+    expected_frames = math.ceil((info.duration or 0) * FPS)
+    sheet = ContactSheet(expected_frames) if options.debug_crops else None
+    selector = FaceSelector(options.face_select, video.display_size)
+    cropper = roi.StreamingCropper()
+    points, scores, faces_seen = [], [], 0
+    writer = VideoWriter(parts["video"], roi.CROP_SIZE, roi.CROP_SIZE)
+    off_centre = 0
+
+    def emit(ready: list) -> None:
+        nonlocal off_centre
+        for index, crop, geometry in ready:
+            writer.write(crop)
+            off_centre += geometry.window.clamped
+            if sheet is not None:
+                sheet.add_crop(index, crop)
+
+    try:
+        with open_detector(options.detector, item.clip_id) as detector:
+            index = 0
+            for chunk in stream_video(item.path, info=info):
+                for frame in chunk:
+                    faces = detector.detect(frame, index)
+                    faces_seen = max(faces_seen, len(faces))
+                    face = selector.choose(faces)
+                    points.append(None if face is None else face.points)
+                    scores.append(math.nan if face is None else face.score)
+                    if sheet is not None:
+                        sheet.add_frame(index, frame, None if face is None else face.points)
+                    emit(cropper.push(frame, points[-1]))
+                    index += 1
+            detector.check_frame_count(index)
+        detected = np.array([p is not None for p in points], dtype=bool)
+        record.frames = len(points)
+        record.faces_seen = faces_seen
+        record.face_coverage = round(float(detected.mean()), 4) if len(points) else 0.0
+        record.interpolated_frames = int((~detected).sum())
+        record.longest_gap = _longest_run(~detected)
+        if not points:
+            raise ClipFailed(f"{item.path}: no video frames could be decoded", code="E_NO_FRAMES")
+        if not detected.any():
+            raise ClipFailed(f"{item.path}: no face found in any of {len(points)} frames", code="E_NO_FACE")
+        if record.face_coverage < options.min_face_coverage:
+            raise ClipFailed(
+                f"{item.path}: a face was found in only {record.face_coverage:.0%} of the frames "
+                f"(--min-face-coverage {options.min_face_coverage:g}); longest gap {record.longest_gap} frames",
+                code="E_LOW_FACE_COVERAGE",
+            )
+        emit(cropper.finish())
+        if cropper.overflowed:  # a long stretch without a face: crop the rest from a second decode
+            index = 0
+            for chunk in stream_video(item.path, info=info):
+                for frame in chunk:
+                    if index >= cropper.next_index:
+                        emit([cropper.crop(index, frame)])
+                    index += 1
+        writer.close()
+    except BaseException:
+        writer.abort()
+        raise
+    record.off_centre_frames = off_centre
+
+    filled = np.stack(cropper.filled)
+    if record.audio:
+        write_wav(item.path, parts["audio"])
+    with parts["landmarks"].open("wb") as handle:
+        np.savez(
+            handle, points=filled, scores=np.array(scores, dtype=np.float64), detected=detected,
+            record=np.array(ClipRecord(**{**asdict(record), "status": "ok"}).to_json()),
+        )  # fmt: skip
+    if sheet is not None:
+        sheet.save(parts["sheet"])
+    for name in ("audio", "landmarks", "sheet", "video"):
+        if parts[name].exists():
+            os.replace(parts[name], paths[name])
+
+
+def _compact_records(out_dir: Path, items: list[InputFile], records: dict[str, ClipRecord]) -> None:
+    """Rewrite prep.jsonl with one line per clip (this run's inputs first, in order; earlier clips after)."""
+    path = out_dir / RECORDS_FILE
+    lines: dict[str, str] = {}
+    if path.exists():
+        for line in path.read_text(encoding="utf-8").splitlines():
+            try:
+                lines[json.loads(line)["id"]] = line
+            except (ValueError, KeyError, TypeError):
+                continue
+    ordered = {item.clip_id: records[item.clip_id].to_json() for item in items if item.clip_id in records}
+    ordered.update({clip_id: line for clip_id, line in lines.items() if clip_id not in ordered})
+    part = _part(path)
+    part.write_text("".join(line + "\n" for line in ordered.values()), encoding="utf-8")
+    os.replace(part, path)
+
+
+_worker_options: tuple[Path, PrepOptions] | None = None
+
+
+def _worker_init(out_dir: Path, options: PrepOptions) -> None:
+    global _worker_options
+    _worker_options = (out_dir, options)
+
+
+def _worker_prepare(item: InputFile) -> ClipRecord:
+    return prepare_clip(item, *_worker_options)
+
+
+def _run(items: list[InputFile], out_dir: Path, options: PrepOptions, workers: int) -> Iterator[ClipRecord]:
+    if workers <= 1:
+        for item in items:
+            yield prepare_clip(item, out_dir, options)
+        return
+    # spawn, not fork: the landmark models run native threads that do not survive a fork.
+    with ProcessPoolExecutor(workers, mp_context=get_context("spawn"), initializer=_worker_init, initargs=(out_dir, options)) as pool:
+        pending = iter(items)
+        running = {pool.submit(_worker_prepare, item) for item, _ in zip(pending, range(2 * workers))}
+        try:
+            while running:
+                done, running = wait(running, return_when=FIRST_COMPLETED)
+                for future in done:
+                    yield future.result()
+                    if (item := next(pending, None)) is not None:
+                        running.add(pool.submit(_worker_prepare, item))
+        finally:
+            for future in running:
+                future.cancel()
+
+
+def prepare(
+    items: list[InputFile],
+    out_dir: Path,
+    options: PrepOptions = PrepOptions(),
+    *,
+    workers: int = 1,
+    skip_existing: bool = True,
+    on_record: Callable[[ClipRecord], None] | None = None,
+) -> list[ClipRecord]:
+    """Prepare every clip; returns their records in input order. prep.jsonl grows as clips finish."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    records: dict[str, ClipRecord] = {}
+    todo = []
+    for item in items:
+        record = finished_record(out_dir, item.clip_id) if skip_existing else None
+        if record is None:
+            todo.append(item)
+        else:
+            records[item.clip_id] = record
+            if on_record:
+                on_record(record)
+    try:
+        with (out_dir / RECORDS_FILE).open("a", encoding="utf-8") as log:
+            for record in _run(todo, out_dir, options, workers):
+                records[record.id] = record
+                log.write(record.to_json() + "\n")
+                log.flush()
+                if on_record:
+                    on_record(record)
+    finally:
+        _compact_records(out_dir, items, records)
+    return [records[item.clip_id] for item in items if item.clip_id in records]
+
+
+def read_transcript(path: Path) -> str | None:
+    """The transcript beside a video: LRS3's "Text:  ..." first line, or the whole file, lowercased."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError):
+        return None
+    first = text.splitlines()[0] if text.strip() else ""
+    if first.startswith("Text:"):
+        text = first[len("Text:") :]
+    words = " ".join(text.split()).lower()
+    return words or None
+
+
+def write_manifests(out_dir: Path, items: list[InputFile], records: list[ClipRecord]) -> int:
+    """Training manifests for the finished clips that have a transcript beside their source.
+
+    ``manifest.csv`` is the Omni-AVSR 5-column label file (dataset, rel_path, frames, token ids, text) with
+    csv quoting, ``dataset`` being OUT's folder name and ``rel_path`` relative to OUT (so ``--root-dir`` is
+    OUT's parent); ``manifest.jsonl`` carries the same rows with names. Returns the number of rows.
+    """
+    sources = {item.clip_id: item.path for item in items}
+    dataset = out_dir.resolve().name
+    rows = []
+    for record in records:
+        if record.status != "ok" or record.id not in sources:
+            continue
+        text = read_transcript(sources[record.id].with_suffix(".txt"))
+        if text is not None:
+            rows.append({
+                "dataset": dataset, "video": f"{record.id}.mp4", "audio": f"{record.id}.wav" if record.audio else None,
+                "frames": record.frames, "text": text,
+            })  # fmt: skip
+    table = io.StringIO()
+    csv.writer(table, lineterminator="\n").writerows((row["dataset"], row["video"], row["frames"], "", row["text"]) for row in rows)
+    lines = "".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows)
+    for name, content in (("manifest.csv", table.getvalue()), ("manifest.jsonl", lines)):
+        part = _part(out_dir / name)
+        part.write_text(content, encoding="utf-8")
+        os.replace(part, out_dir / name)
+    return len(rows)

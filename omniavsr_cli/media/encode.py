@@ -1,0 +1,88 @@
+"""Writing what prep-lips produces: the 96x96 mouth-crop video and the 16 kHz mono wav, through ffmpeg.
+
+Both are bit-exact functions of their input (single-threaded x264, no version strings or dates in the
+containers), so re-running a preparation gives byte-identical files.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from . import errors
+from .decode import AUDIO_ARGUMENTS, FPS
+from .ffmpeg import find_ffmpeg
+
+# Visually lossless for 96x96 crops; the training data (auto_avsr's LRS3 crops) used x264's default CRF 23.
+VIDEO_CRF = 18
+BITEXACT = ["-fflags", "+bitexact", "-flags:v", "+bitexact", "-flags:a", "+bitexact", "-map_metadata", "-1"]
+
+
+def _failure(log, returncode: int) -> str:
+    log.seek(0)
+    lines = log.read().decode(errors="replace").strip().splitlines()
+    return lines[-1] if lines else f"ffmpeg exited with {returncode}"
+
+
+class VideoWriter:
+    """An H.264 mp4 at 25 fps fed RGB frames one at a time (frames never accumulate in memory)."""
+
+    def __init__(self, destination: Path, width: int, height: int):
+        self.destination = destination
+        self.frames = 0
+        command = [
+            find_ffmpeg().path, "-nostdin", "-hide_banner", "-loglevel", "error", "-y",
+            "-f", "rawvideo", "-pix_fmt", "rgb24", "-s", f"{width}x{height}", "-r", str(FPS), "-i", "pipe:0",
+            "-c:v", "libx264", "-preset", "medium", "-crf", str(VIDEO_CRF), "-pix_fmt", "yuv420p",
+            "-threads", "1", *BITEXACT, "-movflags", "+faststart", "-f", "mp4", str(destination),
+        ]  # fmt: skip
+        self._log = tempfile.TemporaryFile()
+        self._process = subprocess.Popen(command, stdin=subprocess.PIPE, stderr=self._log)
+
+    def write(self, frame: np.ndarray) -> None:
+        try:
+            self._process.stdin.write(np.ascontiguousarray(frame, dtype=np.uint8).tobytes())
+        except BrokenPipeError:
+            self.close()  # raises with ffmpeg's reason
+        self.frames += 1
+
+    def close(self) -> None:
+        if self._process.stdin.closed:
+            return
+        try:
+            self._process.stdin.close()
+        except BrokenPipeError:
+            pass
+        returncode = self._process.wait()
+        try:
+            if returncode != 0:
+                raise errors.MediaError(f"{self.destination}: ffmpeg could not write the video ({_failure(self._log, returncode)})", code="E_WRITE")
+        finally:
+            self._log.close()
+
+    def abort(self) -> None:
+        """Stop ffmpeg without waiting for a clean file (the caller deletes it)."""
+        if self._process.poll() is None:
+            self._process.kill()
+        self._process.wait()
+        if not self._process.stdin.closed:
+            try:
+                self._process.stdin.close()
+            except BrokenPipeError:
+                pass
+        self._log.close()
+
+
+def write_wav(source: str | Path, destination: Path) -> None:
+    """The first audio stream of ``source`` as a 16 kHz mono 16-bit wav aligned with the 25 fps frames."""
+    command = [
+        find_ffmpeg().path, "-nostdin", "-hide_banner", "-loglevel", "error", "-y", "-i", str(source),
+        *AUDIO_ARGUMENTS, "-c:a", "pcm_s16le", *BITEXACT, "-f", "wav", str(destination),
+    ]  # fmt: skip
+    with tempfile.TemporaryFile() as log:
+        returncode = subprocess.run(command, stdin=subprocess.DEVNULL, stderr=log).returncode
+        if returncode != 0:
+            raise errors.corrupt(str(source), _failure(log, returncode))

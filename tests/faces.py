@@ -1,0 +1,73 @@
+"""Real-face test media made here: a portrait that ships with matplotlib, moved, turned and scaled frame by
+frame into a video with the real ffmpeg, plus helpers to write other media."""
+
+from __future__ import annotations
+
+import math
+import subprocess
+from pathlib import Path
+
+import cv2
+import matplotlib
+import numpy as np
+
+from omniavsr_cli.media.ffmpeg import find_ffmpeg
+
+SHARED_GIF = Path(__file__).resolve().parents[2] / "shared" / "media" / "lipreading.gif"
+
+
+def ffmpeg(*args: str, input: bytes | None = None) -> None:
+    subprocess.run([find_ffmpeg().path, "-nostdin", "-y", "-loglevel", "error", *args], input=input, check=True)
+
+
+def portrait() -> np.ndarray:
+    """Grace Hopper's portrait from matplotlib's sample data, RGB (600x512)."""
+    path = Path(matplotlib.get_data_path()) / "sample_data" / "grace_hopper.jpg"
+    return cv2.cvtColor(cv2.imread(str(path)), cv2.COLOR_BGR2RGB)
+
+
+def face_motion(frames: int, size: int) -> list[np.ndarray]:
+    """2x3 matrices placing the portrait's face in a size x size frame, drifting, nodding and zooming."""
+    centre = np.array([264.0, 240.0])  # the middle of the face in the portrait
+    matrices = []
+    for k in range(frames):
+        phase = 2 * math.pi * k / 40
+        scale = size / 300 * (1 + 0.06 * math.sin(phase))
+        angle = math.radians(5 * math.sin(phase * 0.7))
+        rotation = scale * np.array([[math.cos(angle), -math.sin(angle)], [math.sin(angle), math.cos(angle)]])
+        shift = np.array([size / 2 + 8 * math.sin(phase * 1.3), size / 2 + 5 * math.cos(phase)])
+        matrices.append(np.hstack([rotation, (shift - rotation @ centre)[:, None]]))
+    return matrices
+
+
+def face_frames(frames: int = 50, size: int = 224) -> np.ndarray:
+    image = portrait()
+    return np.stack([
+        cv2.warpAffine(image, matrix, (size, size), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+        for matrix in face_motion(frames, size)
+    ])  # fmt: skip
+
+
+def write_video(path: Path, frames: np.ndarray, *, rate: str = "25", audio_seconds: float | None = None, codec: str = "libx264") -> Path:
+    """Frames (T, H, W, 3) RGB to a video file, with a 440 Hz stereo 44.1 kHz tone when ``audio_seconds``."""
+    height, width = frames.shape[1:3]
+    audio = ["-f", "lavfi", "-i", f"sine=frequency=440:sample_rate=44100:duration={audio_seconds}"] if audio_seconds else []
+    ffmpeg(
+        "-f", "rawvideo", "-pix_fmt", "rgb24", "-s", f"{width}x{height}", "-r", rate, "-i", "-", *audio,
+        "-c:v", codec, *(["-crf", "12", "-pix_fmt", "yuv420p"] if codec == "libx264" else []),
+        *(["-ac", "2", "-c:a", "aac", "-shortest"] if audio else []), str(path),
+        input=np.ascontiguousarray(frames).tobytes(),
+    )  # fmt: skip
+    return path
+
+
+def dlib_lip_centres(frames: np.ndarray) -> list[np.ndarray | None]:
+    """An independent estimate: the mean of dlib's 20 lip points per frame (None where dlib finds no face)."""
+    from omniavsr_cli.lips.landmarks import DlibLandmarks
+
+    detector = DlibLandmarks()
+    centres = []
+    for index, frame in enumerate(frames):
+        faces = detector.detect(frame, index)
+        centres.append(max(faces, key=lambda face: face.size).points[48:68].mean(axis=0) if faces else None)
+    return centres
