@@ -15,6 +15,9 @@ $(STAMP): pyproject.toml constraints.txt
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	@echo "setup: installing omniavsr and its pinned dependencies into $(VENV) (first run only)"
 	$(PIP) -e '.[dev]'
+	@# mediapipe's wheel declares opencv-contrib-python (a second cv2) and jax, neither used: its real
+	@# dependencies are in pyproject.toml, the wheel itself goes in without them (docs/install.md).
+	$(PIP) --no-deps mediapipe==0.10.21
 	@touch $@
 
 test: setup
