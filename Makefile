@@ -30,6 +30,7 @@ bench: setup
 	$(BIN)/python benchmarks/score_speed.py
 	$(BIN)/python benchmarks/cli_startup.py
 	$(BIN)/python benchmarks/media_stream_memory.py
+	$(BIN)/python benchmarks/prep_lips_speed.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache

@@ -16,13 +16,15 @@ from pathlib import Path
 from omniavsr_cli.media.ffmpeg import find_ffmpeg
 
 MEASURE = """
-import resource, sys, time
+import sys, time
 from omniavsr_cli.media.decode import stream_audio, stream_video
 start = time.perf_counter()
 frames = sum(len(chunk) for chunk in stream_video(sys.argv[1]))
 samples = sum(len(chunk) for chunk in stream_audio(sys.argv[1]))
 seconds = time.perf_counter() - start
-print(frames, samples, round(seconds, 2), resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024)
+# VmHWM, not ru_maxrss: the latter inherits the parent's peak across fork/exec.
+peak_kb = next(int(line.split()[1]) for line in open("/proc/self/status") if line.startswith("VmHWM:"))
+print(frames, samples, round(seconds, 2), peak_kb // 1024)
 """
 
 

@@ -221,6 +221,28 @@ def test_a_killed_run_resumes_and_ends_equal_to_an_uninterrupted_one(face_clip, 
     assert outputs(resumed) == outputs(whole)
 
 
+def test_ctrl_c_stops_cleanly_keeping_finished_clips(face_clip, tmp_path):
+    media = tmp_path / "media"
+    media.mkdir()
+    for k in range(4):
+        shutil.copy(face_clip, media / f"clip{k}.mp4")
+    out = tmp_path / "out"
+    command = [shutil.which("omniavsr", path=os.path.dirname(sys.executable)), "prep-lips", str(media), "-o", str(out)]
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and not ((out / "prep.jsonl").exists() and (out / "prep.jsonl").read_text()):
+        time.sleep(0.02)
+    process.send_signal(signal.SIGINT)
+    _, stderr = process.communicate(timeout=60)
+    assert process.returncode == 130
+    last = stderr.decode().strip().splitlines()[-1]
+    assert last.startswith("omniavsr: error: interrupted: ") and "rerun the same command" in last
+    assert not list(out.rglob("*.part"))
+    done = records(out)
+    assert 1 <= len(done) < 4 and all(r["status"] == "ok" for r in done.values())
+    assert all((out / f"{clip_id}.mp4").exists() for clip_id in done)
+
+
 def test_overwrite_redoes_finished_clips(face_clip, prepared, tmp_path):
     out = tmp_path / "out"
     shutil.copytree(prepared[0], out)
@@ -260,6 +282,8 @@ def test_backend_problems_are_one_line_with_a_fix(face_clip, tmp_path):
     assert "face-alignment" in line and ("pip install" in line or "copy them" in line)
     result = run_cli("prep-lips", str(face_clip), "-o", str(tmp_path), "--detector", "magic")
     assert result.returncode == 2 and "unknown landmark backend 'magic'" in result.stderr.decode()
+    result = run_cli("prep-lips", str(face_clip), "-o", str(tmp_path), "--face-select", "loudest")
+    assert result.returncode == 2 and "--face-select 'loudest'" in result.stderr.decode()
     result = run_cli("prep-lips", str(face_clip), "-o", str(tmp_path), "--detector", "landmarks:/nonexistent/x.npz")
     assert result.returncode == 2 and "no such landmarks file" in result.stderr.decode()
 

@@ -67,7 +67,7 @@ def prep_lips(
     ] = False,
     debug_crops: Annotated[bool, typer.Option("--debug-crops", help="Write <id>.crops.png: frames with landmarks beside their crops.")] = False,
 ) -> int:
-    from ..errors import ExitCode, InputError
+    from ..errors import ExitCode, InputError, OmniAVSRError
     from ..inputs import collect_inputs
     from ..lips.face_select import RULES
     from ..lips.landmarks import PRECOMPUTED_PREFIX, check_backend
@@ -83,11 +83,23 @@ def prep_lips(
     check_backend(detector)
     options = PrepOptions(detector=detector, face_select=face_select, min_face_coverage=min_face_coverage, debug_crops=debug_crops)
 
-    progress, on_record = _progress_reporter(len(items))
+    progress, report = _progress_reporter(len(items))
+    finished = 0
+
+    def on_record(record) -> None:
+        nonlocal finished
+        finished += record.status == "ok"
+        report(record)
+
     try:
         if progress is not None:
             progress.start()
         records = prepare(items, output, options, workers=workers, skip_existing=skip_existing, on_record=on_record)
+    except KeyboardInterrupt:
+        raise OmniAVSRError(
+            f"interrupted: {finished} of {len(items)} clips are finished in {output}; rerun the same command to do the rest",
+            code="E_INTERRUPTED", exit_code=ExitCode.INTERRUPTED,
+        ) from None
     except OSError as error:
         raise InputError(f"{output}: cannot write the outputs here ({error.strerror or error}); choose another --output") from None
     finally:
