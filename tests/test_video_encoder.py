@@ -27,7 +27,8 @@ def test_module_names_follow_the_official_checkpoint(encoder):
         "feature_extractor.resnet.frontend3D.2.weight", "feature_extractor.resnet.trunk.layer2.0.downsample.1.weight",
         "feature_extractor.resnet.trunk.layer4.1.relu2.weight", "feature_extractor.proj.weight",
         "feature_projection.layer_norm.weight", "feature_projection.projection.weight",
-        "encoder.pos_conv_embed.conv.parametrizations.weight.original0", "encoder.layers.1.attention.q_proj.weight",
+        "encoder.pos_conv_embed.conv.parametrizations.weight.original0", "encoder.layers.1.attention.q_proj.base_layer.weight",
+        "encoder.layers.1.attention.q_proj.lora_A.default.weight", "encoder.layers.0.attention.v_proj.lora_B.default.weight",
         "encoder.layers.0.feed_forward.intermediate_dense.weight", "encoder.layer_norm.weight",
     ):  # fmt: skip
         assert key in keys, key
@@ -65,5 +66,16 @@ def test_real_size_matches_av_hubert_large_on_the_meta_device():
 
     with torch.device("meta"):
         encoder = VideoEncoder(AVHubertConfig())
-    assert sum(p.numel() for p in encoder.parameters()) == 324_515_456
+    assert sum(p.numel() for n, p in encoder.named_parameters() if "lora_" not in n) == 324_515_456
+    assert sum(p.numel() for n, p in encoder.named_parameters() if "lora_" in n) == 4 * 65_536 * 24
     assert sum(p.numel() for p in encoder.hubert.feature_extractor.parameters()) == 11_712_000
+
+
+def test_lora_adds_twice_its_delta_to_q_and_v_only(encoder):
+    attention = encoder.hubert.encoder.layers[0].attention
+    assert not hasattr(attention.k_proj, "lora_A") and not hasattr(attention.out_proj, "lora_A")
+    torch.nn.init.normal_(attention.v_proj.lora_B["default"].weight)
+    x = torch.randn(5, 64)
+    down, up = attention.v_proj.lora_A["default"].weight, attention.v_proj.lora_B["default"].weight
+    assert down.shape == (4, 64)  # 64 / 16
+    torch.testing.assert_close(attention.v_proj(x), attention.v_proj.base_layer(x) + 2.0 * (x @ down.T @ up.T), atol=1e-5, rtol=1e-5)

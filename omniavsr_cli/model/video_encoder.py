@@ -9,14 +9,15 @@ before the video ones. HuBERT's own feature projection is exactly AV-HuBERT's fu
 Linear(2048, 1024). With ``conv_kernel = conv_stride = (1,)`` HuBERT's frame-length arithmetic is the
 identity, so a per-frame padding mask goes through unchanged and a padded batch gives each clip's own result.
 
-LoRA on the attention's Q and V projections (bottleneck 64, scale 2) is added with peft by the model that
-owns this encoder. Module names follow the official checkpoint (``resnet.frontend3D.0`` ...), so its keys
+LoRA on the attention's Q and V projections (bottleneck 64, scale 2) is injected with peft (adapter
+``default``: ``encoder.layers.0.attention.q_proj.lora_A.default.weight``). Module names follow the official checkpoint (``resnet.frontend3D.0`` ...), so its keys
 map one to one (weights/official.py).
 """
 
 from __future__ import annotations
 
 import torch
+from peft import LoraConfig, inject_adapter_in_model
 from torch import nn
 from transformers import HubertConfig, HubertModel
 
@@ -127,11 +128,16 @@ def hubert_config(config: AVHubertConfig) -> HubertConfig:
 class VideoEncoder(nn.Module):
     """Normalised grey mouth frames (B, T, 1, 88, 88) -> AV-HuBERT features (B, T, 1024) at 25 Hz."""
 
-    def __init__(self, config: AVHubertConfig, attn_implementation: str = "sdpa"):
+    def __init__(self, config: AVHubertConfig, attn_implementation: str = "sdpa", lora: bool = True):
         super().__init__()
         hubert = HubertModel(hubert_config(config))
         hubert.config._attn_implementation = attn_implementation
         hubert.feature_extractor = LipFrontEnd(config)
+        if lora:
+            # Q and V of every layer, bottleneck hidden / 16, scale 2: peft's base + B(A(x)) * alpha / r.
+            rank = round(config.hidden_size / config.lora_reduction)
+            adapter = LoraConfig(r=rank, lora_alpha=config.lora_scale * rank, target_modules=["q_proj", "v_proj"], lora_dropout=0.0, bias="none")
+            inject_adapter_in_model(adapter, hubert)
         self.hubert = hubert
 
     def forward(self, video: torch.Tensor, frame_mask: torch.Tensor | None = None) -> torch.Tensor:
