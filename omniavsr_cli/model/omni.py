@@ -6,13 +6,17 @@ Attribute names follow the official ``AVSR_LLMs`` so its checkpoint keys map ont
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 from torch import nn
 
+from . import transforms
+
 from .audio_encoder import AudioEncoder
 from .compression import RateProjectors
-from .config import OmniAVSRConfig
-from .llm import build_llm
+from .config import TASK_ADAPTER, TASKS, OmniAVSRConfig
+from .llm import activate, build_llm
 from .video_encoder import VideoEncoder
 
 
@@ -39,3 +43,94 @@ class OmniAVSR(nn.Module):
 
     def trainable_parameters(self) -> int:
         return sum(p.numel() for p in self.parameters() if p.requires_grad)
+
+    # ------------------------------------------------------------------ inputs
+
+    def set_prompt(self, task: str, token_ids: list[int]) -> None:
+        """Store a task prompt's embeddings, as the official model computes them (embed_tokens of its ids)."""
+        with torch.no_grad():
+            ids = torch.tensor([token_ids], device=self.llm.get_input_embeddings().weight.device)
+            setattr(self, f"prompt_{TASK_ADAPTER[task]}", self.llm.get_input_embeddings()(ids).clone())
+
+    def _embed_ids(self, *ids: int) -> torch.Tensor:
+        table = self.llm.get_input_embeddings()
+        return table(torch.tensor(ids, device=table.weight.device))
+
+    def _audio_blocks(self, waveforms: list[torch.Tensor], rate: int) -> list[torch.Tensor]:
+        standardised = [transforms.standardise(w) for w in waveforms]
+        kept = [transforms.kept_audio_frames(len(w), self.config.frame_count_rule, self.config.min_audio_frames) for w in standardised]
+        features = self.audio_encoder(standardised, kept)
+        return [self.audio_proj(features[i : i + 1, :count], rate)[0] for i, count in enumerate(kept)]
+
+    def _video_blocks(self, videos: list[torch.Tensor], rate: int) -> list[torch.Tensor]:
+        lengths = [len(v) for v in videos]
+        parameter = next(self.video_encoder.parameters())
+        batch = torch.zeros(len(videos), max(lengths), *videos[0].shape[1:], device=parameter.device, dtype=parameter.dtype)
+        mask = torch.zeros(len(videos), max(lengths), dtype=torch.bool, device=parameter.device)
+        for i, video in enumerate(videos):
+            batch[i, : len(video)], mask[i, : len(video)] = video, True
+        features = self.video_encoder(batch, mask if min(lengths) != max(lengths) else None)
+        return [self.video_proj(features[i : i + 1, :length], rate)[0] for i, length in enumerate(lengths)]
+
+    def prefix_embeddings(self, clips: list[Clip], task: str, rates: tuple[int, int]) -> list[torch.Tensor]:
+        """Each clip's LLM input up to the end of the prompt: BOS, [<audio> A </audio>], [<video> V </video>], prompt."""
+        if task not in TASKS:
+            raise ValueError(f"unknown task {task!r}")
+        tokens = self.config.tokens
+        parts = [[self._embed_ids(tokens.bos)] for _ in clips]
+        if task in ("asr", "avsr"):
+            waveforms = [clip.audio_for(task) for clip in clips]
+            start, end = self._embed_ids(tokens.audio_start), self._embed_ids(tokens.audio_end)
+            for part, block in zip(parts, self._audio_blocks(waveforms, rates[0])):
+                part += [start, block.to(start.dtype), end]
+        if task in ("vsr", "avsr"):
+            start, end = self._embed_ids(tokens.video_start), self._embed_ids(tokens.video_end)
+            for part, block in zip(parts, self._video_blocks([clip.video for clip in clips], rates[1])):
+                part += [start, block.to(start.dtype), end]
+        prompt = getattr(self, f"prompt_{TASK_ADAPTER[task]}")[0]
+        return [torch.cat([*part, prompt.to(part[0].dtype)]) for part in parts]
+
+    # ------------------------------------------------------------------ scoring
+
+    def token_logprobs(self, clips: list[Clip], task: str, rates: tuple[int, int], targets: list[list[int]]) -> list[torch.Tensor]:
+        """Teacher forcing: the log-probability of each target token (transcript ids + EOS) after the prefix."""
+        activate(self.llm, self.config.variant, task)
+        prefixes = self.prefix_embeddings(clips, task, rates)
+        sequences = [torch.cat([prefix, self.llm.get_input_embeddings()(torch.tensor(ids, device=prefix.device))]) for prefix, ids in zip(prefixes, targets)]
+        embeds, mask = left_pad(sequences)
+        positions = (mask.cumsum(-1) - 1).clamp(min=0)
+        logits = self.llm(inputs_embeds=embeds, attention_mask=mask, position_ids=positions).logits.float()
+        results = []
+        end = logits.shape[1]  # sequences are left-padded: every one ends at the last position
+        for row, ids in enumerate(targets):
+            predicting = logits[row, end - len(ids) - 1 : end - 1]  # the position before each target token
+            results.append(predicting.log_softmax(-1).gather(-1, torch.tensor(ids, device=predicting.device)[:, None])[:, 0])
+        return results
+
+
+@dataclass
+class Clip:
+    """One clip's model inputs: 16 kHz mono audio and/or normalised (T, 1, 88, 88) video (transforms.video_input)."""
+
+    audio: torch.Tensor | None = None
+    video: torch.Tensor | None = None
+
+    def audio_for(self, task: str) -> torch.Tensor:
+        if self.audio is None:
+            raise ValueError(f"task {task} needs audio")
+        if task == "avsr":
+            if self.video is None:
+                raise ValueError("task avsr needs video")
+            # AVSR audio is cut or padded to the video's length before standardisation, as upstream.
+            return transforms.cut_or_pad(self.audio, len(self.video) * transforms.SAMPLES_PER_VIDEO_FRAME)
+        return self.audio
+
+
+def left_pad(sequences: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+    """(L_i, H) embeddings -> (B, L_max, H) with zeros on the left, and the attention mask (1 = real)."""
+    longest = max(len(s) for s in sequences)
+    embeds = sequences[0].new_zeros(len(sequences), longest, sequences[0].shape[-1])
+    mask = torch.zeros(len(sequences), longest, dtype=torch.long, device=embeds.device)
+    for row, sequence in enumerate(sequences):
+        embeds[row, longest - len(sequence) :], mask[row, longest - len(sequence) :] = sequence, 1
+    return embeds, mask

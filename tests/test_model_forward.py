@@ -1,0 +1,78 @@
+"""The assembled model on tiny random weights: the LLM input layout, and batched equals one clip at a time."""
+
+import pytest
+import torch
+
+from omniavsr_cli.model.config import OmniAVSRConfig
+from omniavsr_cli.model.omni import Clip, OmniAVSR
+
+TOKENS = {"bos": 250, "eos": 251, "pad": 295, "audio_start": 296, "audio_end": 297, "video_start": 298, "video_end": 299}
+
+
+def tiny_config(variant="ST") -> OmniAVSRConfig:
+    return OmniAVSRConfig.from_dict({
+        "variant": variant, "lora_reduction": 16, "projector_hidden_size": 48, "tokens": TOKENS,
+        "whisper": {"d_model": 32, "encoder_layers": 2, "encoder_attention_heads": 2, "encoder_ffn_dim": 64},
+        "avhubert": {"hidden_size": 32, "num_hidden_layers": 2, "num_attention_heads": 2, "intermediate_size": 64, "resnet_width": 8,
+                     "num_conv_pos_embeddings": 16, "num_conv_pos_embedding_groups": 4},
+        "llm": {"vocab_size": 300, "hidden_size": 64, "intermediate_size": 128, "num_hidden_layers": 2, "num_attention_heads": 4, "num_key_value_heads": 2},
+    })  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def model():
+    torch.manual_seed(0)
+    model = OmniAVSR(tiny_config(), attn_implementation="eager").eval()
+    with torch.no_grad():
+        for name, parameter in model.named_parameters():
+            if "lora_B" in name:
+                parameter.normal_(std=0.2)
+    for task, ids in (("asr", [10, 11, 12]), ("vsr", [13, 14, 15]), ("avsr", [16, 17, 18, 19])):
+        model.set_prompt(task, ids)
+    return model
+
+
+def clip(seconds: float, seed: int) -> Clip:
+    generator = torch.Generator().manual_seed(seed)
+    frames = int(seconds * 25)
+    return Clip(audio=torch.randn(int(seconds * 16000), generator=generator) * 0.1, video=torch.randn(frames, 1, 88, 88, generator=generator))
+
+
+def test_the_llm_input_is_bos_audio_block_video_block_prompt(model):
+    with torch.no_grad():
+        [prefix] = model.prefix_embeddings([clip(1.0, 0)], "avsr", (4, 2))
+    # 1 s: 50 Whisper frames -> 12 tokens at rate 4; 25 video frames -> 12 tokens at rate 2; prompt 4 tokens.
+    assert prefix.shape == (1 + (1 + 12 + 1) + (1 + 12 + 1) + 4, 64)
+    table = model.llm.get_input_embeddings().weight
+    for position, token in ((0, TOKENS["bos"]), (1, TOKENS["audio_start"]), (14, TOKENS["audio_end"]), (15, TOKENS["video_start"]), (28, TOKENS["video_end"])):
+        torch.testing.assert_close(prefix[position], table[token])
+    torch.testing.assert_close(prefix[-4:], model.prompt_audiovisual[0])
+    with torch.no_grad():
+        [asr] = model.prefix_embeddings([clip(1.0, 0)], "asr", (16, 2))
+        [vsr] = model.prefix_embeddings([clip(1.0, 0)], "vsr", (4, 5))
+    assert len(asr) == 1 + (1 + 3 + 1) + 3 and len(vsr) == 1 + (1 + 5 + 1) + 3
+
+
+@pytest.mark.parametrize("task", ["asr", "vsr", "avsr"])
+def test_a_batch_scores_like_one_clip_at_a_time(model, task):
+    clips = [clip(1.6, 1), clip(0.8, 2), clip(1.2, 3)]
+    targets = [[20, 21, 22, 251], [23, 251], [24, 25, 26, 27, 251]]
+    with torch.no_grad():
+        together = model.token_logprobs(clips, task, (4, 2), targets)
+        alone = [model.token_logprobs([c], task, (4, 2), [t])[0] for c, t in zip(clips, targets)]
+    for batched, single, target in zip(together, alone, targets):
+        assert batched.shape == (len(target),) and torch.all(batched <= 0)
+        torch.testing.assert_close(batched, single, atol=1e-4, rtol=1e-4)
+
+
+def test_tasks_use_different_adapters(model):
+    targets = [[20, 21, 251]]
+    with torch.no_grad():
+        one = model.token_logprobs([clip(1.0, 4)], "avsr", (4, 2), targets)[0]
+        model.llm.model.layers[0].self_attn.q_proj.lora_B["audiovisual"].weight.mul_(3)
+        changed = model.token_logprobs([clip(1.0, 4)], "avsr", (4, 2), targets)[0]
+        other_task = model.token_logprobs([clip(1.0, 4)], "asr", (4, 2), targets)[0]
+        model.llm.model.layers[0].self_attn.q_proj.lora_B["audiovisual"].weight.div_(3)
+        asr_again = model.token_logprobs([clip(1.0, 4)], "asr", (4, 2), targets)[0]
+    assert (one - changed).abs().max() > 1e-4  # the AVSR adapter acts on AVSR
+    torch.testing.assert_close(other_task, asr_again)  # and not on ASR
