@@ -76,3 +76,27 @@ def test_tasks_use_different_adapters(model):
         asr_again = model.token_logprobs([clip(1.0, 4)], "asr", (4, 2), targets)[0]
     assert (one - changed).abs().max() > 1e-4  # the AVSR adapter acts on AVSR
     torch.testing.assert_close(other_task, asr_again)  # and not on ASR
+
+
+@pytest.mark.parametrize("task", ["asr", "vsr", "avsr"])
+def test_beam_search_in_a_batch_gives_the_tokens_of_one_clip_at_a_time(model, task):
+    from omniavsr_cli.model.omni import DecodingOptions
+
+    options = DecodingOptions(num_beams=4, max_new_tokens=6)
+    clips = [clip(1.6, 5), clip(0.8, 6)]
+    with torch.no_grad():
+        together = model.generate(clips, task, (4, 2), options)
+        alone = [model.generate([c], task, (4, 2), options)[0] for c in clips]
+    assert together == alone
+    assert all(len(ids) <= 6 and TOKENS["eos"] not in ids for ids in together)
+
+
+def test_sampling_is_reproducible_with_a_seed(model):
+    from omniavsr_cli.model.omni import DecodingOptions
+
+    options = DecodingOptions(num_beams=3, sample=True, seed=11, max_new_tokens=5)
+    with torch.no_grad():
+        first = model.generate([clip(1.0, 8)], "vsr", (4, 5), options)
+        second = model.generate([clip(1.0, 8)], "vsr", (4, 5), options)
+    assert first == second
+    assert DecodingOptions().max_new_tokens_for(2.0) == 32 and DecodingOptions().max_new_tokens_for(20.0) == 160

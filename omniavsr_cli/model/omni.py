@@ -6,6 +6,7 @@ Attribute names follow the official ``AVSR_LLMs`` so its checkpoint keys map ont
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import torch
@@ -108,6 +109,47 @@ class OmniAVSR(nn.Module):
         return results
 
 
+    # ------------------------------------------------------------------ decoding
+
+    def generate(self, clips: list[Clip], task: str, rates: tuple[int, int], options: DecodingOptions | None = None) -> list[list[int]]:
+        """Token ids of each clip's transcript (EOS and padding removed), decoded in one batch."""
+        options = options or DecodingOptions()
+        activate(self.llm, self.config.variant, task)
+        embeds, mask = left_pad(self.prefix_embeddings(clips, task, rates))
+        seconds = max(clip.seconds for clip in clips)
+        tokens = self.config.tokens
+        if options.seed is not None:
+            torch.manual_seed(options.seed)
+        output = self.llm.generate(
+            inputs_embeds=embeds, attention_mask=mask, max_new_tokens=options.max_new_tokens_for(seconds),
+            num_beams=options.num_beams, do_sample=options.sample, temperature=options.temperature if options.sample else None,
+            top_p=options.top_p if options.sample else None, top_k=None, length_penalty=1.0, early_stopping=False,
+            eos_token_id=tokens.eos, bos_token_id=tokens.bos, pad_token_id=tokens.pad,
+        )  # fmt: skip
+        ids = []
+        for row in output.tolist():
+            ids.append(row[: row.index(tokens.eos)] if tokens.eos in row else [t for t in row if t != tokens.pad])
+        return ids
+
+
+@dataclass(frozen=True)
+class DecodingOptions:
+    """Deterministic beam search by default (the official runs sampled within the beams, unseeded: §6.1)."""
+
+    num_beams: int = 15
+    sample: bool = False  # the official beam sampling: temperature 0.6, top-p 0.9 (Llama-3.2-1B's generation config)
+    temperature: float = 0.6
+    top_p: float = 0.9
+    seed: int | None = None
+    max_new_tokens: int | None = None  # None: grows with the clip (official: always 32, which cuts long clips)
+    tokens_per_second: float = 8.0  # LRS3 speech is about 3 words, 4 tokens per second: twice that is ample
+
+    def max_new_tokens_for(self, seconds: float) -> int:
+        if self.max_new_tokens is not None:
+            return self.max_new_tokens
+        return max(32, math.ceil(seconds * self.tokens_per_second))
+
+
 @dataclass
 class Clip:
     """One clip's model inputs: 16 kHz mono audio and/or normalised (T, 1, 88, 88) video (transforms.video_input)."""
@@ -124,6 +166,12 @@ class Clip:
             # AVSR audio is cut or padded to the video's length before standardisation, as upstream.
             return transforms.cut_or_pad(self.audio, len(self.video) * transforms.SAMPLES_PER_VIDEO_FRAME)
         return self.audio
+
+    @property
+    def seconds(self) -> float:
+        if self.video is not None:
+            return len(self.video) / 25
+        return len(self.audio) / 16000 if self.audio is not None else 0.0
 
 
 def left_pad(sequences: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
