@@ -1,0 +1,91 @@
+"""The native model format and ``load_model``.
+
+A model is a directory: ``config.json`` (OmniAVSRConfig), ``model.safetensors`` (our parameter names; the
+LLM's output matrix is tied to its input embeddings and stored once) and, when known, the tokenizer files.
+docs/checkpoint-format.md describes it.
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import torch
+
+from ..errors import ExitCode, OmniAVSRError
+from ..weights import weights_dir
+from .config import OmniAVSRConfig
+
+WEIGHTS_FILE = "model.safetensors"
+TIED = "llm.lm_head.weight"
+
+
+def save_native(directory: Path, config: OmniAVSRConfig, state: dict[str, torch.Tensor], tokenizer: Path | None = None) -> Path:
+    from safetensors.torch import save_file
+
+    directory.mkdir(parents=True, exist_ok=True)
+    tensors = {name: tensor.contiguous() for name, tensor in state.items() if name != TIED}
+    partial = directory / (WEIGHTS_FILE + ".part")
+    save_file(tensors, str(partial), metadata={"format": "pt", "omniavsr_variant": config.variant})
+    partial.replace(directory / WEIGHTS_FILE)
+    config.save(directory)
+    if tokenizer is not None:
+        for file in tokenizer.iterdir():
+            if file.is_file() and (file.name.startswith("tokenizer") or file.name == "special_tokens_map.json"):
+                shutil.copy2(file, directory / file.name)
+    return directory
+
+
+def resolve(name_or_path: str | Path) -> Path:
+    path = Path(name_or_path)
+    if (path / "config.json").is_file():
+        return path
+    installed = weights_dir() / str(name_or_path)
+    if (installed / "config.json").is_file():
+        return installed
+    raise OmniAVSRError(
+        f"{name_or_path}: no such model (looked for {path}/config.json and {installed}/config.json); "
+        "run `omniavsr weights list` to see what is installed",
+        code="E_NO_MODEL", exit_code=ExitCode.MODEL_UNAVAILABLE,
+    )  # fmt: skip
+
+
+def default_device_and_dtype(device: str | None, dtype: torch.dtype | None) -> tuple[torch.device, torch.dtype]:
+    """bf16 on a GPU (as the released weights were trained), fp32 on CPU (2-4x faster than bf16 there)."""
+    chosen = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    return chosen, dtype or (torch.bfloat16 if chosen.type == "cuda" else torch.float32)
+
+
+def load_model(name_or_path: str | Path, device: str | None = None, dtype: torch.dtype | None = None, attn_implementation: str = "sdpa"):
+    """The model in ``name_or_path`` (a directory, or a name under the weights directory), ready for inference."""
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    from .omni import OmniAVSR
+
+    directory = resolve(name_or_path)
+    config = OmniAVSRConfig.load(directory)
+    try:
+        state = load_file(str(directory / WEIGHTS_FILE))
+    except (SafetensorError, OSError) as error:
+        raise OmniAVSRError(f"{directory / WEIGHTS_FILE}: unreadable ({error}); import or download the model again",
+                            code="E_CHECKPOINT", exit_code=ExitCode.MODEL_UNAVAILABLE) from None  # fmt: skip
+    target_device, target_dtype = default_device_and_dtype(device, dtype)
+    with torch.device("meta"):
+        model = OmniAVSR(config, attn_implementation)
+    for name in [n for n in state if n.startswith("prompt_")]:  # their length is the prompt's token count
+        setattr(model, name, state.pop(name))
+    result = model.load_state_dict(state, strict=False, assign=True)
+    missing = [k for k in result.missing_keys if k != TIED and not k.startswith("prompt_")]
+    if missing or result.unexpected_keys:
+        raise OmniAVSRError(
+            f"{directory}: weights do not match config.json ({len(missing)} missing, {len(result.unexpected_keys)} unexpected, "
+            f"e.g. {(missing + result.unexpected_keys)[0]})", code="E_CHECKPOINT", exit_code=ExitCode.MODEL_UNAVAILABLE,
+        )  # fmt: skip
+    model.llm.tie_weights()
+    # Non-persistent buffers (RoPE frequencies) are not in the file: rebuild them off the meta device.
+    from transformers.models.llama.modeling_llama import LlamaRotaryEmbedding
+
+    model.llm.model.rotary_emb = LlamaRotaryEmbedding(config=model.llm.config)
+    model.freeze_backbones()
+    return model.to(device=target_device, dtype=target_dtype).eval()
