@@ -100,3 +100,18 @@ def test_sampling_is_reproducible_with_a_seed(model):
         second = model.generate([clip(1.0, 8)], "vsr", (4, 5), options)
     assert first == second
     assert DecodingOptions().max_new_tokens_for(2.0) == 32 and DecodingOptions().max_new_tokens_for(20.0) == 160
+
+
+def test_a_mixed_task_batch_equals_single_task_batches(model):
+    from omniavsr_cli.model.omni import DecodingOptions
+
+    clips = [clip(1.2, 10), clip(0.8, 11), clip(1.0, 12), clip(1.4, 13)]
+    tasks = ["vsr", "asr", "avsr", "asr"]
+    targets = [[20, 251], [21, 22, 251], [23, 251], [24, 25, 26, 251]]
+    options = DecodingOptions(num_beams=3, max_new_tokens=4)
+    with torch.no_grad():
+        mixed_scores = model.token_logprobs(clips, tasks, (4, 2), targets)
+        mixed_ids = model.generate(clips, tasks, (4, 2), options)
+        for i, task in enumerate(tasks):
+            torch.testing.assert_close(mixed_scores[i], model.token_logprobs([clips[i]], task, (4, 2), [targets[i]])[0], atol=1e-4, rtol=1e-4)
+            assert mixed_ids[i] == model.generate([clips[i]], task, (4, 2), options)[0]

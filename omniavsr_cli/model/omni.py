@@ -93,8 +93,14 @@ class OmniAVSR(nn.Module):
 
     # ------------------------------------------------------------------ scoring
 
-    def token_logprobs(self, clips: list[Clip], task: str, rates: tuple[int, int], targets: list[list[int]]) -> list[torch.Tensor]:
-        """Teacher forcing: the log-probability of each target token (transcript ids + EOS) after the prefix."""
+    def token_logprobs(self, clips: list[Clip], task: str | list[str], rates: tuple[int, int], targets: list[list[int]]) -> list[torch.Tensor]:
+        """Teacher forcing: the log-probability of each target token (transcript ids + EOS) after the prefix.
+
+        ``task`` is one task for all clips or one per clip (a mixed batch runs each task's adapters on its clips).
+        """
+        if not isinstance(task, str):
+            return _per_task(task, clips, lambda chosen, indices: self.token_logprobs(
+                [clips[i] for i in indices], chosen, rates, [targets[i] for i in indices]))  # fmt: skip
         activate(self.llm, self.config.variant, task)
         prefixes = self.prefix_embeddings(clips, task, rates)
         sequences = [torch.cat([prefix, self.llm.get_input_embeddings()(torch.tensor(ids, device=prefix.device))]) for prefix, ids in zip(prefixes, targets)]
@@ -111,9 +117,11 @@ class OmniAVSR(nn.Module):
 
     # ------------------------------------------------------------------ decoding
 
-    def generate(self, clips: list[Clip], task: str, rates: tuple[int, int], options: DecodingOptions | None = None) -> list[list[int]]:
-        """Token ids of each clip's transcript (EOS and padding removed), decoded in one batch."""
+    def generate(self, clips: list[Clip], task: str | list[str], rates: tuple[int, int], options: DecodingOptions | None = None) -> list[list[int]]:
+        """Token ids of each clip's transcript (EOS and padding removed); ``task`` may differ per clip."""
         options = options or DecodingOptions()
+        if not isinstance(task, str):
+            return _per_task(task, clips, lambda chosen, indices: self.generate([clips[i] for i in indices], chosen, rates, options))
         activate(self.llm, self.config.variant, task)
         embeds, mask = left_pad(self.prefix_embeddings(clips, task, rates))
         seconds = max(clip.seconds for clip in clips)
@@ -130,6 +138,18 @@ class OmniAVSR(nn.Module):
         for row in output.tolist():
             ids.append(row[: row.index(tokens.eos)] if tokens.eos in row else [t for t in row if t != tokens.pad])
         return ids
+
+
+def _per_task(tasks: list[str], clips: list, run) -> list:
+    """Run ``run(task, indices)`` once per task present and put the results back in the clips' order."""
+    if len(tasks) != len(clips):
+        raise ValueError(f"{len(tasks)} tasks for {len(clips)} clips")
+    results: list = [None] * len(clips)
+    for chosen in dict.fromkeys(tasks):
+        indices = [i for i, t in enumerate(tasks) if t == chosen]
+        for index, result in zip(indices, run(chosen, indices)):
+            results[index] = result
+    return results
 
 
 @dataclass(frozen=True)
