@@ -107,6 +107,8 @@ def test_the_cli_imports_with_a_config_override_and_says_where(tmp_path):
     assert "variant ST" in result.stdout.decode()
     assert json.loads((tmp_path / "m" / "config.json").read_text())["variant"] == "ST"
     assert (tmp_path / "m" / "model.safetensors").stat().st_size > 0
+    verified = run_cli("weights", "verify", str(tmp_path / "m"))
+    assert verified.returncode == 0 and "ok" in verified.stdout.decode()
 
 
 def test_bad_checkpoints_are_clear_errors(tmp_path):

@@ -9,21 +9,58 @@ import typer
 
 from ._errors import reports_errors
 
-app = typer.Typer(help="Models: list what is installed, import the released Omni-AVSR checkpoints.", no_args_is_help=True)
+app = typer.Typer(help="Models: list, download, verify, and import the released Omni-AVSR checkpoints.", no_args_is_help=True)
 
 
-@app.command("list", help="List the installed models (directories with config.json under the weights directory).")
+@app.command("list", help="The known models (registry) and the installed ones, with where they live.")
 @reports_errors
 def list_models() -> int:
+    from ..registry import registry
     from ..weights import installed_models, weights_dir
 
-    models = installed_models()
+    installed = installed_models()
     print(f"weights directory: {weights_dir()}")
-    for name in models:
-        print(name)
-    if not models:
-        print("(no models installed; see docs/checkpoint-format.md to import one)")
+    known = registry()
+    for name, model in known.items():
+        state = "installed" if name in installed else ("downloadable" if model.files else "manual import")
+        print(f"{name:<16} {state:<13} {model.description}")
+    for name in installed:
+        if name not in known:
+            print(f"{name:<16} {'installed':<13} (local model)")
     return 0
+
+
+@app.command("download", help="Download a registered model (resumes an interrupted download, checks sha256). "
+             "Models without a download URL print exactly which file to fetch and how to import it (exit 5).")
+@reports_errors
+def download(
+    name: Annotated[str, typer.Argument(help="Model name (omniavsr weights list).", show_default=False)],
+    directory: Annotated[Path | None, typer.Option("--dir", help="Weights directory (default: the usual one).")] = None,
+) -> int:
+    from ..registry import download as fetch
+
+    print(f"downloaded {name} -> {fetch(name, directory)}")
+    return 0
+
+
+@app.command("verify", help="Check the sha256 of every file of installed models (exit 5 when one is damaged).")
+@reports_errors
+def verify(
+    names: Annotated[list[str] | None, typer.Argument(help="Model names or directories (default: all installed).", show_default=False)] = None,
+) -> int:
+    from ..errors import ExitCode
+    from ..model.loading import resolve
+    from ..registry import verify as check
+    from ..weights import installed_models
+
+    failed = 0
+    for name in names or installed_models():
+        problems = check(resolve(name))
+        print(f"{name}: {'ok' if not problems else 'DAMAGED'}")
+        for problem in problems:
+            print(f"  {problem}")
+        failed += bool(problems)
+    return ExitCode.MODEL_UNAVAILABLE if failed else ExitCode.OK
 
 
 @app.command(

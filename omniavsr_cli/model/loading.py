@@ -13,6 +13,7 @@ from pathlib import Path
 import torch
 
 from ..errors import ExitCode, OmniAVSRError
+from ..registry import write_checksums
 from ..weights import weights_dir
 from .config import OmniAVSRConfig
 
@@ -33,6 +34,7 @@ def save_native(directory: Path, config: OmniAVSRConfig, state: dict[str, torch.
         for file in tokenizer.iterdir():
             if file.is_file() and (file.name.startswith("tokenizer") or file.name == "special_tokens_map.json"):
                 shutil.copy2(file, directory / file.name)
+    write_checksums(directory)
     return directory
 
 

@@ -1,0 +1,139 @@
+"""Known models, where their files come from, and downloading them with resume and checksum checks.
+
+The registry is ``registry.json`` in the package (``$OMNIAVSR_REGISTRY`` points at another one). A model
+lists native-format files (``config.json``, ``model.safetensors``, tokenizer files) with a URL and a
+sha256 each. The released Omni-AVSR checkpoints have no stable download URL: their entries say which file to
+fetch by hand and how to import it. Every installed model gets a ``checksums.json`` (written by download and
+by import) that ``omniavsr weights verify`` checks.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import urllib.error
+import urllib.request
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+
+from .errors import ExitCode, OmniAVSRError
+from .weights import weights_dir
+
+CHECKSUMS = "checksums.json"
+CHUNK = 1 << 20
+
+
+class RegistryError(OmniAVSRError):
+    code = "E_MODEL"
+    exit_code = ExitCode.MODEL_UNAVAILABLE
+
+
+@dataclass(frozen=True)
+class ModelFile:
+    name: str
+    url: str
+    sha256: str | None = None
+    size: int | None = None
+
+
+@dataclass(frozen=True)
+class ModelEntry:
+    name: str
+    description: str
+    variant: str = ""
+    licence: str = ""
+    source: str = ""
+    files: tuple[ModelFile, ...] = field(default_factory=tuple)
+    manual: str = ""
+
+
+def registry() -> dict[str, ModelEntry]:
+    override = os.environ.get("OMNIAVSR_REGISTRY")
+    text = Path(override).read_text(encoding="utf-8") if override else resources.files(__package__).joinpath("registry.json").read_text(encoding="utf-8")
+    models = json.loads(text)["models"]
+    return {
+        name: ModelEntry(name=name, **{**entry, "files": tuple(ModelFile(**f) for f in entry.get("files", []))})
+        for name, entry in models.items()
+    }
+
+
+def entry(name: str) -> ModelEntry:
+    known = registry()
+    if name not in known:
+        raise RegistryError(f"{name}: not a known model; choose one of {', '.join(known)} (omniavsr weights list)", exit_code=ExitCode.USAGE)
+    return known[name]
+
+
+def sha256_of(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        while block := handle.read(CHUNK):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def write_checksums(directory: Path) -> Path:
+    sums = {p.name: sha256_of(p) for p in sorted(directory.iterdir()) if p.is_file() and p.name != CHECKSUMS and not p.name.endswith(".part")}
+    path = directory / CHECKSUMS
+    path.write_text(json.dumps(sums, indent=2) + "\n", encoding="utf-8")
+    return path
+
+
+def verify(directory: Path) -> list[str]:
+    """Problems with an installed model's files (empty when every checksum matches)."""
+    path = directory / CHECKSUMS
+    if not path.is_file():
+        return [f"{path}: missing; re-import or re-download the model"]
+    problems = []
+    for name, expected in json.loads(path.read_text(encoding="utf-8")).items():
+        file = directory / name
+        if not file.is_file():
+            problems.append(f"{file}: missing")
+        elif sha256_of(file) != expected:
+            problems.append(f"{file}: checksum mismatch (damaged or modified)")
+    return problems
+
+
+def _fetch(file: ModelFile, destination: Path, timeout: float) -> None:
+    """Download ``file`` to ``destination``, resuming a previous ``.part`` with an HTTP Range request."""
+    partial = destination.with_name(destination.name + ".part")
+    have = partial.stat().st_size if partial.exists() else 0
+    request = urllib.request.Request(file.url, headers={"Range": f"bytes={have}-"} if have else {})
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:
+            resumed = have and response.status == 206
+            with partial.open("ab" if resumed else "wb") as out:
+                while block := response.read(CHUNK):
+                    out.write(block)
+    except urllib.error.HTTPError as error:
+        if error.code == 416 and have:  # the partial file is already complete
+            pass
+        else:
+            raise RegistryError(f"{file.url}: HTTP {error.code}; try again later or fetch it by hand into {destination}") from None
+    except (urllib.error.URLError, OSError) as error:
+        reason = getattr(error, "reason", error)
+        raise RegistryError(
+            f"{file.url}: cannot download ({reason}); rerun to resume, or fetch it by hand into {destination}", code="E_OFFLINE"
+        ) from None
+    if file.sha256 and sha256_of(partial) != file.sha256:
+        partial.unlink()
+        raise RegistryError(f"{file.url}: checksum mismatch after download (the file was deleted); rerun to fetch it again")
+    partial.replace(destination)
+
+
+def download(name: str, directory: Path | None = None, timeout: float = 30.0) -> Path:
+    """Fetch a registered model into the weights directory; already complete files are kept."""
+    model = entry(name)
+    target = (directory or weights_dir()) / name
+    if not model.files:
+        raise RegistryError(f"{name} cannot be downloaded automatically: {model.manual.replace('WEIGHTS', str(target.parent))} (source: {model.source})")
+    target.mkdir(parents=True, exist_ok=True)
+    for file in model.files:
+        destination = target / file.name
+        if destination.is_file() and (file.sha256 is None or sha256_of(destination) == file.sha256):
+            continue
+        _fetch(file, destination, timeout)
+    write_checksums(target)
+    return target
