@@ -144,3 +144,41 @@ def test_bad_checkpoints_are_clear_errors(tmp_path):
         read_state_dict(tmp_path / "evil.pth")
     result = run_cli("weights", "import-official", str(truncated), "-o", str(tmp_path / "x"))
     assert result.returncode == 5 and result.stderr.decode().count("\n") == 1
+
+
+def tiny_tokenizer(directory):
+    """A word-level tokenizer whose special tokens sit at the tiny config's ids, saved as the Llama one is."""
+    from tokenizers import Tokenizer, models, pre_tokenizers
+    from transformers import PreTrainedTokenizerFast
+
+    words = ["hello", "world", "lips", "move", "transcribe", "speech", "video", "and", "to", "text."]
+    vocab = {word: i for i, word in enumerate(words)} | {f"w{i}": i for i in range(len(words), 250)}
+    vocab |= {"<|begin_of_text|>": 250, "<|end_of_text|>": 251, "<pad>": 295, "<audio>": 296, "</audio>": 297, "<video>": 298, "</video>": 299}
+    tokenizer = Tokenizer(models.WordLevel(vocab, unk_token="w249"))
+    tokenizer.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
+    fast = PreTrainedTokenizerFast(tokenizer_object=tokenizer, bos_token="<|begin_of_text|>", eos_token="<|end_of_text|>", pad_token="<pad>",
+                                   additional_special_tokens=["<audio>", "</audio>", "<video>", "</video>"])  # fmt: skip
+    fast.save_pretrained(directory)
+    return fast
+
+
+def test_text_in_and_out_through_the_imported_tokenizer(tmp_path):
+    source = random_model("ST")
+    official_checkpoint(source, tmp_path / "model_avg_1.pth")
+    tiny_tokenizer(tmp_path / "tok")
+    (tmp_path / "tiny.json").write_text(json.dumps(tiny_config("ST").to_dict()))
+    result = run_cli("weights", "import-official", str(tmp_path / "model_avg_1.pth"), "--config", str(tmp_path / "tiny.json"),
+                     "--tokenizer", str(tmp_path / "tok"), "-o", str(tmp_path / "m"))  # fmt: skip
+    assert result.returncode == 0, result.stderr.decode()
+    from omniavsr_cli import load_model
+    from omniavsr_cli.model.omni import DecodingOptions
+
+    model = load_model(tmp_path / "m", attn_implementation="eager")
+    with torch.no_grad():
+        scores = model.transcript_logprobs([clip(1.0, 1)], "vsr", (4, 2), ["hello world"])[0]
+        expected = model.token_logprobs([clip(1.0, 1)], "vsr", (4, 2), [[0, 1, 251]])[0]
+        ids = model.generate([clip(1.0, 2)], "asr", (4, 2), DecodingOptions(num_beams=2, max_new_tokens=3))[0]
+        [text] = model.transcribe([clip(1.0, 2)], "asr", (4, 2), DecodingOptions(num_beams=2, max_new_tokens=3))
+    torch.testing.assert_close(scores, expected)
+    assert text == model.tokenizer.decode(ids, skip_special_tokens=True)
+    assert "<audio>" not in text and "<pad>" not in text

@@ -90,4 +90,16 @@ def load_model(name_or_path: str | Path, device: str | None = None, dtype: torch
 
     model.llm.model.rotary_emb = LlamaRotaryEmbedding(config=model.llm.config)
     model.freeze_backbones()
+    model.tokenizer = load_tokenizer(directory)
     return model.to(device=target_device, dtype=target_dtype).eval()
+
+
+def load_tokenizer(directory: Path):
+    """The tokenizer saved beside the weights, or None when the model was imported without one."""
+    if not (directory / "tokenizer.json").is_file():
+        return None
+    from transformers import AutoTokenizer, PreTrainedTokenizerFast
+
+    if (directory / "tokenizer_config.json").is_file():
+        return AutoTokenizer.from_pretrained(directory)
+    return PreTrainedTokenizerFast(tokenizer_file=str(directory / "tokenizer.json"))

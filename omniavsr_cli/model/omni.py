@@ -115,6 +115,32 @@ class OmniAVSR(nn.Module):
         return results
 
 
+    # ------------------------------------------------------------------ text
+
+    tokenizer = None  # set by load_model when the model directory has tokenizer files
+
+    def _require_tokenizer(self):
+        if self.tokenizer is None:
+            raise ValueError("this model has no tokenizer: import it with --tokenizer (the Llama-3.2-1B tokenizer folder)")
+        return self.tokenizer
+
+    def transcribe(self, clips: list[Clip], task: str | list[str], rates: tuple[int, int], options: DecodingOptions | None = None) -> list[str]:
+        """Each clip's transcript as text (special tokens dropped, no other clean-up, as upstream)."""
+        tokenizer = self._require_tokenizer()
+        return [tokenizer.decode(ids, skip_special_tokens=True, clean_up_tokenization_spaces=False) for ids in self.generate(clips, task, rates, options)]
+
+    def transcript_logprobs(self, clips: list[Clip], task: str | list[str], rates: tuple[int, int], texts: list[str]) -> list[torch.Tensor]:
+        """Per-token log-probabilities of given transcripts (their tokens, then EOS), as the training loss sees them."""
+        tokenizer = self._require_tokenizer()
+        targets = [tokenizer(text, add_special_tokens=False).input_ids + [self.config.tokens.eos] for text in texts]
+        return self.token_logprobs(clips, task, rates, targets)
+
+    def set_prompts_from_tokenizer(self) -> None:
+        """Compute the prompt embeddings from the configured prompt texts (a model built from scratch)."""
+        tokenizer = self._require_tokenizer()
+        for task, text in self.config.prompts.items():
+            self.set_prompt(task, tokenizer(text, add_special_tokens=False).input_ids)
+
     # ------------------------------------------------------------------ decoding
 
     def generate(self, clips: list[Clip], task: str | list[str], rates: tuple[int, int], options: DecodingOptions | None = None) -> list[list[int]]:
