@@ -231,8 +231,11 @@ def _compact_records(out_dir: Path, items: list[InputFile], records: dict[str, C
     ordered = {item.clip_id: records[item.clip_id].to_json() for item in items if item.clip_id in records}
     ordered.update({clip_id: line for clip_id, line in lines.items() if clip_id not in ordered})
     part = _part(path)
-    part.write_text("".join(line + "\n" for line in ordered.values()), encoding="utf-8")
-    os.replace(part, path)
+    try:
+        part.write_text("".join(line + "\n" for line in ordered.values()), encoding="utf-8")
+        os.replace(part, path)
+    finally:  # a second Ctrl-C while writing leaves the previous prep.jsonl, not a stray .part
+        part.unlink(missing_ok=True)
 
 
 _worker_options: tuple[Path, PrepOptions] | None = None

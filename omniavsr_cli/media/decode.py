@@ -34,7 +34,9 @@ def _ffmpeg_output(path: str, output_args: list[str], chunk_bytes: int) -> Itera
     command = [find_ffmpeg().path, "-nostdin", "-hide_banner", "-loglevel", "error", "-i", path, *output_args, "pipe:1"]
     # stderr goes to a file: a pipe nobody reads while stdout is drained could fill up and stall ffmpeg.
     with tempfile.TemporaryFile() as log:
-        process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=log)
+        # Own process group: Ctrl-C reaches only omniavsr, which stops ffmpeg itself (a killed ffmpeg would
+        # otherwise look like a corrupt file).
+        process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=log, process_group=0)
         try:
             while data := process.stdout.read(chunk_bytes):
                 yield data

@@ -40,7 +40,7 @@ class VideoWriter:
             "-threads", "1", *BITEXACT, "-movflags", "+faststart", "-f", "mp4", str(destination),
         ]  # fmt: skip
         self._log = tempfile.TemporaryFile()
-        self._process = subprocess.Popen(command, stdin=subprocess.PIPE, stderr=self._log)
+        self._process = subprocess.Popen(command, stdin=subprocess.PIPE, stderr=self._log, process_group=0)  # see decode.py
 
     def write(self, frame: np.ndarray) -> None:
         try:
@@ -83,6 +83,6 @@ def write_wav(source: str | Path, destination: Path) -> None:
         *AUDIO_ARGUMENTS, "-c:a", "pcm_s16le", *BITEXACT, "-f", "wav", str(destination),
     ]  # fmt: skip
     with tempfile.TemporaryFile() as log:
-        returncode = subprocess.run(command, stdin=subprocess.DEVNULL, stderr=log).returncode
+        returncode = subprocess.run(command, stdin=subprocess.DEVNULL, stderr=log, process_group=0).returncode
         if returncode != 0:
             raise errors.corrupt(str(source), _failure(log, returncode))
