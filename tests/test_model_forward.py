@@ -115,3 +115,35 @@ def test_a_mixed_task_batch_equals_single_task_batches(model):
         for i, task in enumerate(tasks):
             torch.testing.assert_close(mixed_scores[i], model.token_logprobs([clips[i]], task, (4, 2), [targets[i]])[0], atol=1e-4, rtol=1e-4)
             assert mixed_ids[i] == model.generate([clips[i]], task, (4, 2), options)[0]
+
+
+def test_raw_numpy_arrays_from_the_media_front_end_are_accepted(model):
+    import numpy as np
+
+    from omniavsr_cli.model.transforms import video_input
+
+    rng = np.random.default_rng(0)
+    crops = rng.integers(0, 256, (25, 96, 96, 3), dtype=np.uint8)
+    audio = (rng.standard_normal(16000) * 0.1).astype(np.float32)
+    from_numpy = Clip(audio=audio, video=video_input(crops).numpy())
+    from_torch = Clip(audio=torch.from_numpy(audio), video=video_input(crops))
+    with torch.no_grad():
+        torch.testing.assert_close(
+            model.token_logprobs([from_numpy], "avsr", (4, 2), [[20, 251]])[0],
+            model.token_logprobs([from_torch], "avsr", (4, 2), [[20, 251]])[0],
+        )
+
+
+def test_a_bf16_model_sees_the_waveform_rounded_to_bf16_as_upstream(monkeypatch):
+    from omniavsr_cli.model import transforms
+
+    torch.manual_seed(0)
+    model = OmniAVSR(tiny_config("S")).to(torch.bfloat16).eval()
+    seen = []
+    original = model.audio_encoder.log_mel
+    monkeypatch.setattr(model.audio_encoder, "log_mel", lambda waves: seen.extend(waves) or original(waves))
+    audio = torch.randn(16000) * 0.1
+    with torch.no_grad():
+        model.prefix_embeddings([Clip(audio=audio)], "asr", (4, 2))
+    expected = transforms.standardise(audio).to(torch.bfloat16).float()
+    assert torch.equal(seen[0], expected) and not torch.equal(seen[0], transforms.standardise(audio))

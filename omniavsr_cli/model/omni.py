@@ -59,6 +59,9 @@ class OmniAVSR(nn.Module):
 
     def _audio_blocks(self, waveforms: list[torch.Tensor], rate: int) -> list[torch.Tensor]:
         standardised = [transforms.standardise(w) for w in waveforms]
+        if next(self.audio_encoder.parameters()).dtype == torch.bfloat16:
+            # Lightning's bf16-true casts the standardised waveform to bf16 before the feature extractor.
+            standardised = [w.to(torch.bfloat16).float() for w in standardised]
         kept = [transforms.kept_audio_frames(len(w), self.config.frame_count_rule, self.config.min_audio_frames) for w in standardised]
         features = self.audio_encoder(standardised, kept)
         return [self.audio_proj(features[i : i + 1, :count], rate)[0] for i, count in enumerate(kept)]
@@ -202,6 +205,13 @@ class Clip:
 
     audio: torch.Tensor | None = None
     video: torch.Tensor | None = None
+
+    def __post_init__(self) -> None:
+        # numpy arrays (what the media front end gives) are welcome too.
+        if self.audio is not None:
+            self.audio = torch.as_tensor(self.audio, dtype=torch.float32)
+        if self.video is not None:
+            self.video = torch.as_tensor(self.video, dtype=torch.float32)
 
     def audio_for(self, task: str) -> torch.Tensor:
         if self.audio is None:
