@@ -7,7 +7,6 @@ scored with it compare with the papers. ``whisper-en`` is Whisper's English norm
 
 from __future__ import annotations
 
-import re
 import unicodedata
 from collections.abc import Callable
 from dataclasses import dataclass
