@@ -19,5 +19,16 @@ say "omniavsr score --report align: where system A's errors are"
 say "omniavsr score --compare: is system B worse than system A on the same references?"
 "$bin/omniavsr" score examples/score/system-a.txt examples/score/reference.txt --compare examples/score/system-b.txt || exit
 
-say "Done: scored examples/score/system-{a,b}.txt against examples/score/reference.txt (normaliser lrs3)."
-echo "Transcription (omniavsr transcribe) arrives with the model; see docs/ for each subcommand."
+say "omniavsr prep-lips: mouth crops of a real face (matplotlib's portrait, moved into a 2-s clip)"
+work=$(mktemp -d)
+"$bin/python" examples/lips/make_face_clip.py "$work/face.mp4" || exit
+"$bin/omniavsr" prep-lips "$work/face.mp4" -o "$work/rois" --debug-crops || exit
+ls "$work/rois"
+head -c 400 "$work/rois/prep.jsonl"; echo
+
+say "omniavsr weights list: the known models and what is installed"
+"$bin/omniavsr" weights list || exit
+
+say "Done: scored examples/score/system-{a,b}.txt against examples/score/reference.txt (normaliser lrs3);"
+echo "prepared the mouth crops of a face clip in $work/rois (open face.crops.png to see them)."
+echo "Transcription (omniavsr transcribe) needs installed weights (docs/checkpoint-format.md); see docs/ for each subcommand."
