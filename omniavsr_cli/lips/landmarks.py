@@ -34,7 +34,6 @@ FACEMESH_TO_IBUG68 = np.array([
     78, 82, 13, 312, 308, 317, 14, 87,
 ])  # fmt: skip
 
-BACKENDS = ("mediapipe", "dlib", "face-alignment")
 PRECOMPUTED_PREFIX = "landmarks:"
 
 
@@ -232,6 +231,9 @@ class FaceAlignmentFAN(LandmarkDetector):
         return faces
 
 
+BACKENDS = {"mediapipe": MediaPipeFaceMesh, "dlib": DlibLandmarks, "face-alignment": FaceAlignmentFAN}
+
+
 def check_backend(spec: str) -> None:
     """Fail early, once, with the backend's own message, before any clip is touched."""
     if spec.startswith(PRECOMPUTED_PREFIX):
@@ -248,7 +250,6 @@ def open_detector(spec: str, clip_id: str | None = None) -> LandmarkDetector:
         from .precomputed import PrecomputedLandmarks
 
         return PrecomputedLandmarks.for_clip(Path(spec[len(PRECOMPUTED_PREFIX) :]), clip_id)
-    backends = {"mediapipe": MediaPipeFaceMesh, "dlib": DlibLandmarks, "face-alignment": FaceAlignmentFAN}
-    if spec not in backends:
+    if spec not in BACKENDS:
         raise OmniAVSRError(f"unknown landmark backend {spec!r}; choose one of {', '.join(BACKENDS)} or landmarks:PATH", code="E_USAGE", exit_code=ExitCode.USAGE)
-    return backends[spec]()
+    return BACKENDS[spec]()

@@ -126,7 +126,7 @@ def prepare_clip(item: InputFile, out_dir: Path, options: PrepOptions) -> ClipRe
     paths = output_paths(out_dir, item.clip_id)
     parts = {name: _part(path) for name, path in paths.items()}
     try:
-        _prepare(item, options, paths, parts, record)
+        _prepare(item, options, paths, parts, record, started)
         record.status = "ok"
     except OmniAVSRError as error:
         record.error = {"code": error.code, "message": str(error)}
@@ -137,7 +137,9 @@ def prepare_clip(item: InputFile, out_dir: Path, options: PrepOptions) -> ClipRe
     return record
 
 
-def _prepare(item: InputFile, options: PrepOptions, paths: dict[str, Path], parts: dict[str, Path], record: ClipRecord) -> None:
+def _prepare(
+    item: InputFile, options: PrepOptions, paths: dict[str, Path], parts: dict[str, Path], record: ClipRecord, started: float
+) -> None:
     info = probe(item.path)
     video = info.require_video()
     record.audio = info.audio is not None
@@ -209,7 +211,8 @@ def _prepare(item: InputFile, options: PrepOptions, paths: dict[str, Path], part
     with parts["landmarks"].open("wb") as handle:
         np.savez(
             handle, points=filled, scores=np.array(scores, dtype=np.float64), detected=detected,
-            record=np.array(ClipRecord(**{**asdict(record), "status": "ok"}).to_json()),
+            # The record a resumed run reports for this clip (its time so far; the final renames are instant).
+            record=np.array(ClipRecord(**{**asdict(record), "status": "ok", "seconds": round(time.perf_counter() - started, 3)}).to_json()),
         )  # fmt: skip
     if sheet is not None:
         sheet.save(parts["sheet"])

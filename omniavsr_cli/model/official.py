@@ -30,8 +30,10 @@ _VIDEO_RENAMES = [
     (r"^encoder\.pos_conv\.0\.bias$", "encoder.pos_conv_embed.conv.bias"),
     (r"\.self_attn\.([qv])_proj\.", r".attention.\1_proj.base_layer."),
     (r"\.self_attn\.(k|out)_proj\.", r".attention.\1_proj."),
-    (r"\.self_attn\.lora_down_([QV])\.weight$", r".attention.\1_proj.lora_A.default.weight"),
-    (r"\.self_attn\.lora_up_([QV])\.weight$", r".attention.\1_proj.lora_B.default.weight"),
+    (r"\.self_attn\.lora_down_Q\.weight$", ".attention.q_proj.lora_A.default.weight"),
+    (r"\.self_attn\.lora_up_Q\.weight$", ".attention.q_proj.lora_B.default.weight"),
+    (r"\.self_attn\.lora_down_V\.weight$", ".attention.v_proj.lora_A.default.weight"),
+    (r"\.self_attn\.lora_up_V\.weight$", ".attention.v_proj.lora_B.default.weight"),
     (r"\.self_attn_layer_norm\.", ".layer_norm."),
     (r"\.fc1\.", ".feed_forward.intermediate_dense."),
     (r"\.fc2\.", ".feed_forward.output_dense."),
@@ -42,10 +44,6 @@ _LLM_LORA = re.compile(r"\.self_attn\.lora_(down|up)_([QV])(_shared)?(?:\.(audio
 class CheckpointError(OmniAVSRError):
     code = "E_CHECKPOINT"
     exit_code = ExitCode.MODEL_UNAVAILABLE
-
-
-def _lower_projection(match: re.Match) -> str:
-    return f".attention.{match.group(1).lower()}_proj."
 
 
 def official_to_native(key: str) -> str | None:
@@ -61,7 +59,6 @@ def official_to_native(key: str) -> str | None:
         rest = key[len("video_encoder.") :]
         for pattern, replacement in _VIDEO_RENAMES:
             rest = re.sub(pattern, replacement, rest)
-        rest = re.sub(r"\.attention\.([QV])_proj\.", _lower_projection, rest)
         return "video_encoder.hubert." + rest
     if key.startswith("llm."):
         lora = _LLM_LORA.search(key)
