@@ -30,11 +30,11 @@ def _clip_id(path: Path, root: Path) -> str:
     return path.relative_to(root).with_suffix("").as_posix()
 
 
-def _scan(directory: Path, exclude: Path | None) -> list[Path]:
+def _scan(directory: Path, exclude: Path | None, recursive: bool = True) -> list[Path]:
     found = []
     for folder, subfolders, files in os.walk(directory):
         here = Path(folder)
-        subfolders[:] = sorted(
+        subfolders[:] = [] if not recursive else sorted(
             name for name in subfolders
             if not name.startswith(".") and (exclude is None or (here / name).resolve() != exclude)
         )  # fmt: skip
@@ -48,10 +48,10 @@ def _glob_root(pattern: str) -> Path:
     return Path(*fixed) if fixed else Path(".")
 
 
-def _expand(argument: str, exclude: Path | None) -> list[InputFile]:
+def _expand(argument: str, exclude: Path | None, recursive: bool = True) -> list[InputFile]:
     path = Path(argument)
     if path.is_dir():
-        files = _scan(path, exclude)
+        files = _scan(path, exclude, recursive)
         if not files:
             raise InputError(f"{argument}: no media files in this directory (looked for {', '.join(sorted(MEDIA_SUFFIXES)[:6])}, ...)")
         return [InputFile(file, _clip_id(file, path)) for file in files]
@@ -65,7 +65,7 @@ def _expand(argument: str, exclude: Path | None) -> list[InputFile]:
     return [InputFile(path, path.with_suffix("").name)]
 
 
-def _read_list(argument: str, exclude: Path | None) -> list[InputFile]:
+def _read_list(argument: str, exclude: Path | None, recursive: bool = True) -> list[InputFile]:
     list_path = Path(argument[1:])
     try:
         lines = list_path.read_text(encoding="utf-8").splitlines()
@@ -74,7 +74,7 @@ def _read_list(argument: str, exclude: Path | None) -> list[InputFile]:
     entries = [line.strip() for line in lines if line.strip() and not line.lstrip().startswith("#")]
     if not entries:
         raise InputError(f"{list_path}: the input list is empty")
-    expanded = [item for entry in entries for item in _expand(entry, exclude)]
+    expanded = [item for entry in entries for item in _expand(entry, exclude, recursive)]
     # Entries named one by one are placed relative to their common folder, so the list mirrors a tree too.
     direct = [Path(entry) for entry in entries if not Path(entry).is_dir() and not glob.has_magic(entry)]
     if len(direct) < 2:
@@ -84,12 +84,15 @@ def _read_list(argument: str, exclude: Path | None) -> list[InputFile]:
     return [InputFile(item.path, relocated.get(item.path, item.clip_id)) for item in expanded]
 
 
-def collect_inputs(arguments: list[str], exclude: Path | None = None) -> list[InputFile]:
-    """Every media file the arguments name, in order, without duplicates; ``exclude`` is skipped in scans."""
+def collect_inputs(arguments: list[str], exclude: Path | None = None, recursive: bool = True) -> list[InputFile]:
+    """Every media file the arguments name, in order, without duplicates; ``exclude`` is skipped in scans.
+
+    ``recursive=False`` takes only the files directly inside a named directory.
+    """
     excluded = exclude.resolve() if exclude is not None else None
     files: list[InputFile] = []
     for argument in arguments:
-        files += _read_list(argument, excluded) if argument.startswith("@") else _expand(argument, excluded)
+        files += _read_list(argument, excluded, recursive) if argument.startswith("@") else _expand(argument, excluded, recursive)
     unique: dict[Path, InputFile] = {}
     for item in files:
         unique.setdefault(item.path.absolute(), item)
@@ -102,3 +105,21 @@ def collect_inputs(arguments: list[str], exclude: Path | None = None) -> list[In
             )
         by_id[item.clip_id] = item.path
     return list(unique.values())
+
+
+STDIN = "-"
+STDIN_ID = "stdin"
+
+
+def spool_stdin(directory: Path, stream=None) -> InputFile:
+    """Media piped on stdin, copied to a file in ``directory`` (probing needs to seek); its id is ``stdin``."""
+    import shutil
+    import sys
+
+    source = stream if stream is not None else sys.stdin.buffer
+    path = directory / "stdin.media"
+    with path.open("wb") as handle:
+        shutil.copyfileobj(source, handle, 1 << 20)
+    if path.stat().st_size == 0:
+        raise InputError("-: nothing arrived on stdin; pipe a media file in (e.g. `ffmpeg ... -f matroska - | omniavsr transcribe -`)")
+    return InputFile(path, STDIN_ID)

@@ -71,3 +71,34 @@ def dlib_lip_centres(frames: np.ndarray) -> list[np.ndarray | None]:
         faces = detector.detect(frame, index)
         centres.append(max(faces, key=lambda face: face.size).points[48:68].mean(axis=0) if faces else None)
     return centres
+
+
+def speech_like(pattern: list[tuple[float, float]], seconds: float, sample_rate: int = 16000) -> np.ndarray:
+    """Audio silero-vad hears as speech: an amplitude-modulated tone in each (start, end) of ``pattern``."""
+    t = np.arange(int(seconds * sample_rate)) / sample_rate
+    audio = np.zeros_like(t)
+    for n, (start, end) in enumerate(pattern):
+        inside = (t >= start) & (t < end)
+        audio[inside] = 0.3 * np.sin(2 * np.pi * (180 + 20 * (n % 3)) * t[inside]) * (1 + np.sin(2 * np.pi * 3 * t[inside]))
+    return audio.astype(np.float32)
+
+
+def write_media(path: Path, frames: np.ndarray | None, audio: np.ndarray | None, sample_rate: int = 16000) -> Path:
+    """A video (frames RGB at 25 fps) and/or audio track (float32 mono) written with the real ffmpeg."""
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as scratch:
+        inputs, maps = [], []
+        if frames is not None:
+            raw = Path(scratch) / "video.rgb"
+            raw.write_bytes(np.ascontiguousarray(frames).tobytes())
+            height, width = frames.shape[1:3]
+            inputs += ["-f", "rawvideo", "-pix_fmt", "rgb24", "-s", f"{width}x{height}", "-r", "25", "-i", str(raw)]
+            maps += ["-c:v", "libx264", "-crf", "18", "-pix_fmt", "yuv420p"]
+        if audio is not None:
+            pcm = Path(scratch) / "audio.f32"
+            pcm.write_bytes(audio.astype("<f4").tobytes())
+            inputs += ["-f", "f32le", "-ar", str(sample_rate), "-ac", "1", "-i", str(pcm)]
+            maps += ["-c:a", "aac" if path.suffix in (".mp4", ".m4a", ".mov") else "pcm_s16le"]
+        ffmpeg(*inputs, *maps, str(path))
+    return path

@@ -13,7 +13,7 @@ from typing import Annotated
 import typer
 
 from .. import __version__
-from . import doctor, prep_lips, score, weights
+from . import doctor, prep_lips, score, transcribe, weights
 
 app = typer.Typer(
     name="omniavsr",
@@ -41,6 +41,7 @@ def _root(
     """Global options; the subcommands do the work."""
 
 
+app.command("transcribe", help=transcribe.HELP, short_help="Transcribe videos and audio: subtitles and transcripts out.")(transcribe.transcribe)
 app.command("score", help=score.HELP, short_help="Word and character error rates of transcripts against references.")(score.score)
 app.command("prep-lips", help=prep_lips.HELP, short_help="Crop the mouth region of videos as the model was trained (96x96, 25 fps).")(
     prep_lips.prep_lips

@@ -31,18 +31,14 @@ import numpy as np
 
 from ..errors import OmniAVSRError
 from ..inputs import InputFile
-from ..media.decode import FPS, stream_video
+from ..media.decode import FPS
 from ..media.encode import VideoWriter, write_wav
 from ..media.probe import probe
 from . import roi
 from .contact_sheet import ContactSheet
-from .face_select import FaceSelector
-from .landmarks import open_detector
+from .tracking import MouthTrack, longest_run
 
 RECORDS_FILE = "prep.jsonl"
-# Frames arrive in chunks of this size; a smaller chunk than decoding's default keeps the resident set low
-# (a chunk stays alive while crops still wait on it) at no measurable cost in speed.
-VIDEO_CHUNK_BYTES = 16 * 2**20
 PART = ".part"
 
 
@@ -79,10 +75,6 @@ class ClipRecord:
         return json.dumps(data, ensure_ascii=False)
 
 
-class ClipFailed(OmniAVSRError):
-    """A clip that cannot give a usable crop sequence (no face, too few faces, nothing decodable)."""
-
-
 def output_paths(out_dir: Path, clip_id: str) -> dict[str, Path]:
     stem = out_dir / clip_id
     return {
@@ -111,14 +103,6 @@ def finished_record(out_dir: Path, clip_id: str) -> ClipRecord | None:
     return record
 
 
-def _longest_run(missing: np.ndarray) -> int:
-    longest = current = 0
-    for gap in missing:
-        current = current + 1 if gap else 0
-        longest = max(longest, current)
-    return longest
-
-
 def prepare_clip(item: InputFile, out_dir: Path, options: PrepOptions) -> ClipRecord:
     """Prepare one clip; failures come back as a record with ``status == "failed"``, never as an exception."""
     started = time.perf_counter()
@@ -141,76 +125,43 @@ def _prepare(
     item: InputFile, options: PrepOptions, paths: dict[str, Path], parts: dict[str, Path], record: ClipRecord, started: float
 ) -> None:
     info = probe(item.path)
-    video = info.require_video()
+    info.require_video()
     record.audio = info.audio is not None
     paths["video"].parent.mkdir(parents=True, exist_ok=True)
-    expected_frames = math.ceil((info.duration or 0) * FPS)
-    sheet = ContactSheet(expected_frames) if options.debug_crops else None
-    selector = FaceSelector(options.face_select, video.display_size)
-    cropper = roi.StreamingCropper()
-    scores, faces_seen = [], 0
+    sheet = ContactSheet(math.ceil((info.duration or 0) * FPS)) if options.debug_crops else None
+
+    def show(index: int, frame: np.ndarray, face) -> None:
+        if sheet is not None:
+            sheet.add_frame(index, frame, None if face is None else face.points)
+
+    track = MouthTrack(item.path, info, options.detector, options.face_select, clip_id=item.clip_id,
+                       min_face_coverage=options.min_face_coverage, on_frame=show)  # fmt: skip
     writer = VideoWriter(parts["video"], roi.CROP_SIZE, roi.CROP_SIZE)
-    off_centre = 0
-
-    def emit(ready: list) -> None:
-        nonlocal off_centre
-        for index, crop, geometry in ready:
-            writer.write(crop)
-            off_centre += geometry.window.clamped
-            if sheet is not None:
-                sheet.add_crop(index, crop)
-
     try:
-        with open_detector(options.detector, item.clip_id) as detector:
-            index = 0
-            for chunk in stream_video(item.path, VIDEO_CHUNK_BYTES, info=info):
-                for frame in chunk:
-                    faces = detector.detect(frame, index)
-                    faces_seen = max(faces_seen, len(faces))
-                    face = selector.choose(faces)
-                    scores.append(math.nan if face is None else face.score)
-                    if sheet is not None:
-                        sheet.add_frame(index, frame, None if face is None else face.points)
-                    emit(cropper.push(frame, None if face is None else face.points))
-                    index += 1
-            detector.check_frame_count(index)
-        points = cropper.raw  # the chosen face's landmarks per frame, None where there was none
-        detected = np.array([p is not None for p in points], dtype=bool)
-        record.frames = len(points)
-        record.faces_seen = faces_seen
-        record.face_coverage = round(float(detected.mean()), 4) if len(points) else 0.0
-        record.interpolated_frames = int((~detected).sum())
-        record.longest_gap = _longest_run(~detected)
-        if not points:
-            raise ClipFailed(f"{item.path}: no video frames could be decoded", code="E_NO_FRAMES")
-        if not detected.any():
-            raise ClipFailed(f"{item.path}: no face found in any of {len(points)} frames", code="E_NO_FACE")
-        if record.face_coverage < options.min_face_coverage:
-            raise ClipFailed(
-                f"{item.path}: a face was found in only {record.face_coverage:.0%} of the frames "
-                f"(--min-face-coverage {options.min_face_coverage:g}); longest gap {record.longest_gap} frames",
-                code="E_LOW_FACE_COVERAGE",
-            )
-        emit(cropper.finish())
-        if cropper.overflowed:  # a long stretch without a face: crop the rest from a second decode
-            index = 0
-            for chunk in stream_video(item.path, VIDEO_CHUNK_BYTES, info=info):
-                for frame in chunk:
-                    if index >= cropper.next_index:
-                        emit([cropper.crop(index, frame)])
-                    index += 1
+        try:
+            for index, crop in track.crops():
+                writer.write(crop)
+                if sheet is not None:
+                    sheet.add_crop(index, crop)
+        finally:  # the record describes the frames seen, also when the clip fails
+            detected = track.detected
+            record.frames = track.frames
+            record.faces_seen = track.faces_seen
+            record.face_coverage = track.face_coverage
+            record.interpolated_frames = int((~detected).sum())
+            record.longest_gap = longest_run(~detected)
         writer.close()
     except BaseException:
         writer.abort()
         raise
-    record.off_centre_frames = off_centre
+    record.off_centre_frames = track.off_centre_frames
 
-    filled = np.stack(cropper.filled)
+    filled = np.stack(track.cropper.filled)
     if record.audio:
         write_wav(item.path, parts["audio"])
     with parts["landmarks"].open("wb") as handle:
         np.savez(
-            handle, points=filled, scores=np.array(scores, dtype=np.float64), detected=detected,
+            handle, points=filled, scores=np.array(track.scores, dtype=np.float64), detected=detected,
             # The record a resumed run reports for this clip (its time so far; the final renames are instant).
             record=np.array(ClipRecord(**{**asdict(record), "status": "ok", "seconds": round(time.perf_counter() - started, 3)}).to_json()),
         )  # fmt: skip

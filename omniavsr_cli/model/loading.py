@@ -91,6 +91,7 @@ def load_model(name_or_path: str | Path, device: str | None = None, dtype: torch
     model.llm.model.rotary_emb = LlamaRotaryEmbedding(config=model.llm.config)
     model.freeze_backbones()
     model.tokenizer = load_tokenizer(directory)
+    model.directory = directory
     return model.to(device=target_device, dtype=target_dtype).eval()
 
 

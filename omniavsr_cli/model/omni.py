@@ -6,7 +6,9 @@ Attribute names follow the official ``AVSR_LLMs`` so its checkpoint keys map ont
 
 from __future__ import annotations
 
+import contextlib
 import math
+import time
 from dataclasses import dataclass
 
 import torch
@@ -36,6 +38,7 @@ class OmniAVSR(nn.Module):
         for task in ("audio", "video", "audiovisual"):
             self.register_buffer(f"prompt_{task}", torch.zeros(1, 0, hidden))
         self.freeze_backbones()
+        self.stage_seconds: dict[str, float] = {}  # time generate spent in "encoders" and "llm" (omniavsr bench)
 
     def freeze_backbones(self) -> None:
         """Train only what Omni-AVSR trains: the LLM LoRA, the AV-HuBERT LoRA and the projectors."""
@@ -121,6 +124,7 @@ class OmniAVSR(nn.Module):
     # ------------------------------------------------------------------ text
 
     tokenizer = None  # set by load_model when the model directory has tokenizer files
+    directory = None  # where load_model found the model
 
     def _require_tokenizer(self):
         if self.tokenizer is None:
@@ -152,21 +156,34 @@ class OmniAVSR(nn.Module):
         if not isinstance(task, str):
             return _per_task(task, clips, lambda chosen, indices: self.generate([clips[i] for i in indices], chosen, rates, options))
         activate(self.llm, self.config.variant, task)
-        embeds, mask = left_pad(self.prefix_embeddings(clips, task, rates))
+        with self._stage("encoders"):
+            embeds, mask = left_pad(self.prefix_embeddings(clips, task, rates))
         seconds = max(clip.seconds for clip in clips)
         tokens = self.config.tokens
         if options.seed is not None:
             torch.manual_seed(options.seed)
-        output = self.llm.generate(
-            inputs_embeds=embeds, attention_mask=mask, max_new_tokens=options.max_new_tokens_for(seconds),
-            num_beams=options.num_beams, do_sample=options.sample, temperature=options.temperature if options.sample else None,
-            top_p=options.top_p if options.sample else None, top_k=None, length_penalty=1.0, early_stopping=False,
-            eos_token_id=tokens.eos, bos_token_id=tokens.bos, pad_token_id=tokens.pad,
-        )  # fmt: skip
+        with self._stage("llm"):
+            output = self.llm.generate(
+                inputs_embeds=embeds, attention_mask=mask, max_new_tokens=options.max_new_tokens_for(seconds),
+                num_beams=options.num_beams, do_sample=options.sample, temperature=options.temperature if options.sample else None,
+                top_p=options.top_p if options.sample else None, top_k=None, length_penalty=1.0, early_stopping=False,
+                no_repeat_ngram_size=options.no_repeat_ngram_size, eos_token_id=tokens.eos, bos_token_id=tokens.bos, pad_token_id=tokens.pad,
+            )  # fmt: skip
         ids = []
         for row in output.tolist():
             ids.append(row[: row.index(tokens.eos)] if tokens.eos in row else [t for t in row if t != tokens.pad])
         return ids
+
+    @contextlib.contextmanager
+    def _stage(self, name: str):
+        """Add the time spent in a stage to :attr:`stage_seconds` (waiting for the GPU to finish it)."""
+        started = time.perf_counter()
+        try:
+            yield
+        finally:
+            if torch.cuda.is_available() and next(self.parameters()).is_cuda:
+                torch.cuda.synchronize()
+            self.stage_seconds[name] = self.stage_seconds.get(name, 0.0) + time.perf_counter() - started
 
 
 def _per_task(tasks: list[str], clips: list, run) -> list:
@@ -192,11 +209,17 @@ class DecodingOptions:
     seed: int | None = None
     max_new_tokens: int | None = None  # None: grows with the clip (official: always 32, which cuts long clips)
     tokens_per_second: float = 8.0  # LRS3 speech is about 3 words, 4 tokens per second: twice that is ample
+    no_repeat_ngram_size: int = 0  # the retry of a repeating transcript forbids repeated 3-grams
 
     def max_new_tokens_for(self, seconds: float) -> int:
+        """The official 32 for clips up to 4 s, then 8 per second, rounded up to a multiple of 16.
+
+        The rounding lets clips of similar length share a budget and so a batch: a batch must give every
+        clip the budget it would get alone, or beam search could end differently.
+        """
         if self.max_new_tokens is not None:
             return self.max_new_tokens
-        return max(32, math.ceil(seconds * self.tokens_per_second))
+        return max(32, 16 * math.ceil(seconds * self.tokens_per_second / 16))
 
 
 @dataclass

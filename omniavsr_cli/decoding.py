@@ -1,0 +1,137 @@
+"""Running chunks through the model in batches: packing, out-of-memory backoff, hallucination guards.
+
+An LLM decoder fails on speech the way whisper does: it loops ("the the the ...") or runs on past the end
+of what was said. Each transcript is checked for a repeated n-gram and for more tokens per second than
+speech has; a flagged chunk is decoded once more with repeated 3-grams forbidden, and whatever remains is
+flagged in the JSON output rather than dropped.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import warnings
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
+
+from .errors import ExitCode, OmniAVSRError
+from .model.omni import Clip, DecodingOptions
+
+log = logging.getLogger("omniavsr")
+
+# LRS3 averages about 4 Llama tokens per second of speech; fast speech stays under 8. Above this, the
+# transcript holds words nobody said.
+MAX_TOKENS_PER_SECOND = 12.0
+RETRY_NO_REPEAT_NGRAM = 3
+
+
+class OutOfMemory(OmniAVSRError):
+    code = "E_OUT_OF_MEMORY"
+    exit_code = ExitCode.OUT_OF_MEMORY
+
+
+def repeated_ngram(ids: Sequence[int], longest: int = 8) -> bool:
+    """True when some n-gram (n <= ``longest``) repeats back to back: 4 times for single tokens, 3 for longer."""
+    for n in range(1, longest + 1):
+        needed = 4 if n == 1 else 3
+        for start in range(len(ids) - n * needed + 1):
+            gram = ids[start : start + n]
+            if all(ids[start + k * n : start + (k + 1) * n] == gram for k in range(1, needed)):
+                return True
+    return False
+
+
+def hallucination_flags(ids: list[int], seconds: float, budget: int) -> list[str]:
+    flags = []
+    if repeated_ngram(ids):
+        flags.append("repetition")
+    if len(ids) >= budget:
+        flags.append("token_limit")  # it never said it was done
+    if len(ids) / max(seconds, 1.0) > MAX_TOKENS_PER_SECOND:
+        flags.append("too_many_tokens")
+    return flags
+
+
+@dataclass
+class Decoded:
+    ids: list[int]
+    flags: list[str] = field(default_factory=list)
+    retried: bool = False
+
+
+@dataclass
+class BatchLimits:
+    """How much goes into one model call: at most ``size`` clips and ``frames`` video frames (25 per second,
+    padding included). ``adaptive`` halves them on an out-of-memory error and retries."""
+
+    size: int = 32
+    frames: int = 12_000
+    adaptive: bool = True
+
+    def pack(self, lengths: list[int]) -> list[list[int]]:
+        """Indices of lengths sorted longest first, cut into batches within the limits."""
+        order = sorted(range(len(lengths)), key=lambda i: -lengths[i])
+        batches: list[list[int]] = []
+        for index in order:
+            current = batches[-1] if batches else None
+            # Sorted longest first, the batch's first clip sets its padded length.
+            if current and len(current) < self.size and (len(current) + 1) * lengths[current[0]] <= self.frames:
+                current.append(index)
+            else:
+                batches.append([index])
+        return batches
+
+
+class BatchDecoder:
+    """Decode lists of same-task clips in batches, backing off on out-of-memory, with the guards above."""
+
+    def __init__(self, model, rates: tuple[int, int], options: DecodingOptions, limits: BatchLimits, guards: bool = True):
+        self.model, self.rates, self.options, self.limits, self.guards = model, rates, options, limits, guards
+        self.settled_size: int | None = None  # the batch size an out-of-memory backoff settled on
+
+    def decode(self, clips: list[Clip], task: str) -> list[Decoded]:
+        results = [Decoded(ids) for ids in self._generate(clips, task, self.options)]
+        if not self.guards:
+            return results
+        budget = self.options.max_new_tokens_for(max(clip.seconds for clip in clips))
+        for result, clip in zip(results, clips):
+            result.flags = hallucination_flags(result.ids, clip.seconds, budget)
+        suspicious = [i for i, result in enumerate(results) if result.flags]
+        if suspicious:
+            retry = replace(self.options, no_repeat_ngram_size=RETRY_NO_REPEAT_NGRAM)
+            with warnings.catch_warnings():  # "applies to new tokens only": what we want, the prefix is not text
+                warnings.filterwarnings("ignore", message=".*no_repeat_ngram_size.*")
+                retried = self._generate([clips[i] for i in suspicious], task, retry)
+            for index, ids in zip(suspicious, retried):
+                flags = hallucination_flags(ids, clips[index].seconds, budget)
+                if len(flags) <= len(results[index].flags):
+                    results[index] = Decoded(ids, flags)
+                results[index].retried = True
+        return results
+
+    def _generate(self, clips: list[Clip], task: str, options: DecodingOptions) -> list[list[int]]:
+        import torch
+
+        lengths = [max(1, round(clip.seconds * 25)) for clip in clips]
+        ids: list[list[int] | None] = [None] * len(clips)
+        pending = self.limits.pack(lengths)
+        while pending:
+            batch = pending.pop(0)
+            try:
+                with torch.inference_mode():
+                    for index, result in zip(batch, self.model.generate([clips[i] for i in batch], task, self.rates, options)):
+                        ids[index] = result
+            except torch.OutOfMemoryError:
+                if not self.limits.adaptive or len(batch) == 1:
+                    raise OutOfMemory(
+                        f"out of memory decoding {len(batch)} clip(s) of up to {max(lengths[i] for i in batch) / 25:.0f} s; "
+                        "use a smaller --batch-size, --max-chunk-s or fewer --beams, or a larger device"
+                    ) from None
+                torch.cuda.empty_cache()
+                self.limits.size = max(1, len(batch) // 2)
+                self.limits.frames = max(max(lengths), math.ceil(self.limits.frames / 2))
+                self.settled_size = self.limits.size
+                log.warning("out of memory with a batch of %d: retrying with at most %d", len(batch), self.limits.size)
+                repacked = self.limits.pack([lengths[i] for i in batch])
+                pending = [[batch[j] for j in part] for part in repacked] + pending
+        return ids  # type: ignore[return-value]

@@ -1,0 +1,117 @@
+"""One clip's mouth crops, streamed: 25 fps frames -> landmarks -> one face per frame -> roi.StreamingCropper.
+
+Both ``prep-lips`` (which writes the crops) and ``transcribe`` (which feeds them to the model) read crops
+from here, so they are the same crops.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import OmniAVSRError
+from ..media.decode import stream_video
+from ..media.probe import MediaInfo
+from . import roi
+from .face_select import FaceSelector
+from .landmarks import Face, open_detector
+
+# Frames arrive in chunks of this size; a smaller chunk than decoding's default keeps the resident set low
+# (a chunk stays alive while crops still wait on it) at no measurable cost in speed.
+VIDEO_CHUNK_BYTES = 16 * 2**20
+
+
+class ClipFailed(OmniAVSRError):
+    """A clip that cannot give a usable crop sequence (no face, too few faces, nothing decodable)."""
+
+
+class MouthTrack:
+    """Iterate :meth:`crops` once; afterwards ``detected``, ``scores``, ``faces_seen`` describe the clip.
+
+    ``min_face_coverage`` is checked once every frame has been seen and before the crops that waited for
+    the end are made, so a clip that fails it costs no more cropping. ``on_frame(index, frame, face)``
+    sees every decoded frame (the contact sheet uses it).
+    """
+
+    def __init__(
+        self,
+        path: Path,
+        info: MediaInfo,
+        detector: str,
+        face_select: str,
+        *,
+        clip_id: str | None = None,
+        min_face_coverage: float = 0.0,
+        on_frame: Callable[[int, np.ndarray, Face | None], None] | None = None,
+    ):
+        self.path, self.info, self.detector, self.clip_id = path, info, detector, clip_id
+        self.face_select, self.min_face_coverage, self.on_frame = face_select, min_face_coverage, on_frame
+        self.cropper = roi.StreamingCropper()
+        self.scores: list[float] = []
+        self.faces_seen = 0
+        self.off_centre_frames = 0  # frames whose mouth lay beyond auto_avsr's limit (window moved back)
+
+    @property
+    def detected(self) -> np.ndarray:
+        return np.array([p is not None for p in self.cropper.raw], dtype=bool)
+
+    @property
+    def frames(self) -> int:
+        return len(self.cropper.raw)
+
+    @property
+    def face_coverage(self) -> float:
+        return round(float(self.detected.mean()), 4) if self.frames else 0.0
+
+    def _counted(self, ready: list) -> Iterator[tuple[int, np.ndarray]]:
+        for index, crop, geometry in ready:
+            self.off_centre_frames += geometry.window.clamped
+            yield index, crop
+
+    def crops(self) -> Iterator[tuple[int, np.ndarray]]:
+        """(frame index, 96x96 RGB crop) for every frame, in order; raises ClipFailed as described above."""
+        video = self.info.require_video()
+        selector = FaceSelector(self.face_select, video.display_size)
+        with open_detector(self.detector, self.clip_id) as detector:
+            index = 0
+            for chunk in stream_video(self.path, VIDEO_CHUNK_BYTES, info=self.info):
+                for frame in chunk:
+                    faces = detector.detect(frame, index)
+                    self.faces_seen = max(self.faces_seen, len(faces))
+                    face = selector.choose(faces)
+                    self.scores.append(math.nan if face is None else face.score)
+                    if self.on_frame is not None:
+                        self.on_frame(index, frame, face)
+                    yield from self._counted(self.cropper.push(frame, None if face is None else face.points))
+                    index += 1
+            detector.check_frame_count(index)
+        detected = self.detected
+        if not len(detected):
+            raise ClipFailed(f"{self.path}: no video frames could be decoded", code="E_NO_FRAMES")
+        if not detected.any():
+            raise ClipFailed(f"{self.path}: no face found in any of {len(detected)} frames", code="E_NO_FACE")
+        if self.face_coverage < self.min_face_coverage:
+            raise ClipFailed(
+                f"{self.path}: a face was found in only {self.face_coverage:.0%} of the frames "
+                f"(--min-face-coverage {self.min_face_coverage:g}); longest gap {longest_run(~detected)} frames",
+                code="E_LOW_FACE_COVERAGE",
+            )
+        yield from self._counted(self.cropper.finish())
+        if self.cropper.overflowed:  # a long stretch without a face: crop the rest from a second decode
+            index = 0
+            for chunk in stream_video(self.path, VIDEO_CHUNK_BYTES, info=self.info):
+                for frame in chunk:
+                    if index >= self.cropper.next_index:
+                        yield from self._counted([self.cropper.crop(index, frame)])
+                    index += 1
+
+
+def longest_run(missing: np.ndarray) -> int:
+    longest = current = 0
+    for gap in missing:
+        current = current + 1 if gap else 0
+        longest = max(longest, current)
+    return longest

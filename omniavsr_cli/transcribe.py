@@ -1,0 +1,560 @@
+"""The transcription pipeline: media files in, timed transcripts out.
+
+For each input, in worker threads: probe; decode the 16 kHz audio and find speech (vad.py); plan chunks of
+at most ``max_chunk_s`` cut at pauses; stream the 25 fps video through the landmark detector and mouth
+cropper (lips/tracking.py) and hand each chunk over as soon as its frames are cropped, with the task it
+will be decoded with (``auto``: AVSR where the face is seen, ASR where not, VSR without audio). The main
+thread pools the chunks of all inputs, sorts them by task and length, decodes them in batches
+(decoding.py) and writes each input's outputs the moment its last chunk is decoded (writers.py).
+
+    chunks  = [chunk for item in items for chunk in chunk_input(item)]      # worker threads
+    batches = pack(sorted(chunks, key=(task, token budget, length)))      # main thread, pooled
+    outputs = write(segments of each input once all its chunks are done)
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import queue
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from . import __version__
+from .decoding import BatchDecoder, BatchLimits
+from .errors import ExitCode, OmniAVSRError
+from .inputs import InputFile
+from .lips.tracking import ClipFailed, MouthTrack
+from .media.decode import FPS, SAMPLES_PER_FRAME, load_audio, stream_video
+from .media.probe import MediaInfo, probe
+from .model.omni import Clip, DecodingOptions
+from .model.transforms import video_input
+from .vad import VadOptions, fixed_windows, plan_chunks, regions_to_frames, speech_regions
+from .writers import WRITERS, output_path, write_outputs
+
+MODES = ("auto", "asr", "vsr", "avsr")
+RUN_LOG = "run.jsonl"
+ROI_SIZE = (96, 96)  # prep-lips output: already a mouth crop, no face detection needed
+PRECROPPED = "pre-cropped"
+# silero is asked for regions a little shorter than a chunk: rounding them out to whole frames adds up to 80 ms.
+VAD_MARGIN_S = 0.1
+
+
+@dataclass(frozen=True)
+class TranscribeOptions:
+    mode: str = "auto"
+    rates: tuple[int, int] | None = None  # (audio, video); None: the model's finest, e.g. (4, 2)
+    max_chunk_s: float = 16.0  # LRS3's segment length, the longest the released models were trained on
+    vad: bool = True
+    vad_options: VadOptions = VadOptions()
+    detector: str = "mediapipe"
+    face_select: str = "largest"
+    min_face_coverage: float = 0.5  # per chunk: below it, auto mode uses the audio alone
+    decoding: DecodingOptions = DecodingOptions()
+    batch_size: int | None = None  # None: auto (pack by frames, back off on out-of-memory)
+    batch_frames: int = 12_000
+    guards: bool = True
+    workers: int = 1  # inputs prepared in parallel (threads: ffmpeg and the detectors run outside the GIL)
+    pool_bytes: int = 1 << 30  # prepared chunks held for sorting before they must be decoded
+
+    def __post_init__(self) -> None:
+        if self.mode not in MODES:
+            raise OmniAVSRError(f"--mode {self.mode}: choose one of {', '.join(MODES)}", code="E_USAGE", exit_code=ExitCode.USAGE)
+        if self.max_chunk_s < 1:
+            raise OmniAVSRError("--max-chunk-s must be at least 1 second", code="E_USAGE", exit_code=ExitCode.USAGE)
+
+    @property
+    def max_chunk_frames(self) -> int:
+        return int(self.max_chunk_s * FPS)
+
+
+# ---------------------------------------------------------------------------------------------- results
+
+
+@dataclass
+class Segment:
+    id: int
+    start: float
+    end: float
+    text: str
+    tokens: list[int]
+    mode: str  # the task this chunk was decoded with: asr, vsr or avsr
+    rates: list[int]  # [audio, video]
+    face_coverage: float | None  # fraction of the chunk's frames with the face found; None without video
+    flags: list[str] = field(default_factory=list)
+    temperature: float = 0.0
+
+    def to_dict(self) -> dict:
+        return {
+            "id": self.id, "seek": round(self.start * 100), "start": self.start, "end": self.end, "text": self.text,
+            "tokens": self.tokens, "temperature": self.temperature, "mode": self.mode, "rates": self.rates,
+            "face_coverage": self.face_coverage, "flags": self.flags,
+        }  # fmt: skip
+
+
+@dataclass
+class Transcript:
+    """One input's result: whisper's JSON keys (text, segments, language) plus how it was made."""
+
+    id: str
+    source: str
+    segments: list[Segment]
+    info: dict  # duration, model, tool, decoding, detector, ... (docs/transcribe.md#json)
+
+    @property
+    def text(self) -> str:
+        return " ".join(s.text.strip() for s in self.segments if s.text.strip())
+
+    def to_dict(self) -> dict:
+        return {"text": self.text, "segments": [s.to_dict() for s in self.segments], "language": "en", "id": self.id,
+                "source": self.source, **self.info}  # fmt: skip
+
+    def segment_lines(self) -> list[dict]:
+        return [{"input": self.id, **s.to_dict()} for s in self.segments]
+
+
+@dataclass
+class RunRecord:
+    """One line of run.jsonl."""
+
+    input: str
+    id: str
+    status: str  # ok, failed or skipped
+    error_code: str | None = None
+    error: str | None = None
+    seconds: float = 0.0
+    outputs: list[str] = field(default_factory=list)
+    media_seconds: float = 0.0
+    chunks: int = 0
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), ensure_ascii=False)
+
+
+# ----------------------------------------------------------------------------------------------- chunks
+
+
+@dataclass
+class Chunk:
+    """A stretch of one input, ready for the model."""
+
+    input_index: int
+    start_frame: int
+    end_frame: int
+    task: str
+    audio: np.ndarray | None  # 16 kHz float32, 640 samples per frame
+    crops: np.ndarray | None  # (T, 96, 96, 3) uint8 mouth crops
+    face_coverage: float | None
+    flags: list[str] = field(default_factory=list)
+
+    @property
+    def seconds(self) -> float:
+        return (self.end_frame - self.start_frame) / FPS
+
+    @property
+    def nbytes(self) -> int:
+        return sum(a.nbytes for a in (self.audio, self.crops) if a is not None)
+
+    def clip(self) -> Clip:
+        return Clip(audio=self.audio if self.task != "vsr" else None, video=video_input(self.crops) if self.task != "asr" else None)
+
+
+@dataclass
+class InputState:
+    """What the pipeline knows about one input while it is in flight."""
+
+    index: int
+    item: InputFile
+    started: float
+    info: MediaInfo | None = None
+    duration: float = 0.0
+    detector: str | None = None
+    face_coverage: float | None = None
+    speech_seconds: float = 0.0
+    chunks: int = 0  # handed to the main thread so far
+    prepared: bool = False  # every chunk has been handed over
+    segments: list[Segment] = field(default_factory=list)
+    stage_seconds: dict[str, float] = field(default_factory=dict)
+
+    def timed(self, stage: str):
+        return _timer(self.stage_seconds, stage)
+
+
+@contextlib.contextmanager
+def _timer(totals: dict[str, float], stage: str):
+    started = time.perf_counter()
+    try:
+        yield
+    finally:
+        totals[stage] = totals.get(stage, 0.0) + time.perf_counter() - started
+
+
+def _decide(options: TranscribeOptions, has_audio: bool, coverage: float | None) -> tuple[str, list[str]]:
+    """The task for one chunk and its flags."""
+    low = coverage is not None and coverage < options.min_face_coverage
+    flags = ["low_face_coverage"] if low else []
+    if options.mode != "auto":
+        return options.mode, (flags if options.mode != "asr" else [])
+    if coverage is None or (low and has_audio):
+        return "asr", []
+    return ("avsr" if has_audio else "vsr"), flags
+
+
+def _plan(options: TranscribeOptions, state: InputState, audio: np.ndarray | None) -> list[tuple[int, int]]:
+    if audio is None:  # lip reading only: nothing to find pauses in
+        return fixed_windows(math.ceil(state.duration * FPS), options.max_chunk_frames)
+    if not options.vad:
+        return fixed_windows(math.ceil(len(audio) / SAMPLES_PER_FRAME), options.max_chunk_frames)
+    with state.timed("vad"):
+        regions = speech_regions(audio, options.max_chunk_s - VAD_MARGIN_S, options.vad_options)
+    return plan_chunks(regions_to_frames(regions), options.max_chunk_frames)
+
+
+def _crop_stream(item: InputFile, info: MediaInfo, options: TranscribeOptions, state: InputState):
+    """(frame index, crop) pairs and a function giving the per-frame face mask seen so far."""
+    if info.video.display_size == ROI_SIZE:
+        state.detector = PRECROPPED
+        detected = _precropped_mask(item.path)
+
+        def frames() -> Iterator[tuple[int, np.ndarray]]:
+            index = 0
+            for chunk in stream_video(item.path, info=info):
+                for frame in chunk:
+                    yield index, frame
+                    index += 1
+
+        return frames(), lambda: detected
+    state.detector = options.detector
+    track = MouthTrack(item.path, info, options.detector, options.face_select, clip_id=item.clip_id)
+    return track.crops(), lambda: track.detected
+
+
+def _precropped_mask(path: Path) -> np.ndarray | None:
+    """prep-lips writes which frames had a face beside the crops; without it every frame counts as seen."""
+    beside = path.with_name(path.stem + ".landmarks.npz")
+    try:
+        with np.load(beside, allow_pickle=False) as data:
+            return np.asarray(data["detected"], dtype=bool)
+    except (OSError, KeyError, ValueError):
+        return None
+
+
+def chunk_input(item: InputFile, index: int, options: TranscribeOptions, state: InputState) -> Iterator[Chunk]:
+    """Yield one input's chunks, each as soon as it is ready; ``state`` collects what is learnt on the way."""
+    with state.timed("probe"):
+        info = state.info = probe(item.path)
+    state.duration = info.duration or 0.0
+    mode = options.mode
+    if mode in ("asr", "avsr"):
+        info.require_audio()
+    if mode in ("vsr", "avsr"):
+        info.require_video()
+    audio = None
+    if info.audio is not None and mode != "vsr":
+        with state.timed("decode_audio"):
+            audio = load_audio(item.path)
+        state.duration = max(state.duration, len(audio) / 16000)
+    spans = _plan(options, state, audio)
+    state.speech_seconds = sum(end - start for start, end in spans) / FPS
+
+    def make(k: int, crops: list | None, detected: np.ndarray | None) -> Chunk | None:
+        start, end = spans[k]
+        coverage = None
+        if crops is not None:
+            end = min(end, start + len(crops))  # the video ended early
+            if end <= start:
+                crops = None
+            elif detected is not None:
+                coverage = round(float(detected[start:end].mean()), 4) if len(detected) >= end else 1.0
+            else:
+                coverage = 1.0
+        task, flags = _decide(options, audio is not None, coverage)
+        if task != "asr" and crops is None:
+            if audio is None or mode in ("vsr", "avsr"):
+                return None  # nothing left to read the lips from, and no audio
+            task, flags = "asr", []
+        piece = audio[start * SAMPLES_PER_FRAME : end * SAMPLES_PER_FRAME] if audio is not None and task != "vsr" else None
+        if piece is not None and not len(piece):
+            return None
+        video = np.stack(crops) if task != "asr" else None
+        return Chunk(index, start, end, task, piece, video, coverage, flags)
+
+    if info.video is None or mode == "asr" or not spans:
+        for k in range(len(spans)):
+            if (chunk := make(k, None, None)) is not None:
+                yield chunk
+        return
+
+    stream, detected = _crop_stream(item, info, options, state)
+    k, frames = 0, []
+    try:
+        with state.timed("video"):
+            for frame_index, crop in stream:
+                while k < len(spans) and frame_index >= spans[k][1]:
+                    if (chunk := make(k, frames, detected())) is not None:
+                        yield chunk
+                    k, frames = k + 1, []
+                if k == len(spans):
+                    break  # the rest of the video holds no speech: stop decoding it
+                if frame_index >= spans[k][0]:
+                    frames.append(crop)
+    except ClipFailed as error:
+        if error.code != "E_NO_FACE" or mode != "auto" or audio is None:
+            raise
+        frames = None  # no face anywhere: every chunk is ASR
+    finally:
+        stream.close()
+    mask = detected() if frames is not None else None
+    state.face_coverage = 0.0 if frames is None else (round(float(mask.mean()), 4) if mask is not None and len(mask) else 1.0)
+    for k in range(k, len(spans)):
+        if (chunk := make(k, frames, mask)) is not None:
+            yield chunk
+        frames = None if frames is None else []
+
+
+# --------------------------------------------------------------------------------------------- pipeline
+
+
+_DONE = object()
+
+
+class Pipeline:
+    """Transcribe inputs with one loaded model; see the module docstring for the flow."""
+
+    def __init__(
+        self,
+        model,
+        options: TranscribeOptions,
+        formats: list[str],
+        out_dir: Path | None,
+        *,
+        stdout=None,
+        skip_existing: bool = False,
+        on_record: Callable[[RunRecord], None] | None = None,
+        on_progress: Callable[[str, float], None] | None = None,
+    ):
+        if model.tokenizer is None:
+            raise OmniAVSRError("this model has no tokenizer files; import it again with --tokenizer", code="E_NO_TOKENIZER",
+                                exit_code=ExitCode.MODEL_UNAVAILABLE)  # fmt: skip
+        self.model, self.options, self.formats, self.out_dir, self.stdout = model, options, formats, out_dir, stdout
+        self.skip_existing, self.on_record, self.on_progress = skip_existing, on_record or (lambda r: None), on_progress or (lambda k, v: None)
+        self.rates = check_rates(model.config, options.rates)
+        limits = BatchLimits(size=options.batch_size or 32, frames=options.batch_frames, adaptive=options.batch_size is None)
+        if options.batch_size is not None:
+            limits.frames = 10**9
+        self.decoder = BatchDecoder(model, self.rates, options.decoding, limits, guards=options.guards)
+        self.records: list[RunRecord] = []
+        self.stage_seconds: dict[str, float] = {}
+        self.tokens_decoded = 0
+        self._stop = threading.Event()
+
+    # .......................................................................... public
+
+    def run(self, items: list[InputFile], sources: dict[str, str] | None = None) -> list[RunRecord]:
+        """Transcribe every input; returns one record per input (ok, failed or skipped), in completion order."""
+        self.sources = sources or {}
+        todo = []
+        for item in items:
+            if self.skip_existing and self.out_dir is not None and self._finished(item):
+                self._record(RunRecord(input=self._source(item), id=item.clip_id, status="skipped",
+                                       outputs=[str(output_path(self.out_dir, item.clip_id, f)) for f in self.formats]))  # fmt: skip
+            else:
+                todo.append(item)
+        if todo:
+            self._run(todo)
+        return self.records
+
+    # ......................................................................... workers
+
+    def _produce(self, work: queue.Queue, events: queue.Queue) -> None:
+        while not self._stop.is_set():
+            try:
+                index, item = work.get_nowait()
+            except queue.Empty:
+                break
+            state = InputState(index, item, time.perf_counter())
+            events.put(("start", state))
+            try:
+                for chunk in chunk_input(item, index, self.options, state):
+                    state.chunks += 1
+                    while not self._stop.is_set():
+                        try:
+                            events.put(("chunk", state, chunk), timeout=0.2)
+                            break
+                        except queue.Full:
+                            continue
+                    if self._stop.is_set():
+                        return
+                events.put(("done", state))
+            except OmniAVSRError as error:
+                events.put(("failed", state, error))
+            except Exception as error:  # a bug: this input fails, the others go on
+                events.put(("failed", state, OmniAVSRError(f"{item.path}: internal error: {type(error).__name__}: {error}", code="E_INTERNAL")))
+        events.put((_DONE,))
+
+    def _run(self, items: list[InputFile]) -> None:
+        work: queue.Queue = queue.Queue()
+        for pair in enumerate(items):
+            work.put(pair)
+        events: queue.Queue = queue.Queue(maxsize=64)
+        workers = [threading.Thread(target=self._produce, args=(work, events), daemon=True) for _ in range(max(1, min(self.options.workers, len(items))))]
+        for worker in workers:
+            worker.start()
+        running = len(workers)
+        self.pending: list[tuple[InputState, Chunk]] = []
+        self.in_flight: dict[int, InputState] = {}
+        try:
+            while running:
+                try:
+                    event = events.get(timeout=0.5)
+                except queue.Empty:
+                    self._decode(everything=True)  # the workers are slow: keep the model busy meanwhile
+                    continue
+                kind = event[0]
+                if kind is _DONE:
+                    running -= 1
+                elif kind == "start":
+                    self.in_flight[event[1].index] = event[1]
+                elif kind == "chunk":
+                    self.pending.append((event[1], event[2]))
+                    self._decode(everything=sum(c.nbytes for _, c in self.pending) > self.options.pool_bytes)
+                elif kind == "done":
+                    event[1].prepared = True
+                    self._finish_if_complete(event[1])
+                elif kind == "failed":
+                    self._fail(event[1], event[2])
+            self._decode(everything=True)
+        finally:
+            self._stop.set()
+
+    # ........................................................................ decoding
+
+    def _decode(self, everything: bool) -> None:
+        """Decode the pooled chunks: all of them, or only full batches."""
+        groups: dict[tuple[str, int], list[tuple[InputState, Chunk]]] = {}
+        budget = self.options.decoding.max_new_tokens_for
+        for pair in sorted(self.pending, key=lambda p: (p[1].task, -p[1].seconds)):
+            groups.setdefault((pair[1].task, budget(pair[1].seconds)), []).append(pair)
+        for (task, _), members in groups.items():
+            limits = self.decoder.limits
+            batches = limits.pack([round(c.seconds * FPS) for _, c in members])
+            for batch in batches:
+                full = len(batch) >= limits.size or (len(batch) + 1) * round(members[batch[0]][1].seconds * FPS) > limits.frames
+                if everything or full:
+                    self._decode_batch(task, [members[i] for i in batch])
+
+    def _decode_batch(self, task: str, pairs: list[tuple[InputState, Chunk]]) -> None:
+        chosen = {id(chunk) for _, chunk in pairs}
+        self.pending = [p for p in self.pending if id(p[1]) not in chosen]
+        clips = [chunk.clip() for _, chunk in pairs]
+        results = self.decoder.decode(clips, task)
+        tokenizer = self.model.tokenizer
+        for (state, chunk), result in zip(pairs, results):
+            self.tokens_decoded += len(result.ids)
+            end = min(chunk.end_frame / FPS, state.duration) if state.duration else chunk.end_frame / FPS
+            segment = Segment(
+                id=0, start=round(chunk.start_frame / FPS, 3), end=round(max(end, chunk.start_frame / FPS), 3),
+                text=tokenizer.decode(result.ids, skip_special_tokens=True, clean_up_tokenization_spaces=False), tokens=result.ids,
+                mode=task, rates=list(self.rates), face_coverage=chunk.face_coverage,
+                flags=chunk.flags + result.flags + (["retried"] if result.retried else []),
+                temperature=self.options.decoding.temperature if self.options.decoding.sample else 0.0,
+            )  # fmt: skip
+            state.segments.append(segment)
+            self.on_progress("chunks", 1)
+            self.on_progress("media_seconds", chunk.seconds)
+            if self.stdout is not None and self.formats == ["jsonl"]:
+                self.stdout.write(json.dumps({"input": state.item.clip_id, **segment.to_dict()}, ensure_ascii=False) + "\n")
+                self.stdout.flush()
+            self._finish_if_complete(state)
+
+    # ......................................................................... outputs
+
+    def _finish_if_complete(self, state: InputState) -> None:
+        if not state.prepared or state.index not in self.in_flight or len(state.segments) < state.chunks:
+            return
+        del self.in_flight[state.index]
+        state.segments.sort(key=lambda s: s.start)
+        for number, segment in enumerate(state.segments):
+            segment.id = number
+        transcript = Transcript(state.item.clip_id, self._source(state.item), state.segments, self._info(state))
+        record = RunRecord(input=self._source(state.item), id=state.item.clip_id, status="ok", media_seconds=round(state.duration, 3),
+                           chunks=len(state.segments))  # fmt: skip
+        try:
+            if self.out_dir is not None:
+                record.outputs = [str(p) for p in write_outputs(transcript, self.out_dir, state.item.clip_id, self.formats)]
+            elif self.formats != ["jsonl"]:
+                self.stdout.write(WRITERS[self.formats[0]](transcript))
+                self.stdout.flush()
+        except OSError as error:
+            record.status, record.error_code = "failed", "E_WRITE"
+            record.error = f"{self.out_dir}: cannot write {state.item.clip_id}'s outputs ({error.strerror or error}); free space or choose another -o"
+        for stage, seconds in state.stage_seconds.items():
+            self.stage_seconds[stage] = self.stage_seconds.get(stage, 0.0) + seconds
+        record.seconds = round(time.perf_counter() - state.started, 3)
+        self._record(record)
+
+    def _fail(self, state: InputState, error: OmniAVSRError) -> None:
+        self.in_flight.pop(state.index, None)
+        self.pending = [p for p in self.pending if p[0] is not state]
+        self._record(RunRecord(input=self._source(state.item), id=state.item.clip_id, status="failed", error_code=error.code,
+                               error=str(error), seconds=round(time.perf_counter() - state.started, 3)))  # fmt: skip
+
+    def _record(self, record: RunRecord) -> None:
+        self.records.append(record)
+        if self.out_dir is not None:
+            self.out_dir.mkdir(parents=True, exist_ok=True)
+            with (self.out_dir / RUN_LOG).open("a", encoding="utf-8") as log:
+                log.write(record.to_json() + "\n")
+        self.on_record(record)
+
+    def _finished(self, item: InputFile) -> bool:
+        return all(output_path(self.out_dir, item.clip_id, fmt).is_file() for fmt in self.formats)
+
+    def _source(self, item: InputFile) -> str:
+        return self.sources.get(item.clip_id, str(item.path))
+
+    def _info(self, state: InputState) -> dict:
+        options = self.options
+        flags = [] if state.segments else ["no_speech"]
+        return {
+            "duration": round(state.duration, 3),
+            "speech_duration": round(state.speech_seconds, 3),
+            "requested_mode": options.mode,
+            "rates": list(self.rates),
+            "face_coverage": state.face_coverage,
+            "detector": state.detector,
+            "timing": "vad_chunk" if options.vad else "fixed_window",
+            "flags": flags,
+            "model": model_description(self.model),
+            "tool": {"name": "omniavsr", "version": __version__},
+            "decoding": {**asdict(options.decoding), "max_chunk_s": options.max_chunk_s, "guards": options.guards,
+                         "vad": asdict(options.vad_options) if options.vad else None},  # fmt: skip
+        }
+
+
+def model_description(model) -> dict:
+    """Name, directory and weights checksum, so a transcript says exactly which weights made it."""
+    directory = Path(model.directory) if model.directory else None
+    checksum = None
+    if directory is not None and (directory / "checksums.json").is_file():
+        with contextlib.suppress(OSError, ValueError):
+            checksum = json.loads((directory / "checksums.json").read_text(encoding="utf-8")).get("model.safetensors")
+    return {"name": directory.name if directory else None, "path": str(directory) if directory else None, "sha256": checksum,
+            "variant": model.config.variant}  # fmt: skip
+
+
+def check_rates(config, rates: tuple[int, int] | None) -> tuple[int, int]:
+    """The (audio, video) rates to use; a pair the model was not trained with is an error listing the valid ones."""
+    if rates is None:
+        return (config.audio_rates[0], config.video_rates[0])
+    if rates[0] in config.audio_rates and rates[1] in config.video_rates:
+        return tuple(rates)
+    valid = " ".join(f"{a},{v}" for a in config.audio_rates for v in config.video_rates)
+    raise OmniAVSRError(f"--rates {rates[0]},{rates[1]}: this model was trained with audio rates {list(config.audio_rates)} and video rates "
+                        f"{list(config.video_rates)}; choose one of {valid}", code="E_USAGE", exit_code=ExitCode.USAGE)  # fmt: skip

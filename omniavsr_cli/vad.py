@@ -1,0 +1,100 @@
+"""Voice activity (silero-vad) and the chunk plan: where a long input is cut before it reaches the model.
+
+Chunks are counted in 25 fps video frames (640 samples each), so an audio chunk and its video chunk are
+the same stretch of time and AVSR never has to cut or pad one to the other's length.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+from dataclasses import dataclass
+
+import numpy as np
+
+from .media.decode import FPS, SAMPLE_RATE
+
+_models = threading.local()  # the silero model keeps per-stream state: one per thread
+
+
+@dataclass(frozen=True)
+class VadOptions:
+    """silero-vad's own parameters, with faster-whisper's batched defaults for silence and padding."""
+
+    threshold: float = 0.5
+    min_speech_ms: int = 250
+    min_silence_ms: int = 160
+    speech_pad_ms: int = 100
+
+
+def _model():
+    if getattr(_models, "silero", None) is None:
+        from silero_vad import load_silero_vad
+
+        _models.silero = load_silero_vad()
+    return _models.silero
+
+
+def speech_regions(audio: np.ndarray, max_region_s: float, options: VadOptions = VadOptions()) -> list[tuple[int, int]]:
+    """Speech in 16 kHz mono audio as (first sample, end sample) pairs, none longer than ``max_region_s``.
+
+    silero splits a region that would be longer at the longest silence inside it (or hard at the limit when
+    there is none).
+    """
+    import torch
+    from silero_vad import get_speech_timestamps
+
+    if len(audio) < SAMPLE_RATE // 10:
+        return []
+    with torch.inference_mode():
+        found = get_speech_timestamps(
+            torch.from_numpy(np.ascontiguousarray(audio, dtype=np.float32)), _model(), threshold=options.threshold,
+            sampling_rate=SAMPLE_RATE, min_speech_duration_ms=options.min_speech_ms, max_speech_duration_s=max_region_s,
+            min_silence_duration_ms=options.min_silence_ms, speech_pad_ms=options.speech_pad_ms,
+        )  # fmt: skip
+    return [(int(r["start"]), int(r["end"])) for r in found]
+
+
+def regions_to_frames(regions: list[tuple[int, int]], samples_per_frame: int = SAMPLE_RATE // FPS) -> list[tuple[int, int]]:
+    """Sample ranges -> the video frames that contain them (first frame, end frame)."""
+    frames = [(start // samples_per_frame, math.ceil(end / samples_per_frame)) for start, end in regions]
+    return [(start, end) for start, end in frames if end > start]
+
+
+def plan_chunks(regions: list[tuple[int, int]], max_frames: int) -> list[tuple[int, int]]:
+    """Merge speech regions (in frames, sorted) into chunks of at most ``max_frames``.
+
+    A chunk grows over the following regions while it fits; where it must end, it ends at the longest pause
+    between regions among the cuts that leave it at least half full (any cut when none does), so chunks are
+    long (few, well-filled batches) and cut where the speaker paused. A region longer than the limit on its
+    own is cut into equal pieces.
+    """
+    pieces: list[tuple[int, int]] = []
+    for start, end in regions:
+        count = math.ceil((end - start) / max_frames)
+        bounds = [start + round(i * (end - start) / count) for i in range(count + 1)]
+        pieces += list(zip(bounds[:-1], bounds[1:]))
+    chunks, first = [], 0
+    while first < len(pieces):
+        start = pieces[first][0]
+        last = first
+        while last + 1 < len(pieces) and pieces[last + 1][1] - start <= max_frames:
+            last += 1
+        if last == len(pieces) - 1:
+            chunks.append((start, pieces[last][1]))
+            break
+        cuts = range(first, last + 1)
+        well_filled = [k for k in cuts if pieces[k][1] - start >= max_frames // 2] or list(cuts)
+        cut = max(well_filled, key=lambda k: (pieces[k + 1][0] - pieces[k][1], k))
+        chunks.append((start, pieces[cut][1]))
+        first = cut + 1
+    return chunks
+
+
+def fixed_windows(frames: int, max_frames: int) -> list[tuple[int, int]]:
+    """``frames`` split into the fewest equal windows of at most ``max_frames`` (no audio to find pauses in)."""
+    if frames <= 0:
+        return []
+    count = math.ceil(frames / max_frames)
+    bounds = [round(i * frames / count) for i in range(count + 1)]
+    return list(zip(bounds[:-1], bounds[1:]))

@@ -1,0 +1,98 @@
+"""Transcript writers: txt, srt, vtt, tsv and json laid out as openai/whisper writes them, plus jsonl.
+
+Downstream tools that parse whisper's files read ours unchanged (docs/transcribe.md#output-formats); the
+JSON is whisper's keys plus ours, with non-ASCII text kept as is. A writer takes a transcript (anything with
+``segments`` of ``start``, ``end``, ``text`` and a ``to_dict()``) and returns the file's text.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable
+from pathlib import Path
+
+FORMATS = ("txt", "srt", "vtt", "tsv", "json", "jsonl")
+
+
+def format_timestamp(seconds: float, always_include_hours: bool = False, decimal_marker: str = ".") -> str:
+    """HH:MM:SS.mmm, hours only when asked for or non-zero (whisper's rounding: to the millisecond)."""
+    milliseconds = round(seconds * 1000.0)
+    hours, milliseconds = divmod(milliseconds, 3_600_000)
+    minutes, milliseconds = divmod(milliseconds, 60_000)
+    whole_seconds, milliseconds = divmod(milliseconds, 1000)
+    hours_part = f"{hours:02d}:" if always_include_hours or hours > 0 else ""
+    return f"{hours_part}{minutes:02d}:{whole_seconds:02d}{decimal_marker}{milliseconds:03d}"
+
+
+def _cue_text(text: str) -> str:
+    return text.strip().replace("-->", "->")
+
+
+def write_txt(transcript) -> str:
+    return "".join(segment.text.strip() + "\n" for segment in transcript.segments)
+
+
+def write_srt(transcript) -> str:
+    cues = []
+    for number, segment in enumerate(transcript.segments, start=1):
+        start = format_timestamp(segment.start, always_include_hours=True, decimal_marker=",")
+        end = format_timestamp(segment.end, always_include_hours=True, decimal_marker=",")
+        cues.append(f"{number}\n{start} --> {end}\n{_cue_text(segment.text)}\n\n")
+    return "".join(cues)
+
+
+def write_vtt(transcript) -> str:
+    cues = [f"{format_timestamp(s.start)} --> {format_timestamp(s.end)}\n{_cue_text(s.text)}\n\n" for s in transcript.segments]
+    return "WEBVTT\n\n" + "".join(cues)
+
+
+def write_tsv(transcript) -> str:
+    # Integer milliseconds, as whisper does, so no locale ever writes a decimal comma.
+    rows = [f"{round(1000 * s.start)}\t{round(1000 * s.end)}\t{s.text.strip().replace(chr(9), ' ')}\n" for s in transcript.segments]
+    return "start\tend\ttext\n" + "".join(rows)
+
+
+def write_json(transcript) -> str:
+    return json.dumps(transcript.to_dict(), ensure_ascii=False)
+
+
+def write_jsonl(transcript) -> str:
+    return "".join(json.dumps(line, ensure_ascii=False) + "\n" for line in transcript.segment_lines())
+
+
+WRITERS: dict[str, Callable[[object], str]] = {
+    "txt": write_txt, "srt": write_srt, "vtt": write_vtt, "tsv": write_tsv, "json": write_json, "jsonl": write_jsonl,
+}  # fmt: skip
+
+
+def parse_formats(value: str) -> list[str]:
+    """``srt,json`` or ``all`` -> the formats, in the order given; ValueError names a bad one."""
+    names = [name.strip().lower() for name in value.split(",") if name.strip()]
+    if names == ["all"]:
+        return list(FORMATS)
+    unknown = [name for name in names if name not in WRITERS]
+    if unknown or not names:
+        raise ValueError(f"unknown output format {', '.join(unknown) or repr(value)}; choose from {', '.join(FORMATS)} or all")
+    return list(dict.fromkeys(names))
+
+
+def output_path(out_dir: Path, clip_id: str, fmt: str) -> Path:
+    stem = out_dir / clip_id
+    return stem.with_name(f"{stem.name}.{fmt}")
+
+
+def write_outputs(transcript, out_dir: Path, clip_id: str, formats: list[str]) -> list[Path]:
+    """Write every format beside the others, each under a temporary name renamed when complete."""
+    written = []
+    for fmt in formats:
+        path = output_path(out_dir, clip_id, fmt)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        part = path.with_name(path.name + ".part")
+        try:
+            part.write_text(WRITERS[fmt](transcript), encoding="utf-8")
+            os.replace(part, path)
+        finally:
+            part.unlink(missing_ok=True)
+        written.append(path)
+    return written
