@@ -338,12 +338,14 @@ class Pipeline:
         skip_existing: bool = False,
         on_record: Callable[[RunRecord], None] | None = None,
         on_progress: Callable[[str, float], None] | None = None,
+        on_transcript: Callable[[Transcript], None] | None = None,
     ):
         if model.tokenizer is None:
             raise OmniAVSRError("this model has no tokenizer files; import it again with --tokenizer", code="E_NO_TOKENIZER",
                                 exit_code=ExitCode.MODEL_UNAVAILABLE)  # fmt: skip
         self.model, self.options, self.formats, self.out_dir, self.stdout = model, options, formats, out_dir, stdout
-        self.skip_existing, self.on_record, self.on_progress = skip_existing, on_record or (lambda r: None), on_progress or (lambda k, v: None)
+        self.skip_existing, self.on_record = skip_existing, on_record or (lambda r: None)
+        self.on_progress, self.on_transcript = on_progress or (lambda k, v: None), on_transcript or (lambda t: None)
         self.rates = check_rates(model.config, options.rates)
         limits = BatchLimits(size=options.batch_size or 32, frames=options.batch_frames, adaptive=options.batch_size is None)
         if options.batch_size is not None:
@@ -485,10 +487,11 @@ class Pipeline:
         transcript = Transcript(state.item.clip_id, self._source(state.item), state.segments, self._info(state))
         record = RunRecord(input=self._source(state.item), id=state.item.clip_id, status="ok", media_seconds=round(state.duration, 3),
                            chunks=len(state.segments))  # fmt: skip
+        self.on_transcript(transcript)
         try:
             if self.out_dir is not None:
                 record.outputs = [str(p) for p in write_outputs(transcript, self.out_dir, state.item.clip_id, self.formats)]
-            elif self.formats != ["jsonl"]:
+            elif self.stdout is not None and self.formats != ["jsonl"]:
                 self.stdout.write(WRITERS[self.formats[0]](transcript))
                 self.stdout.flush()
         except OSError as error:
@@ -536,6 +539,20 @@ class Pipeline:
             "decoding": {**asdict(options.decoding), "max_chunk_s": options.max_chunk_s, "guards": options.guards,
                          "vad": asdict(options.vad_options) if options.vad else None},  # fmt: skip
         }
+
+
+def transcribe(model, inputs: list[str | Path], options: TranscribeOptions = TranscribeOptions()) -> list[Transcript]:
+    """The Python entry point: transcripts of media files, in the order given, nothing written.
+
+    A file that fails raises its OmniAVSRError (the CLI instead records it and goes on).
+    """
+    items = [InputFile(Path(path), str(n)) for n, path in enumerate(inputs)]
+    transcripts: dict[str, Transcript] = {}
+    records = Pipeline(model, options, ["json"], None, on_transcript=lambda t: transcripts.__setitem__(t.id, t)).run(items)
+    for record in records:
+        if record.status == "failed":
+            raise OmniAVSRError(record.error, code=record.error_code)
+    return [transcripts[item.clip_id] for item in items]
 
 
 def model_description(model) -> dict:

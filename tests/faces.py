@@ -79,7 +79,7 @@ def speech_like(pattern: list[tuple[float, float]], seconds: float, sample_rate:
     audio = np.zeros_like(t)
     for n, (start, end) in enumerate(pattern):
         inside = (t >= start) & (t < end)
-        audio[inside] = 0.3 * np.sin(2 * np.pi * (180 + 20 * (n % 3)) * t[inside]) * (1 + np.sin(2 * np.pi * 3 * t[inside]))
+        audio[inside] = 0.3 * np.sin(2 * np.pi * (180 + 20 * (n % 3)) * t[inside]) * (1 + np.sin(2 * np.pi * 5 * t[inside]))
     return audio.astype(np.float32)
 
 

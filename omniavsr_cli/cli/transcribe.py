@@ -10,6 +10,7 @@ from typing import Annotated
 
 import typer
 
+from ..errors import InputError
 from ._errors import reports_errors, warning_line
 
 HELP = (
@@ -30,7 +31,7 @@ def _rates(value: str | None) -> tuple[int, int] | None:
     try:
         audio, video = (int(part) for part in value.split(","))
     except ValueError:
-        raise typer.BadParameter(f"{value!r}: give the audio and video rates as A,V, e.g. 4,2") from None
+        raise InputError(f"--rates {value}: give the audio and video rates as A,V, e.g. 4,2") from None
     return audio, video
 
 
@@ -39,7 +40,7 @@ def _batch_size(value: str) -> int | None:
         return None
     if value.isdigit() and int(value) > 0:
         return int(value)
-    raise typer.BadParameter(f"{value!r}: give a positive number or auto")
+    raise InputError(f"--batch-size {value}: give a positive number or auto")
 
 
 class _Progress:
