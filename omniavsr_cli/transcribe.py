@@ -181,6 +181,7 @@ class InputState:
     prepared: bool = False  # every chunk has been handed over
     segments: list[Segment] = field(default_factory=list)
     stage_seconds: dict[str, float] = field(default_factory=dict)
+    track: MouthTrack | None = None
 
     def timed(self, stage: str):
         return _timer(self.stage_seconds, stage)
@@ -232,6 +233,7 @@ def _crop_stream(item: InputFile, info: MediaInfo, options: TranscribeOptions, s
         return frames(), lambda: detected
     state.detector = options.detector
     track = MouthTrack(item.path, info, options.detector, options.face_select, clip_id=item.clip_id)
+    state.track = track
     return track.crops(), lambda: track.detected
 
 
@@ -497,6 +499,9 @@ class Pipeline:
         except OSError as error:
             record.status, record.error_code = "failed", "E_WRITE"
             record.error = f"{self.out_dir}: cannot write {state.item.clip_id}'s outputs ({error.strerror or error}); free space or choose another -o"
+        if state.track is not None:  # split the video stage into decoding+cropping and landmarks
+            state.stage_seconds["landmarks"] = state.track.detect_seconds
+            state.stage_seconds["video"] -= state.track.detect_seconds
         for stage, seconds in state.stage_seconds.items():
             self.stage_seconds[stage] = self.stage_seconds.get(stage, 0.0) + seconds
         record.seconds = round(time.perf_counter() - state.started, 3)

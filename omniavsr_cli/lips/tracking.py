@@ -7,6 +7,7 @@ from here, so they are the same crops.
 from __future__ import annotations
 
 import math
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -53,6 +54,7 @@ class MouthTrack:
         self.scores: list[float] = []
         self.faces_seen = 0
         self.off_centre_frames = 0  # frames whose mouth lay beyond auto_avsr's limit (window moved back)
+        self.detect_seconds = 0.0  # time in the landmark detector (omniavsr bench)
 
     @property
     def detected(self) -> np.ndarray:
@@ -79,7 +81,9 @@ class MouthTrack:
             index = 0
             for chunk in stream_video(self.path, VIDEO_CHUNK_BYTES, info=self.info):
                 for frame in chunk:
+                    started = time.perf_counter()
                     faces = detector.detect(frame, index)
+                    self.detect_seconds += time.perf_counter() - started
                     self.faces_seen = max(self.faces_seen, len(faces))
                     face = selector.choose(faces)
                     self.scores.append(math.nan if face is None else face.score)

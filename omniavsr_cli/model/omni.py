@@ -23,6 +23,9 @@ from .llm import activate, build_llm
 from .video_encoder import VideoEncoder
 
 
+CPU_ENCODER_BATCH = 2
+
+
 class OmniAVSR(nn.Module):
     def __init__(self, config: OmniAVSRConfig, attn_implementation: str = "sdpa"):
         super().__init__()
@@ -60,6 +63,12 @@ class OmniAVSR(nn.Module):
         table = self.llm.get_input_embeddings()
         return table(torch.tensor(ids, device=table.weight.device))
 
+    def _in_groups(self, items: list, encode) -> list[torch.Tensor]:
+        """Run an encoder over ``items`` in groups of :attr:`encoder_batch_size` (on a CPU, small groups are
+        faster: the activations of a large group fall out of cache; benchmarks in docs/benchmarks.md)."""
+        size = self.encoder_batch_size or (len(items) if next(self.parameters()).is_cuda else CPU_ENCODER_BATCH)
+        return [block for start in range(0, len(items), size) for block in encode(items[start : start + size])]
+
     def _audio_blocks(self, waveforms: list[torch.Tensor], rate: int) -> list[torch.Tensor]:
         standardised = [transforms.standardise(w) for w in waveforms]
         if next(self.audio_encoder.parameters()).dtype == torch.bfloat16:
@@ -88,11 +97,11 @@ class OmniAVSR(nn.Module):
         if task in ("asr", "avsr"):
             waveforms = [clip.audio_for(task) for clip in clips]
             start, end = self._embed_ids(tokens.audio_start), self._embed_ids(tokens.audio_end)
-            for part, block in zip(parts, self._audio_blocks(waveforms, rates[0])):
+            for part, block in zip(parts, self._in_groups(waveforms, lambda group: self._audio_blocks(group, rates[0]))):
                 part += [start, block.to(start.dtype), end]
         if task in ("vsr", "avsr"):
             start, end = self._embed_ids(tokens.video_start), self._embed_ids(tokens.video_end)
-            for part, block in zip(parts, self._video_blocks([clip.video for clip in clips], rates[1])):
+            for part, block in zip(parts, self._in_groups([clip.video for clip in clips], lambda group: self._video_blocks(group, rates[1]))):
                 part += [start, block.to(start.dtype), end]
         prompt = getattr(self, f"prompt_{TASK_ADAPTER[task]}")[0]
         return [torch.cat([*part, prompt.to(part[0].dtype)]) for part in parts]
@@ -125,6 +134,7 @@ class OmniAVSR(nn.Module):
 
     tokenizer = None  # set by load_model when the model directory has tokenizer files
     directory = None  # where load_model found the model
+    encoder_batch_size: int | None = None  # clips per encoder call; None: all on a GPU, CPU_ENCODER_BATCH on a CPU
 
     def _require_tokenizer(self):
         if self.tokenizer is None:
