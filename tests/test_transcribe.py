@@ -130,6 +130,11 @@ def test_every_kind_of_input_gets_the_right_status_mode_and_outputs(work, tmp_pa
     segment = face["segments"][0]
     assert set(segment) >= {"id", "seek", "start", "end", "text", "tokens", "temperature", "mode", "rates", "face_coverage", "flags"}
     assert segment["text"] == " ".join(w for w in segment["text"].split())
+    import jsonschema
+
+    schema = json.loads((REPO / "omniavsr_cli" / "transcript.schema.json").read_text())
+    for document in (face, talk, silent, noface, crops):
+        jsonschema.validate(document, schema)
     srt = (out / "face.srt").read_text(encoding="utf-8")
     assert srt.startswith("1\n00:00:0") and segment["text"].strip() in srt
 
@@ -255,3 +260,13 @@ def test_out_of_memory_halves_the_batch_and_gives_the_same_tokens(work):
     assert tight.settled_size == 2
     with pytest.raises(Exception, match="out of memory decoding 4 clip"):
         BatchDecoder(_SmallMemory(model), (4, 2), options, BatchLimits(size=4, adaptive=False), guards=False).decode(clips, "asr")
+
+
+def test_bench_reports_every_stage_and_batched_equals_the_official_loop():
+    result = run_cli("bench", "--model", "small", "--seconds", "9", "--max-chunk-s", "4", "--beams", "3", "--against-loop", "--json")
+    assert result.returncode == 0, result.stderr.decode()
+    report = json.loads(result.stdout)
+    assert set(report["stage_seconds"]) >= {"probe", "decode_audio", "vad", "video", "landmarks", "encoders", "llm"}
+    assert report["media_seconds"] == pytest.approx(9.0, abs=0.1) and report["chunks"] >= 3 and report["tokens"] > 0
+    assert report["peak_rss_mb"] > 0 and report["real_time_factor"] > 0
+    assert report["loop"]["chunks"] == report["chunks"] and report["loop"]["equal_outputs"] is True

@@ -1,35 +1,21 @@
-"""Writes a 2-second 224x224 video of a real face (the portrait bundled with matplotlib, gently moving).
+"""Writes a short 224x224 talking-face video: the portrait bundled with matplotlib, gently moving, with
+speech-like audio (what `omniavsr bench` generates). Used by `make demo`, no download needed:
 
-Used by `make demo` to show `omniavsr prep-lips` without any download: python make_face_clip.py OUT.mp4
+    python make_face_clip.py OUT.mp4 [SECONDS]
 """
 
-import math
-import subprocess
+import shutil
 import sys
+import tempfile
 from pathlib import Path
 
-import cv2
-import matplotlib
-import numpy as np
-
-from omniavsr_cli.media.ffmpeg import find_ffmpeg
+from omniavsr_cli.bench import generated_media
 
 
-def main(destination: str) -> None:
-    portrait = cv2.imread(str(Path(matplotlib.get_data_path()) / "sample_data" / "grace_hopper.jpg"))
-    frames = []
-    for k in range(50):
-        angle, scale = 4 * math.sin(k / 6), 224 / 300 * (1 + 0.05 * math.sin(k / 9))
-        matrix = cv2.getRotationMatrix2D((264, 240), angle, scale)
-        matrix[:, 2] += (112 - 264, 112 - 240) + np.array([6 * math.sin(k / 7), 0])
-        frames.append(cv2.warpAffine(portrait, matrix, (224, 224), borderMode=cv2.BORDER_REPLICATE))
-    command = [
-        find_ffmpeg().path, "-nostdin", "-y", "-loglevel", "error", "-f", "rawvideo", "-pix_fmt", "bgr24", "-s", "224x224",
-        "-r", "25", "-i", "-", "-f", "lavfi", "-i", "sine=frequency=300:duration=2", "-c:v", "libx264", "-pix_fmt", "yuv420p",
-        "-c:a", "aac", "-shortest", destination,
-    ]  # fmt: skip
-    subprocess.run(command, input=np.stack(frames).tobytes(), check=True)
+def main(destination: str, seconds: float = 4.0) -> None:
+    with tempfile.TemporaryDirectory() as scratch:
+        shutil.move(generated_media(Path(scratch), seconds), destination)
 
 
 if __name__ == "__main__":
-    main(sys.argv[1])
+    main(sys.argv[1], float(sys.argv[2]) if len(sys.argv) > 2 else 4.0)
