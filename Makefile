@@ -31,6 +31,8 @@ bench: setup
 	$(BIN)/python benchmarks/cli_startup.py
 	$(BIN)/python benchmarks/media_stream_memory.py
 	$(BIN)/python benchmarks/prep_lips_speed.py
+	$(BIN)/python benchmarks/transcribe_batching.py
+	$(BIN)/omniavsr bench --model small --mode avsr
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache
