@@ -144,7 +144,6 @@ class RunRecord:
 class Chunk:
     """A stretch of one input, ready for the model."""
 
-    input_index: int
     start_frame: int
     end_frame: int
     task: str
@@ -247,7 +246,7 @@ def _precropped_mask(path: Path) -> np.ndarray | None:
         return None
 
 
-def chunk_input(item: InputFile, index: int, options: TranscribeOptions, state: InputState) -> Iterator[Chunk]:
+def chunk_input(item: InputFile, options: TranscribeOptions, state: InputState) -> Iterator[Chunk]:
     """Yield one input's chunks, each as soon as it is ready; ``state`` collects what is learnt on the way."""
     with state.timed("probe"):
         info = state.info = probe(item.path)
@@ -285,7 +284,7 @@ def chunk_input(item: InputFile, index: int, options: TranscribeOptions, state: 
         if piece is not None and not len(piece):
             return None
         video = np.stack(crops) if task != "asr" else None
-        return Chunk(index, start, end, task, piece, video, coverage, flags)
+        return Chunk(start, end, task, piece, video, coverage, flags)
 
     if info.video is None or mode == "asr" or not spans:
         for k in range(len(spans)):
@@ -385,7 +384,7 @@ class Pipeline:
             state = InputState(index, item, time.perf_counter())
             events.put(("start", state))
             try:
-                for chunk in chunk_input(item, index, self.options, state):
+                for chunk in chunk_input(item, self.options, state):
                     state.chunks += 1
                     while not self._stop.is_set():
                         try:

@@ -5,18 +5,14 @@ import torch
 
 from omniavsr_cli.model.config import OmniAVSRConfig
 from omniavsr_cli.model.omni import Clip, OmniAVSR
+from omniavsr_cli.model.random_init import small_config
 
 TOKENS = {"bos": 250, "eos": 251, "pad": 295, "audio_start": 296, "audio_end": 297, "video_start": 298, "video_end": 299}
 
 
 def tiny_config(variant="ST") -> OmniAVSRConfig:
-    return OmniAVSRConfig.from_dict({
-        "variant": variant, "lora_reduction": 16, "projector_hidden_size": 48, "tokens": TOKENS,
-        "whisper": {"d_model": 32, "encoder_layers": 2, "encoder_attention_heads": 2, "encoder_ffn_dim": 64},
-        "avhubert": {"hidden_size": 32, "num_hidden_layers": 2, "num_attention_heads": 2, "intermediate_size": 64, "resnet_width": 8,
-                     "num_conv_pos_embeddings": 16, "num_conv_pos_embedding_groups": 4},
-        "llm": {"vocab_size": 300, "hidden_size": 64, "intermediate_size": 128, "num_hidden_layers": 2, "num_attention_heads": 4, "num_key_value_heads": 2},
-    })  # fmt: skip
+    """The few-MB model of random_init (special tokens at TOKENS), in the given LoRA variant."""
+    return OmniAVSRConfig.from_dict({**small_config().to_dict(), "variant": variant})
 
 
 @pytest.fixture(scope="module")

@@ -3,7 +3,6 @@ made here with the real ffmpeg: a real face (matplotlib's portrait) with speech-
 face without audio, a video without a face, a 96x96 mouth-crop video, a corrupt file."""
 
 import json
-import os
 import signal
 import subprocess
 import sys
