@@ -1,0 +1,1 @@
+"""Training and evaluation of Omni-AVSR (`omniavsr train`, `omniavsr eval`): data, objective, loop."""

@@ -1,0 +1,76 @@
+"""Training data: manifests (CSV with quoting, JSONL), bad lines and clips skipped with reasons, the official
+frame-budget batching, and an epoch order that only depends on the seed and the epoch."""
+
+import json
+
+import numpy as np
+import pytest
+
+from faces import speech_like, write_media
+from omniavsr_cli.errors import InputError
+from omniavsr_cli.training.data import BadExample, check_files, epoch_order, frame_batches, load_example, read_manifest
+
+
+@pytest.fixture
+def dataset(tmp_path):
+    root = tmp_path / "data"
+    clips = root / "rois" / "spk1"
+    clips.mkdir(parents=True)
+    frames = np.random.default_rng(0).integers(0, 255, (50, 96, 96, 3), dtype=np.uint8)
+    write_media(clips / "a.mp4", frames, None)
+    write_media(clips / "a.wav", None, speech_like([(0.2, 1.8)], 2.0))
+    write_media(clips / "short.mp4", frames, None)
+    write_media(clips / "short.wav", None, speech_like([(0.2, 0.8)], 1.0))  # half as long as its video
+    return root
+
+
+def test_csv_manifests_are_parsed_with_quoting_and_paths_under_root_dataset(dataset):
+    manifest = dataset / "rois" / "manifest.csv"
+    manifest.write_text('rois,spk1/a.mp4,50,,"hello, world"\nrois,spk1/b.mp4,x,,bad frames\nonly,three,columns\n', encoding="utf-8")
+    result = read_manifest(manifest)
+    [example] = result.examples
+    assert example.text == "hello, world" and example.frames == 50 and example.id == "rois/spk1/a"
+    assert example.video == dataset / "rois" / "spk1" / "a.mp4" and example.audio == dataset / "rois" / "spk1" / "a.wav"
+    assert [where.rsplit(":", 1)[1] for where, _ in result.skipped] == ["2", "3"]
+    assert "columns" in result.skipped[1][1]
+
+
+def test_jsonl_manifests_and_missing_files_are_skipped_with_a_reason(dataset):
+    manifest = dataset / "rois" / "manifest.jsonl"
+    rows = [{"dataset": "rois", "video": "spk1/a.mp4", "audio": "spk1/a.wav", "frames": 50, "text": "hello  world"},
+            {"dataset": "rois", "video": "spk1/gone.mp4", "audio": None, "frames": 10, "text": "x"}]  # fmt: skip
+    manifest.write_text("".join(json.dumps(r) + "\n" for r in rows) + "{broken\n", encoding="utf-8")
+    result = check_files(read_manifest(manifest))
+    assert [e.text for e in result.examples] == ["hello world"]
+    assert [why.split(" ")[0] for _, why in result.skipped] == ["unusable", "missing"]
+    with pytest.raises(InputError, match="no usable examples"):
+        (dataset / "empty.jsonl").write_text("{broken\n")
+        read_manifest(dataset / "empty.jsonl")
+
+
+def test_a_clip_loads_as_audio_and_crops_and_a_length_mismatch_is_reported(dataset):
+    manifest = dataset / "rois" / "manifest.csv"
+    manifest.write_text("rois,spk1/a.mp4,50,,hello\nrois,spk1/short.mp4,50,,short\n")
+    good, short = read_manifest(manifest).examples
+    audio, video = load_example(good)
+    assert video.shape == (50, 96, 96, 3) and video.dtype == np.uint8 and len(audio) == 32000
+    with pytest.raises(BadExample, match="audio lasts 1.00 s but the video 2.00 s"):
+        load_example(short)
+
+
+def test_batches_follow_the_official_bucketing_and_respect_the_frame_budget():
+    lengths = [100, 400, 250, 90, 410, 30, 260, 120]
+    batches = frame_batches(lengths, max_frames=500, buckets=4)
+    assert sorted(i for batch in batches for i in batch) == list(range(len(lengths)))
+    assert all(sum(lengths[i] for i in batch) <= 500 for batch in batches)
+    # Buckets (edges 30, 156.7, 283.3, 410): shortest bucket first, longest first inside a bucket.
+    assert [i for batch in batches for i in batch] == [5, 7, 0, 3, 6, 2, 4, 1]
+    with pytest.raises(InputError, match="longer than the batch budget"):
+        frame_batches([600], max_frames=500)
+
+
+def test_the_epoch_order_is_shuffled_per_epoch_and_reproducible():
+    batches = [[i] for i in range(20)]
+    assert epoch_order(batches, 3, seed=7) == epoch_order(batches, 3, seed=7)
+    assert epoch_order(batches, 3, seed=7) != epoch_order(batches, 4, seed=7)
+    assert sorted(epoch_order(batches, 3, seed=7)) == batches
