@@ -106,18 +106,12 @@ def run_bench(model, files: list[Path], options: TranscribeOptions, against_loop
         torch.cuda.reset_peak_memory_stats()
     model.stage_seconds.clear()
     chunks: list[tuple[Chunk, list[int]]] = []
-    pipeline = Pipeline(model, replace(options, guards=options.guards and not against_loop), ["json"], None)
-    decode_batch = pipeline._decode_batch
-
-    def keeping(task, pairs):  # keep the chunks and their tokens for the one-at-a-time comparison
-        before = {id(state): len(state.segments) for state, _ in pairs}
-        decode_batch(task, pairs)
-        for state, chunk in pairs:
-            chunks.append((chunk, state.segments[before[id(state)]].tokens))
-            before[id(state)] += 1
-
-    if against_loop:  # (guards are off then: a retry would decode some chunks twice)
-        pipeline._decode_batch = keeping
+    # With --against-loop the chunks and their tokens are kept for the comparison, and the guards are off
+    # (a retry would decode some chunks twice).
+    pipeline = Pipeline(
+        model, replace(options, guards=options.guards and not against_loop), ["json"], None,
+        on_segment=(lambda chunk, segment: chunks.append((chunk, segment.tokens))) if against_loop else None,
+    )  # fmt: skip
     started = time.perf_counter()
     records = pipeline.run([InputFile(path, f"{n}") for n, path in enumerate(files)])
     wall = time.perf_counter() - started

@@ -340,6 +340,7 @@ class Pipeline:
         on_record: Callable[[RunRecord], None] | None = None,
         on_progress: Callable[[str, float], None] | None = None,
         on_transcript: Callable[[Transcript], None] | None = None,
+        on_segment: Callable[[Chunk, Segment], None] | None = None,
     ):
         if model.tokenizer is None:
             raise OmniAVSRError("this model has no tokenizer files; import it again with --tokenizer", code="E_NO_TOKENIZER",
@@ -347,6 +348,7 @@ class Pipeline:
         self.model, self.options, self.formats, self.out_dir, self.stdout = model, options, formats, out_dir, stdout
         self.skip_existing, self.on_record = skip_existing, on_record or (lambda r: None)
         self.on_progress, self.on_transcript = on_progress or (lambda k, v: None), on_transcript or (lambda t: None)
+        self.on_segment = on_segment or (lambda c, s: None)
         self.rates = check_rates(model.config, options.rates)
         limits = BatchLimits(size=options.batch_size or 32, frames=options.batch_frames, adaptive=options.batch_size is None)
         if options.batch_size is not None:
@@ -469,6 +471,7 @@ class Pipeline:
                 temperature=self.options.decoding.temperature if self.options.decoding.sample else 0.0,
             )  # fmt: skip
             state.segments.append(segment)
+            self.on_segment(chunk, segment)
             self.on_progress("chunks", 1)
             self.on_progress("media_seconds", chunk.seconds)
             if self.stdout is not None and self.formats == ["jsonl"]:

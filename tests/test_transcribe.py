@@ -157,6 +157,7 @@ def test_all_inputs_failing_and_a_missing_model_have_their_own_exit_codes(work, 
         (["-o", "-", "-f", "srt,json"], "one format"),
         (["--mode", "lips"], "--mode lips"),
         (["-f", "docx"], "docx"),
+        (["-o", "README.md/out"], "cannot write here"),
     ],
 )
 def test_bad_arguments_are_one_line_and_exit_2(work, tmp_path, arguments, message):

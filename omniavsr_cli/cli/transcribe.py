@@ -178,6 +178,8 @@ def transcribe(
                     f"interrupted: {done} of {len(items)} inputs are finished" + (f" in {out_dir}; rerun with --skip-existing to do the rest" if out_dir else ""),
                     code="E_INTERRUPTED", exit_code=ExitCode.INTERRUPTED,
                 ) from None  # fmt: skip
+            except OSError as error:  # the output directory itself (run.jsonl, folders) cannot be written
+                raise InputError(f"{out_dir}: cannot write here ({error.strerror or error}); choose another -o") from None
 
     failed = [r for r in records if r.status == "failed"]
     if not quiet:
