@@ -22,13 +22,29 @@ MAX_AUDIO_FRAMES = 1500  # 30 s
 
 def video_input(frames: np.ndarray | torch.Tensor) -> torch.Tensor:
     """(T, H, W, 3) uint8 RGB crops -> (T, 1, 88, 88) float32, normalised as the model was trained."""
+    return normalise(grey(scaled_crop(frames, *centre(frames))))
+
+
+def centre(frames: np.ndarray | torch.Tensor) -> tuple[int, int]:
+    """(top, left) of the centred 88x88 window (torchvision's CenterCrop rounding)."""
+    height, width = np.shape(frames)[1:3]
+    return int(round((height - CROP) / 2.0)), int(round((width - CROP) / 2.0))
+
+
+def scaled_crop(frames: np.ndarray | torch.Tensor, top: int, left: int) -> torch.Tensor:
+    """(T, H, W, 3) uint8 -> the 88x88 window at (top, left) as (T, 3, 88, 88) floats in [0, 1]."""
     video = torch.as_tensor(np.asarray(frames)).permute(0, 3, 1, 2).float() / 255.0
-    height, width = video.shape[-2:]
-    top, left = int(round((height - CROP) / 2.0)), int(round((width - CROP) / 2.0))
-    video = video[..., top : top + CROP, left : left + CROP]
+    return video[..., top : top + CROP, left : left + CROP]
+
+
+def grey(video: torch.Tensor) -> torch.Tensor:
+    """(T, 3, H, W) -> (T, 1, H, W) with torchvision's Grayscale weights."""
     red, green, blue = video.unbind(dim=1)
-    grey = (GREY_WEIGHTS[0] * red + GREY_WEIGHTS[1] * green + GREY_WEIGHTS[2] * blue).unsqueeze(1)
-    return (grey - VIDEO_MEAN) / VIDEO_STD
+    return (GREY_WEIGHTS[0] * red + GREY_WEIGHTS[1] * green + GREY_WEIGHTS[2] * blue).unsqueeze(1)
+
+
+def normalise(video: torch.Tensor) -> torch.Tensor:
+    return (video - VIDEO_MEAN) / VIDEO_STD
 
 
 def cut_or_pad(waveform: torch.Tensor, samples: int) -> torch.Tensor:
