@@ -44,6 +44,8 @@ class AVHubertConfig:
     num_conv_pos_embedding_groups: int = 16
     lora_reduction: int = 16  # bottleneck = hidden_size / lora_reduction (64)
     lora_scale: float = 2.0
+    dropout: float = 0.1  # AV-HuBERT Large's dropout, attention dropout and input dropout: active in training
+    layerdrop: float = 0.05
 
 
 @dataclass

@@ -76,8 +76,13 @@ def build_llm(config: OmniAVSRConfig, attn_implementation: str = "sdpa") -> Llam
 
 
 def activate(llm: LlamaForCausalLM, variant: str, task: str) -> None:
-    """Make ``task``'s adapters the active ones (peft marks active adapters trainable: callers freeze after)."""
+    """Make ``task``'s adapters the active ones. Which parameters train is left as it was (peft's
+    set_adapter would freeze the other tasks' adapters, which training switches between in one step)."""
     names = task_adapters(variant, task)
+    trainable = {name: parameter.requires_grad for name, parameter in llm.named_parameters() if "lora_" in name}
     for module in llm.modules():
         if isinstance(module, LoraLayer):
             module.set_adapter(names)
+    for name, parameter in llm.named_parameters():
+        if name in trainable:
+            parameter.requires_grad = trainable[name]

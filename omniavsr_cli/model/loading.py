@@ -19,15 +19,22 @@ from .config import OmniAVSRConfig
 
 WEIGHTS_FILE = "model.safetensors"
 TIED = "llm.lm_head.weight"
+BASE_KEY = "omniavsr_base"  # safetensors metadata: the model a partial checkpoint applies to
+EMBEDDINGS = "llm.model.embed_tokens.weight"
+# A partial checkpoint stores the added tokens' embedding rows, not the whole matrix.
+ADDED_ROWS, ADDED_IDS = "added_tokens.embeddings", "added_tokens.ids"
 
 
-def save_native(directory: Path, config: OmniAVSRConfig, state: dict[str, torch.Tensor], tokenizer: Path | None = None) -> Path:
+def save_native(directory: Path, config: OmniAVSRConfig, state: dict[str, torch.Tensor], tokenizer: Path | None = None, base: str | None = None) -> Path:
+    """Write a model directory; with ``base`` (a model name or directory), ``state`` holds only the tensors
+    that differ from that model, and loading overlays them on it."""
     from safetensors.torch import save_file
 
     directory.mkdir(parents=True, exist_ok=True)
-    tensors = {name: tensor.contiguous() for name, tensor in state.items() if name != TIED}
+    tensors = {name: tensor.detach().contiguous() for name, tensor in state.items() if name != TIED}
     partial = directory / (WEIGHTS_FILE + ".part")
-    save_file(tensors, str(partial), metadata={"format": "pt", "omniavsr_variant": config.variant})
+    metadata = {"format": "pt", "omniavsr_variant": config.variant} | ({BASE_KEY: base} if base else {})
+    save_file(tensors, str(partial), metadata=metadata)
     partial.replace(directory / WEIGHTS_FILE)
     config.save(directory)
     if tokenizer is not None:
@@ -60,18 +67,11 @@ def default_device_and_dtype(device: str | None, dtype: torch.dtype | None) -> t
 
 def load_model(name_or_path: str | Path, device: str | None = None, dtype: torch.dtype | None = None, attn_implementation: str = "sdpa"):
     """The model in ``name_or_path`` (a directory, or a name under the weights directory), ready for inference."""
-    from safetensors import SafetensorError
-    from safetensors.torch import load_file
-
     from .omni import OmniAVSR
 
     directory = resolve(name_or_path)
     config = OmniAVSRConfig.load(directory)
-    try:
-        state = load_file(str(directory / WEIGHTS_FILE))
-    except (SafetensorError, OSError) as error:
-        raise OmniAVSRError(f"{directory / WEIGHTS_FILE}: unreadable ({error}); import or download the model again",
-                            code="E_CHECKPOINT", exit_code=ExitCode.MODEL_UNAVAILABLE) from None  # fmt: skip
+    state = load_state(directory)
     target_device, target_dtype = default_device_and_dtype(device, dtype)
     with torch.device("meta"):
         model = OmniAVSR(config, attn_implementation)
@@ -93,6 +93,35 @@ def load_model(name_or_path: str | Path, device: str | None = None, dtype: torch
     model.tokenizer = load_tokenizer(directory)
     model.directory = directory
     return model.to(device=target_device, dtype=target_dtype).eval()
+
+
+def load_state(directory: Path) -> dict[str, torch.Tensor]:
+    """Every tensor of the model in ``directory``: a partial checkpoint is overlaid on its base model."""
+    from safetensors import SafetensorError, safe_open
+    from safetensors.torch import load_file
+
+    path = directory / WEIGHTS_FILE
+    try:
+        with safe_open(str(path), framework="pt") as handle:
+            base = (handle.metadata() or {}).get(BASE_KEY)
+        state = load_file(str(path))
+    except (SafetensorError, OSError) as error:
+        raise OmniAVSRError(f"{path}: unreadable ({error}); import or download the model again",
+                            code="E_CHECKPOINT", exit_code=ExitCode.MODEL_UNAVAILABLE) from None  # fmt: skip
+    if base is None:
+        return state
+    try:
+        full = load_state(resolve(base))
+    except OmniAVSRError as error:
+        raise OmniAVSRError(f"{directory}: this checkpoint holds only the trained tensors and needs its base model {base}, "
+                            f"which cannot be loaded ({error})", code="E_CHECKPOINT", exit_code=ExitCode.MODEL_UNAVAILABLE) from None  # fmt: skip
+    if ADDED_ROWS in state:
+        ids, rows = state.pop(ADDED_IDS), state.pop(ADDED_ROWS)
+        if EMBEDDINGS not in state:
+            full[EMBEDDINGS] = full[EMBEDDINGS].clone()
+            full[EMBEDDINGS][ids] = rows.to(full[EMBEDDINGS].dtype)
+    full.update(state)
+    return full
 
 
 def load_tokenizer(directory: Path):

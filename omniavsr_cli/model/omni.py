@@ -24,6 +24,9 @@ from .video_encoder import VideoEncoder
 
 
 CPU_ENCODER_BATCH = 2
+# The frozen parts of the official recipe, by the name `omniavsr train --unfreeze` takes, and their parameters.
+BACKBONES = {"audio-encoder": "audio_encoder.", "video-encoder": "video_encoder.", "llm": "llm."}
+IGNORE = -100  # label of a position the loss skips
 
 
 class OmniAVSR(nn.Module):
@@ -43,10 +46,15 @@ class OmniAVSR(nn.Module):
         self.freeze_backbones()
         self.stage_seconds: dict[str, float] = {}  # time generate spent in "encoders" and "llm" (omniavsr bench)
 
-    def freeze_backbones(self) -> None:
-        """Train only what Omni-AVSR trains: the LLM LoRA, the AV-HuBERT LoRA and the projectors."""
+    def freeze_backbones(self, unfrozen: tuple[str, ...] = ()) -> None:
+        """Train only what Omni-AVSR trains: the LLM LoRA, the AV-HuBERT LoRA and the projectors, plus the
+        whole of each module named in ``unfrozen`` (BACKBONES: a model trained from scratch needs them all)."""
+        unknown = set(unfrozen) - set(BACKBONES)
+        if unknown:
+            raise ValueError(f"cannot unfreeze {', '.join(sorted(unknown))}: choose from {', '.join(BACKBONES)}")
+        prefixes = tuple(BACKBONES[name] for name in unfrozen)
         for name, parameter in self.named_parameters():
-            parameter.requires_grad = "lora_" in name or name.startswith(("audio_proj.", "video_proj."))
+            parameter.requires_grad = "lora_" in name or name.startswith(("audio_proj.", "video_proj.", *prefixes))
 
     def trainable_parameters(self) -> int:
         return sum(p.numel() for p in self.parameters() if p.requires_grad)
@@ -105,6 +113,47 @@ class OmniAVSR(nn.Module):
                 part += [start, block.to(start.dtype), end]
         prompt = getattr(self, f"prompt_{TASK_ADAPTER[task]}")[0]
         return [torch.cat([*part, prompt.to(part[0].dtype)]) for part in parts]
+
+    # ------------------------------------------------------------------ training
+
+    def forward(self, audio: torch.Tensor, video: torch.Tensor, text: torch.Tensor, rates: tuple[int, int]) -> dict[str, torch.Tensor]:
+        """The ASR, VSR and AVSR losses of one training batch, as the official step computes them (§5.2, §3.4).
+
+        ``audio`` (B, S): standardised waveforms, zero-padded to the longest; ``video`` (B, T, 1, 88, 88):
+        normalised frames, zero-padded to the longest; ``text`` (B, L): BOS, transcript, EOS, right-padded
+        with the pad id. Each encoder runs once; the audio rate is shared by ASR and AVSR, the video rate by
+        VSR and AVSR. As upstream there is no attention mask anywhere: every row attends to its padding.
+        Each loss is the mean cross-entropy over the transcript tokens and EOS.
+        """
+        parameter = next(self.audio_encoder.parameters())
+        if parameter.dtype == torch.bfloat16:
+            audio = audio.to(torch.bfloat16)  # bf16-true training quantises the inputs too
+        kept = transforms.kept_audio_frames(audio.shape[1], self.config.frame_count_rule, self.config.min_audio_frames)
+        features = self.audio_encoder(list(audio.float()), [kept])
+        audio_block = self._wrap(self.audio_proj(features, rates[0]), self.config.tokens.audio_start, self.config.tokens.audio_end)
+        features = self.video_encoder(video.to(device=parameter.device, dtype=parameter.dtype))
+        video_block = self._wrap(self.video_proj(features, rates[1]), self.config.tokens.video_start, self.config.tokens.video_end)
+        text = text.to(parameter.device)
+        embedded = self.llm.get_input_embeddings()(text)
+        labels = text.masked_fill(text == self.config.tokens.pad, IGNORE)
+        losses = {}
+        for task, blocks in (("asr", [audio_block]), ("vsr", [video_block]), ("avsr", [audio_block, video_block])):
+            prompt = getattr(self, f"prompt_{TASK_ADAPTER[task]}").to(embedded.dtype).expand(len(text), -1, -1)
+            prefix = torch.cat([*blocks, prompt], dim=1)
+            ignored = labels.new_full(prefix.shape[:2], IGNORE)
+            activate(self.llm, self.config.variant, task)
+            output = self.llm(
+                inputs_embeds=torch.cat([embedded[:, :1], prefix, embedded[:, 1:]], dim=1),
+                labels=torch.cat([labels[:, :1], ignored, labels[:, 1:]], dim=1),
+            )  # fmt: skip
+            losses[task] = output.loss
+        return losses
+
+    def _wrap(self, block: torch.Tensor, start: int, end: int) -> torch.Tensor:
+        """(B, N, H) projected tokens between their boundary tokens' embeddings."""
+        boundary = self._embed_ids(start, end).to(block.dtype)
+        batch = len(block)
+        return torch.cat([boundary[:1].expand(batch, 1, -1), block, boundary[1:].expand(batch, 1, -1)], dim=1)
 
     # ------------------------------------------------------------------ scoring
 

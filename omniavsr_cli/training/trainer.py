@@ -1,0 +1,484 @@
+"""``omniavsr train``: the official Omni-AVSR recipe (omni-avsr.md §5), resumable and distributed.
+
+One optimiser step = ``accumulate`` batches. For each batch: load and augment its clips, draw one audio and
+one video rate (``random.choice``, uniform), encode audio and video once, run the ASR, VSR and AVSR passes
+with their adapters, and back-propagate (1·L_ASR + 1.5·L_VSR + 1·L_AVSR) / 3 (weights configurable), times
+the official world_size / (summed batch sizes) factor. AdamW (betas 0.9/0.98, weight decay 0.1, eps 1e-8)
+on every trainable tensor, cosine decay per step after an optional linear warmup, gradient norm clipped to 10.
+
+Reproducible and resumable: every random draw of a batch (rates, augmentation, dropout) is seeded from
+(seed, epoch, position), and the epoch's batch order from (seed, epoch). A run killed at any point and
+started again with the same command continues from its last checkpoint and ends with the same weights.
+
+Distributed: started with ``torchrun``/``accelerate launch``, each process takes every WORLD_SIZE-th batch
+of the epoch and DistributedDataParallel averages the gradients (NCCL on GPUs, gloo on CPUs); on GPUs the
+video encoder's BatchNorm is synchronised as upstream.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import json
+import logging
+import math
+import os
+import random
+import resource
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ..errors import InputError
+from ..model.config import TASKS
+from . import checkpoints
+from .augment import Augmentation, NoiseBank, train_audio, train_video
+from .data import BadExample, Example, check_files, epoch_order, frame_batches, load_example, read_manifest
+
+log = logging.getLogger("omniavsr")
+
+LOG_FILE = "train_log.jsonl"
+SKIPPED_FILE = "skipped.tsv"
+FINAL_MODEL = "model"
+# Settings that may change between a run and its resumption without changing the result.
+NOT_PART_OF_THE_RUN = ("output", "workers", "log_every", "device", "keep_last", "average_last", "save_every")
+
+
+@dataclass
+class TrainOptions:
+    manifest: Path
+    output: Path
+    model: str  # the model to start from: a name under the weights directory or a model directory
+    root: Path | None = None  # the data root the manifest's paths are relative to
+    epochs: int = 8
+    max_steps: int | None = None  # stop (and end the cosine schedule) after this many optimiser steps
+    max_frames: int = 1500  # video frames (25 per second) per batch per process: 60 s, as the recipe
+    buckets: int = 400
+    lr: float = 1e-3
+    warmup_steps: int = 0
+    weight_decay: float = 0.1
+    betas: tuple[float, float] = (0.9, 0.98)
+    eps: float = 1e-8
+    clip_norm: float = 10.0
+    task_weights: tuple[float, float, float] = (1.0, 1.5, 1.0)  # ASR, VSR, AVSR
+    accumulate: int = 1
+    seed: int = 7
+    unfreeze: tuple[str, ...] = ()  # model.omni.BACKBONES to train too (a model trained from scratch)
+    augmentation: Augmentation = field(default_factory=Augmentation)
+    precision: str = "auto"  # "bf16" (the recipe's bf16-true, the default on a GPU) or "fp32" (the default on a CPU)
+    device: str | None = None
+    workers: int = 2
+    log_every: int = 10
+    save_every: int = 1000
+    keep_last: int = 2
+    average_last: int = 1  # the final model averages the last K checkpoints
+
+    def settings(self) -> dict:
+        """What defines the run: a resumed run must have the same."""
+        values = dataclasses.asdict(self)
+        for name in NOT_PART_OF_THE_RUN:
+            values.pop(name)
+        return json.loads(json.dumps(values, default=str))
+
+
+@dataclass
+class TrainResult:
+    steps: int
+    model: Path  # the final (averaged) model directory
+    losses: dict[str, float]  # the last logged per-task losses
+    skipped: int  # examples left out, with reasons in OUT/skipped.tsv
+    resumed_from: int | None = None
+
+
+# ---------------------------------------------------------------------------------------------- schedule
+
+
+def cosine_schedule(warmup: int, total: int) -> Callable[[int], float]:
+    """The learning-rate factor at an optimiser step: linear warmup, then a half cosine to zero at ``total``."""
+
+    def factor(step: int) -> float:
+        if step < warmup:
+            return step / warmup
+        return 0.5 * (1 + math.cos(math.pi * (step - warmup) / max(1, total - warmup)))
+
+    return factor
+
+
+def draw_rates(audio_rates: tuple[int, ...], video_rates: tuple[int, ...], seed: int, epoch: int, position: int) -> tuple[int, int]:
+    """One audio and one video rate for a batch, uniformly, as the official ``random.choice``; seeded by the
+    batch's place, so every process (and a resumed run) draws the same."""
+    draw = random.Random(f"{seed}:rates:{epoch}:{position}")
+    return draw.choice(audio_rates), draw.choice(video_rates)
+
+
+def weighted_loss(losses: dict[str, torch.Tensor], weights: tuple[float, float, float]) -> torch.Tensor:
+    """The official objective: (w_ASR·L_ASR + w_VSR·L_VSR + w_AVSR·L_AVSR) / 3."""
+    return sum(weight * losses[task] for task, weight in zip(TASKS, weights)) / 3
+
+
+# ---------------------------------------------------------------------------------------------- data
+
+
+class EpochBatches(torch.utils.data.Dataset):
+    """The batches one process trains on in one epoch, each loaded, augmented and padded on demand."""
+
+    def __init__(self, examples: list[Example], batches: list[list[int]], epoch: int, options: TrainOptions, tokenizer, tokens):
+        self.examples, self.batches, self.epoch, self.options = examples, batches, epoch, options
+        self.tokenizer, self.tokens = tokenizer, tokens
+        self.noise: NoiseBank | None = None
+
+    def __len__(self) -> int:
+        return len(self.batches)
+
+    def __getitem__(self, position: int) -> dict:
+        if self.noise is None:  # decoded in the worker that needs it, once
+            self.noise = NoiseBank(self.options.augmentation.noise_files)
+        audios, videos, texts, skipped = [], [], [], []
+        for index in self.batches[position]:
+            example = self.examples[index]
+            try:
+                audio, crops = load_example(example)
+            except BadExample as error:
+                skipped.append((example.id, str(error)))
+                continue
+            rng = np.random.default_rng([self.options.seed, self.epoch, index])
+            videos.append(train_video(crops, self.options.augmentation, rng))
+            audios.append(train_audio(audio, len(crops), self.options.augmentation, self.noise, rng))
+            ids = self.tokenizer(example.text, add_special_tokens=False).input_ids
+            texts.append([self.tokens.bos, *ids, self.tokens.eos])
+        return {"position": position, "skipped": skipped, **(pad_batch(audios, videos, texts, self.tokens.pad) if texts else {})}
+
+
+def pad_batch(audios: list[torch.Tensor], videos: list[torch.Tensor], texts: list[list[int]], pad_id: int) -> dict:
+    """The official collate: zeros after shorter waveforms and clips, the pad id after shorter transcripts."""
+    audio = torch.nn.utils.rnn.pad_sequence(audios, batch_first=True)
+    video = torch.nn.utils.rnn.pad_sequence(videos, batch_first=True)
+    text = torch.nn.utils.rnn.pad_sequence([torch.tensor(t) for t in texts], batch_first=True, padding_value=pad_id)
+    return {"audio": audio, "video": video, "text": text}
+
+
+# ---------------------------------------------------------------------------------------------- processes
+
+
+@dataclass
+class Processes:
+    rank: int = 0
+    world: int = 1
+    local_rank: int = 0
+
+    @property
+    def main(self) -> bool:
+        return self.rank == 0
+
+
+def start_processes(device: str | None) -> Processes:
+    """Join the process group torchrun / accelerate describe in the environment, if any."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world == 1:
+        return Processes()
+    import torch.distributed as dist
+
+    local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+    on_gpu = torch.cuda.is_available() and (device is None or device.startswith("cuda"))
+    if on_gpu:
+        torch.cuda.set_device(local_rank)
+    if not dist.is_initialized():
+        dist.init_process_group("nccl" if on_gpu else "gloo")
+    return Processes(dist.get_rank(), dist.get_world_size(), local_rank)
+
+
+def _all_sum(value: torch.Tensor, processes: Processes) -> torch.Tensor:
+    if processes.world > 1:
+        import torch.distributed as dist
+
+        dist.all_reduce(value)
+    return value
+
+
+# ---------------------------------------------------------------------------------------------- training
+
+
+def train(options: TrainOptions, on_step: Callable[[int, dict], None] | None = None) -> TrainResult:
+    """Run (or resume) the training ``options`` describe; ``on_step(step, record)`` follows each optimiser step."""
+    from ..model.loading import default_device_and_dtype, load_model
+
+    processes = start_processes(options.device)
+    output = Path(options.output)
+    examples, skipped = _usable_examples(options)
+    batches = frame_batches([e.frames for e in examples], options.max_frames, options.buckets)
+    per_process = math.ceil(len(batches) / processes.world)
+    steps_per_epoch = math.ceil(per_process / options.accumulate)
+    total = options.max_steps or options.epochs * steps_per_epoch
+
+    device = options.device or (f"cuda:{processes.local_rank}" if torch.cuda.is_available() else "cpu")
+    dtype = {"bf16": torch.bfloat16, "fp32": torch.float32, "auto": None}[options.precision]
+    device, dtype = default_device_and_dtype(device, dtype)
+    model = load_model(options.model, device=str(device), dtype=dtype)
+    if model.tokenizer is None:
+        raise InputError(f"{options.model}: this model has no tokenizer to turn transcripts into labels; import it with --tokenizer")
+    base = checkpoints.base_reference(model.directory)
+    model.freeze_backbones(options.unfreeze)
+    model.train()
+    if processes.world > 1 and device.type == "cuda":
+        model.video_encoder = torch.nn.SyncBatchNorm.convert_sync_batchnorm(model.video_encoder)
+    parameters = [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(parameters, lr=options.lr, betas=options.betas, eps=options.eps, weight_decay=options.weight_decay)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, cosine_schedule(options.warmup_steps, total))
+
+    step, resumed_from = 0, None
+    existing = checkpoints.step_checkpoints(output)
+    if existing:
+        step = resumed_from = _resume(existing[-1], options, model, optimizer, scheduler)
+    elif processes.main:
+        output.mkdir(parents=True, exist_ok=True)
+    if processes.main:
+        _write_skipped(output / SKIPPED_FILE, skipped)
+        _trim_log(output / LOG_FILE, step)
+        log.info("training %s: %d examples (%d skipped), %d batches, %d steps per epoch, %d steps, %s parameters trained%s",
+                 model.directory, len(examples), len(skipped), len(batches), steps_per_epoch, total, f"{sum(p.numel() for p in parameters):,}",
+                 f", resuming after step {step}" if resumed_from else "")  # fmt: skip
+
+    network = model
+    if processes.world > 1:
+        network = torch.nn.parallel.DistributedDataParallel(model, find_unused_parameters=True)
+    logger = _Logger(output, processes.main, options.log_every)
+    previous: dict = {}
+    skipped_later = 0
+    tokens = model.config.tokens
+    while step < total:
+        epoch, group = divmod(step, steps_per_epoch)
+        mine = _process_batches(epoch_order(batches, epoch, options.seed), processes)
+        data = EpochBatches(examples, mine, epoch, options, model.tokenizer, tokens)
+        first = group * options.accumulate
+        loader = torch.utils.data.DataLoader(
+            torch.utils.data.Subset(data, range(first, len(mine))), batch_size=None,
+            num_workers=options.workers, persistent_workers=False,
+        )  # fmt: skip
+        groups = _grouped(iter(loader), options.accumulate, len(mine) - first)
+        for batch_group in groups:
+            if step >= total:
+                break
+            record = _optimiser_step(network, model, batch_group, epoch, options, processes, parameters, optimizer, scheduler, previous)
+            step += 1
+            skipped_later += record["skipped"]
+            record |= {"step": step, "epoch": epoch}
+            logger.log(record, step, total)
+            if step % options.save_every == 0 or step == total:
+                _save(output, step, model, base, options, optimizer, scheduler, processes)
+            if on_step is not None:
+                on_step(step, record)
+
+    final = output / FINAL_MODEL
+    if processes.main:
+        _write_final(output, final, model, base, options.average_last)
+    if processes.world > 1:
+        torch.distributed.barrier()
+    logger.close()
+    return TrainResult(step, final, logger.last_losses, len(skipped) + skipped_later, resumed_from)
+
+
+def _usable_examples(options: TrainOptions) -> tuple[list[Example], list[tuple[str, str]]]:
+    manifest = check_files(read_manifest(options.manifest, options.root))
+    examples = []
+    for example in manifest.examples:
+        if example.audio is None:
+            manifest.skipped.append((example.id, "no audio: the ASR and AVSR passes need it"))
+        else:
+            examples.append(example)
+    if not examples:
+        raise InputError(f"{options.manifest}: none of its clips can be trained on (see the reasons in {SKIPPED_FILE})")
+    for where, why in manifest.skipped[:5]:
+        log.warning("skipped %s: %s", where, why)
+    return examples, manifest.skipped
+
+
+def _process_batches(order: list[list[int]], processes: Processes) -> list[list[int]]:
+    """This process's share of the epoch: every WORLD_SIZE-th batch, the list first extended by wrapping round
+    so that every process takes as many steps (DistributedSampler's padding)."""
+    needed = math.ceil(len(order) / processes.world) * processes.world
+    padded = (order * math.ceil(needed / len(order)))[:needed]
+    return padded[processes.rank :: processes.world]
+
+
+def _grouped(batches, size: int, count: int):
+    """Consecutive groups of ``size`` batches (the last group of an epoch may be smaller)."""
+    group = []
+    for _ in range(count):
+        group.append(next(batches))
+        if len(group) == size:
+            yield group
+            group = []
+    if group:
+        yield group
+
+
+def _optimiser_step(network, model, group: list[dict], epoch: int, options: TrainOptions, processes: Processes, parameters, optimizer, scheduler, previous: dict) -> dict:
+    """Forward and backward over a group of batches, then one clipped AdamW step. ``previous`` keeps the last
+    usable batch: a batch whose clips were all unusable is replaced by it with a zero weight, so that every
+    process still takes part in the gradient exchange."""
+    started = time.perf_counter()
+    totals = {task: 0.0 for task in TASKS}
+    llm_tokens, used = 0, 0
+    skipped = [item for batch in group for item in batch["skipped"]]
+    for number, batch in enumerate(group):
+        weight = 1.0
+        if "text" in batch:
+            previous["batch"] = batch
+        elif "batch" in previous:
+            batch, weight = previous["batch"], 0.0
+        else:
+            continue
+        rates = draw_rates(model.config.audio_rates, model.config.video_rates, options.seed, epoch, batch["position"])
+        torch.manual_seed(random.Random(f"{options.seed}:torch:{epoch}:{batch['position']}:{processes.rank}").getrandbits(63))
+        last = number == len(group) - 1
+        with network.no_sync() if processes.world > 1 and not last else contextlib.nullcontext():
+            losses = network(batch["audio"], batch["video"], batch["text"], rates)
+            # The official loss is multiplied by world_size / (clips in this batch over all processes).
+            clips = _all_sum(torch.tensor(weight * len(batch["text"])), processes)
+            loss = weighted_loss(losses, options.task_weights) * (weight * processes.world / max(float(clips), 1.0)) / len(group)
+            loss.backward()
+        if weight:
+            for task in TASKS:
+                totals[task] += float(losses[task])
+            used += 1
+            llm_tokens += _sequence_tokens(model, batch, rates)
+    for _, why in skipped:
+        log.warning("skipped %s", why)
+    norm = torch.nn.utils.clip_grad_norm_(parameters, options.clip_norm)
+    record = {"lr": scheduler.get_last_lr()[0]}
+    optimizer.step()
+    scheduler.step()
+    optimizer.zero_grad(set_to_none=True)
+    means = {task: totals[task] / max(used, 1) for task in TASKS}
+    mean = _all_sum(torch.tensor([means[t] for t in TASKS], dtype=torch.float64), processes) / processes.world
+    losses = dict(zip(TASKS, mean.tolist()))
+    seconds = time.perf_counter() - started
+    return record | {
+        "loss": sum(w * losses[t] for t, w in zip(TASKS, options.task_weights)) / 3,
+        **{f"loss_{task}": value for task, value in losses.items()},
+        "grad_norm": float(norm), "tokens_per_s": llm_tokens * processes.world / seconds, "seconds": seconds,
+        "memory_gb": _memory_gb(), "skipped": len(skipped),
+    }  # fmt: skip
+
+
+def _sequence_tokens(model, batch: dict, rates: tuple[int, int]) -> int:
+    """LLM positions a batch's three passes process (padding included)."""
+    from ..model.config import TASK_ADAPTER
+    from ..model.transforms import kept_audio_frames
+
+    rows, text = batch["text"].shape
+    audio = kept_audio_frames(batch["audio"].shape[1], model.config.frame_count_rule, model.config.min_audio_frames) // rates[0] + 2
+    video = batch["video"].shape[1] // rates[1] + 2
+    prompt = {task: getattr(model, f"prompt_{TASK_ADAPTER[task]}").shape[1] for task in TASKS}
+    return rows * (3 * text + audio + prompt["asr"] + video + prompt["vsr"] + audio + video + prompt["avsr"])
+
+
+def _memory_gb() -> float:
+    """Peak memory so far: the GPU's allocator on CUDA, the process's resident set on a CPU."""
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        return torch.cuda.max_memory_allocated() / 2**30
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
+
+
+# ---------------------------------------------------------------------------------------------- state
+
+
+def _save(output: Path, step: int, model, base: str, options: TrainOptions, optimizer, scheduler, processes: Processes) -> None:
+    if processes.main:
+        state = {"step": step, "settings": options.settings(), "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict()}
+        checkpoints.save_checkpoint(output / checkpoints.checkpoint_name(step), model, base, state)
+        checkpoints.keep_last(output, max(options.keep_last, options.average_last))
+    if processes.world > 1:
+        torch.distributed.barrier()
+
+
+def _resume(path: Path, options: TrainOptions, model, optimizer, scheduler) -> int:
+    from safetensors.torch import load_file
+
+    state = torch.load(path / checkpoints.TRAINING_STATE, map_location="cpu", weights_only=False)
+    settings = options.settings()
+    changed = sorted(name for name in settings if state["settings"].get(name) != settings[name])
+    if changed:
+        raise InputError(
+            f"{options.output} holds a run with other settings ({', '.join(changed)} differ); rerun its command to resume it, "
+            "or train into a new --output"
+        )  # fmt: skip
+    checkpoints.load_changed_state(model, load_file(str(path / "model.safetensors")))
+    optimizer.load_state_dict(state["optimizer"])
+    scheduler.load_state_dict(state["scheduler"])
+    log.info("resuming from %s", path)
+    return state["step"]
+
+
+def _write_final(output: Path, final: Path, model, base: str, average_last: int) -> None:
+    import shutil
+
+    from ..model.loading import save_native
+
+    chosen = checkpoints.step_checkpoints(output)[-max(1, average_last) :]
+    partial = final.with_name(final.name + ".part")
+    shutil.rmtree(partial, ignore_errors=True)
+    tokenizer = Path(base) if Path(base, "tokenizer.json").is_file() else None
+    save_native(partial, model.config, checkpoints.average_states(chosen), tokenizer=tokenizer, base=base)
+    shutil.rmtree(final, ignore_errors=True)
+    partial.rename(final)
+    log.info("final model (average of %s): %s", ", ".join(p.name for p in chosen), final)
+
+
+def _write_skipped(path: Path, skipped: list[tuple[str, str]]) -> None:
+    path.write_text("".join(f"{where}\t{why}\n" for where, why in skipped), encoding="utf-8")
+
+
+def _trim_log(path: Path, step: int) -> None:
+    """Drop log records of steps after ``step``: a resumed run logs them again."""
+    if not path.is_file():
+        return
+    kept = [line for line in path.read_text(encoding="utf-8").splitlines() if line and json.loads(line).get("step", 0) <= step]
+    path.write_text("".join(line + "\n" for line in kept), encoding="utf-8")
+
+
+class _Logger:
+    """Per-step records to OUT/train_log.jsonl, every ``every`` steps a line on stderr, and TensorBoard
+    (OUT/tensorboard) when it is installed. Only the main process logs."""
+
+    def __init__(self, output: Path, main: bool, every: int):
+        self.main, self.every = main, max(1, every)
+        self.last_losses: dict[str, float] = {}
+        self.file = (output / LOG_FILE).open("a", encoding="utf-8") if main else None
+        self.board = None
+        if main:
+            try:
+                from torch.utils.tensorboard import SummaryWriter
+
+                self.board = SummaryWriter(str(output / "tensorboard"))
+            except ImportError:
+                pass
+
+    def log(self, record: dict, step: int, total: int) -> None:
+        self.last_losses = {task: record[f"loss_{task}"] for task in TASKS}
+        if not self.main:
+            return
+        self.file.write(json.dumps(record) + "\n")
+        self.file.flush()
+        if self.board is not None:
+            for name, value in record.items():
+                if name not in ("step", "epoch"):
+                    self.board.add_scalar(f"train/{name}", value, step)
+        if step % self.every == 0 or step == total:
+            print(
+                f"step {step}/{total} epoch {record['epoch'] + 1} loss {record['loss']:.4f} "
+                f"(asr {record['loss_asr']:.4f} vsr {record['loss_vsr']:.4f} avsr {record['loss_avsr']:.4f}) "
+                f"lr {record['lr']:.2e} {record['tokens_per_s']:.0f} tok/s {record['memory_gb']:.1f} GB",
+                file=sys.stderr, flush=True,
+            )  # fmt: skip
+
+    def close(self) -> None:
+        if self.file is not None:
+            self.file.close()
+        if self.board is not None:
+            self.board.close()
