@@ -30,8 +30,9 @@ def clip_audio(number: int, seconds: float) -> np.ndarray:
     return (0.3 * np.sin(2 * np.pi * (250 * 2**number) * t)).astype(np.float32)
 
 
-def write_dataset(root: Path, count: int = 4, seconds: float = 1.0, suffix: str = ".csv") -> Path:
-    """``count`` clips under ``root/rois/spk/`` and their manifest ``root/rois/manifest.csv`` (or .jsonl)."""
+def write_dataset(root: Path, count: int = 4, seconds: float = 1.0, suffix: str = ".csv", same_video: bool = False) -> Path:
+    """``count`` clips under ``root/rois/spk/`` and their manifest ``root/rois/manifest.csv`` (or .jsonl);
+    ``same_video`` gives every clip the first clip's video (only the audio tells them apart)."""
     import json
 
     clips = root / "rois" / "spk"
@@ -39,7 +40,7 @@ def write_dataset(root: Path, count: int = 4, seconds: float = 1.0, suffix: str 
     frames = round(seconds * 25)
     lines = []
     for number in range(count):
-        write_media(clips / f"c{number}.mp4", clip_frames(number, frames), None)
+        write_media(clips / f"c{number}.mp4", clip_frames(0 if same_video else number, frames), None)
         write_media(clips / f"c{number}.wav", None, clip_audio(number, seconds))
         text = TRANSCRIPTS[number % len(TRANSCRIPTS)]
         if suffix == ".csv":

@@ -3,7 +3,7 @@
 One optimiser step = ``accumulate`` batches. For each batch: load and augment its clips, draw one audio and
 one video rate (``random.choice``, uniform), encode audio and video once, run the ASR, VSR and AVSR passes
 with their adapters, and back-propagate (1·L_ASR + 1.5·L_VSR + 1·L_AVSR) / 3 (weights configurable), times
-the official world_size / (summed batch sizes) factor. AdamW (betas 0.9/0.98, weight decay 0.1, eps 1e-8)
+the official factor 2 / (clips in the batch over all processes) (see RECIPE_PROCESSES). AdamW (betas 0.9/0.98, weight decay 0.1, eps 1e-8)
 on every trainable tensor, cosine decay per step after an optional linear warmup, gradient norm clipped to 10.
 
 Reproducible and resumable: every random draw of a batch (rates, augmentation, dropout) is seeded from
@@ -25,7 +25,9 @@ import math
 import os
 import random
 import resource
+import signal
 import sys
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -34,7 +36,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..errors import InputError
+from ..errors import ExitCode, InputError, OmniAVSRError
 from ..model.config import TASKS
 from . import checkpoints
 from .augment import Augmentation, NoiseBank, train_audio, train_video
@@ -45,6 +47,11 @@ log = logging.getLogger("omniavsr")
 LOG_FILE = "train_log.jsonl"
 SKIPPED_FILE = "skipped.tsv"
 FINAL_MODEL = "model"
+# The official step multiplies the loss by world_size / (clips in the batch over all processes), and the
+# released models were trained on 2 GPUs. Using 2 whatever the number of processes gives exactly the recipe's
+# gradients on 2 GPUs, and N processes with b clips each the same result as one process with N*b clips
+# (AdamW is nearly blind to the scale; its eps and the gradient clipping are not).
+RECIPE_PROCESSES = 2
 # Settings that may change between a run and its resumption without changing the result.
 NOT_PART_OF_THE_RUN = ("output", "workers", "log_every", "device", "keep_last", "average_last", "save_every")
 
@@ -250,28 +257,34 @@ def train(options: TrainOptions, on_step: Callable[[int, dict], None] | None = N
     previous: dict = {}
     skipped_later = 0
     tokens = model.config.tokens
-    while step < total:
-        epoch, group = divmod(step, steps_per_epoch)
-        mine = _process_batches(epoch_order(batches, epoch, options.seed), processes)
-        data = EpochBatches(examples, mine, epoch, options, model.tokenizer, tokens)
-        first = group * options.accumulate
-        loader = torch.utils.data.DataLoader(
-            torch.utils.data.Subset(data, range(first, len(mine))), batch_size=None,
-            num_workers=options.workers, persistent_workers=False,
-        )  # fmt: skip
-        groups = _grouped(iter(loader), options.accumulate, len(mine) - first)
-        for batch_group in groups:
-            if step >= total:
-                break
-            record = _optimiser_step(network, model, batch_group, epoch, options, processes, parameters, optimizer, scheduler, previous)
-            step += 1
-            skipped_later += record["skipped"]
-            record |= {"step": step, "epoch": epoch}
-            logger.log(record, step, total)
-            if step % options.save_every == 0 or step == total:
-                _save(output, step, model, base, options, optimizer, scheduler, processes)
-            if on_step is not None:
-                on_step(step, record)
+    with _StopSignal() as stop:
+        while step < total:
+            epoch, group = divmod(step, steps_per_epoch)
+            mine = _process_batches(epoch_order(batches, epoch, options.seed), processes)
+            data = EpochBatches(examples, mine, epoch, options, model.tokenizer, tokens)
+            first = group * options.accumulate
+            loader = torch.utils.data.DataLoader(
+                torch.utils.data.Subset(data, range(first, len(mine))), batch_size=None,
+                num_workers=options.workers, persistent_workers=False,
+            )  # fmt: skip
+            groups = _grouped(iter(loader), options.accumulate, len(mine) - first)
+            for batch_group in groups:
+                if step >= total:
+                    break
+                record = _optimiser_step(network, model, batch_group, epoch, options, processes, parameters, optimizer, scheduler, previous)
+                step += 1
+                skipped_later += record["skipped"]
+                record |= {"step": step, "epoch": epoch}
+                logger.log(record, step, total)
+                stopping = stop.requested(processes)
+                if step % options.save_every == 0 or step == total or stopping:
+                    _save(output, step, model, base, options, optimizer, scheduler, processes)
+                if on_step is not None:
+                    on_step(step, record)
+                if stopping:
+                    logger.close()
+                    raise OmniAVSRError(f"interrupted after step {step} of {total}, saved in {output / checkpoints.checkpoint_name(step)}; "
+                                        "rerun the same command to go on", code="E_INTERRUPTED", exit_code=ExitCode.INTERRUPTED)  # fmt: skip
 
     final = output / FINAL_MODEL
     if processes.main:
@@ -338,13 +351,12 @@ def _optimiser_step(network, model, group: list[dict], epoch: int, options: Trai
         last = number == len(group) - 1
         with network.no_sync() if processes.world > 1 and not last else contextlib.nullcontext():
             losses = network(batch["audio"], batch["video"], batch["text"], rates)
-            # The official loss is multiplied by world_size / (clips in this batch over all processes).
             clips = _all_sum(torch.tensor(weight * len(batch["text"])), processes)
-            loss = weighted_loss(losses, options.task_weights) * (weight * processes.world / max(float(clips), 1.0)) / len(group)
+            loss = weighted_loss(losses, options.task_weights) * (weight * RECIPE_PROCESSES / max(float(clips), 1.0)) / len(group)
             loss.backward()
         if weight:
             for task in TASKS:
-                totals[task] += float(losses[task])
+                totals[task] += float(losses[task].detach())
             used += 1
             llm_tokens += _sequence_tokens(model, batch, rates)
     for _, why in skipped:
@@ -378,6 +390,35 @@ def _sequence_tokens(model, batch: dict, rates: tuple[int, int]) -> int:
     return rows * (3 * text + audio + prompt["asr"] + video + prompt["vsr"] + audio + video + prompt["avsr"])
 
 
+class _StopSignal:
+    """Ctrl-C or SIGTERM (a scheduler pre-empting the job) ends training after the current step, with a
+    checkpoint; a second Ctrl-C stops at once."""
+
+    def __init__(self):
+        self.flag = False
+        self.previous = {}
+        if threading.current_thread() is threading.main_thread():
+            for number in (signal.SIGINT, signal.SIGTERM):
+                self.previous[number] = signal.signal(number, self._handle)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc_info):
+        for number, handler in self.previous.items():
+            signal.signal(number, handler)
+
+    def _handle(self, number, frame) -> None:
+        if self.flag and number == signal.SIGINT:
+            raise KeyboardInterrupt
+        self.flag = True
+        log.warning("stopping after this step (Ctrl-C again to stop at once)")
+
+    def requested(self, processes: Processes) -> bool:
+        """Whether any process was asked to stop (all of them stop at the same step)."""
+        return bool(_all_sum(torch.tensor(float(self.flag)), processes) > 0)
+
+
 def _memory_gb() -> float:
     """Peak memory so far: the GPU's allocator on CUDA, the process's resident set on a CPU."""
     if torch.cuda.is_available() and torch.cuda.is_initialized():
@@ -405,7 +446,7 @@ def _resume(path: Path, options: TrainOptions, model, optimizer, scheduler) -> i
     changed = sorted(name for name in settings if state["settings"].get(name) != settings[name])
     if changed:
         raise InputError(
-            f"{options.output} holds a run with other settings ({', '.join(changed)} differ); rerun its command to resume it, "
+            f"{options.output} holds a run with other settings (changed: {', '.join(changed)}); rerun its command to resume it, "
             "or train into a new --output"
         )  # fmt: skip
     checkpoints.load_changed_state(model, load_file(str(path / "model.safetensors")))

@@ -1,0 +1,275 @@
+"""Training: the official objective (rates, adapters, weights, labels), the trainable set, checkpoints that
+load as models, resume equal to an uninterrupted run, bad clips skipped, and learnability from scratch."""
+
+import json
+import random
+
+import numpy as np
+import pytest
+import torch
+from safetensors.torch import load_file
+from typer.testing import CliRunner
+
+from omniavsr_cli.cli import app
+from omniavsr_cli.model.config import OmniAVSRConfig
+from omniavsr_cli.model.loading import load_model
+from omniavsr_cli.model.omni import Clip, DecodingOptions
+from omniavsr_cli.model.random_init import random_model, save_random_model, small_config
+from omniavsr_cli.model.transforms import video_input
+from omniavsr_cli.training import checkpoints
+from omniavsr_cli.training.augment import Augmentation
+from omniavsr_cli.training.data import load_example, read_manifest
+from omniavsr_cli.training.trainer import TrainOptions, draw_rates, pad_batch, train, weighted_loss
+from synthetic import TRANSCRIPTS, clip_audio, clip_frames, write_dataset
+
+TASK_ADAPTERS = {"S": {t: {"shared"} for t in ("asr", "vsr", "avsr")},
+                 "T": {"asr": {"audio"}, "vsr": {"video"}, "avsr": {"audiovisual"}},
+                 "ST": {"asr": {"audio", "shared"}, "vsr": {"video", "shared"}, "avsr": {"audiovisual", "shared"}}}  # fmt: skip
+
+
+def config(variant="ST", dropout=0.1) -> OmniAVSRConfig:
+    values = small_config().to_dict()
+    values["variant"] = variant
+    values["avhubert"] |= {"dropout": dropout, "layerdrop": dropout / 2}
+    return OmniAVSRConfig.from_dict(values)
+
+
+def batch(model, clips=2):
+    """A padded training batch of synthetic clips, with transcripts of different lengths."""
+    texts = [TRANSCRIPTS[i] for i in range(clips)]
+    texts[0] += " the"
+    audios = [torch.nn.functional.layer_norm(torch.from_numpy(clip_audio(i, 1.0)), (16000,)) for i in range(clips)]
+    videos = [video_input(clip_frames(i, 25)) for i in range(clips)]
+    ids = [[model.config.tokens.bos, *model.tokenizer(t, add_special_tokens=False).input_ids, model.config.tokens.eos] for t in texts]
+    return pad_batch(audios, videos, ids, model.config.tokens.pad)
+
+
+def test_rates_are_drawn_uniformly_per_batch_and_the_same_in_every_process():
+    draws = [draw_rates((4, 16), (2, 5), 7, epoch=0, position=p) for p in range(4000)]
+    assert {d for d in draws} == {(4, 2), (4, 5), (16, 2), (16, 5)}
+    for index, rate in ((0, 4), (1, 2)):
+        share = sum(d[index] == rate for d in draws) / len(draws)
+        assert 0.47 < share < 0.53
+    # seeded by the batch's place only: a resumed run and every process draw the same
+    assert draws[:50] == [draw_rates((4, 16), (2, 5), 7, 0, p) for p in range(50)]
+    assert draws[:50] != [draw_rates((4, 16), (2, 5), 8, 0, p) for p in range(50)]
+
+
+def test_one_step_uses_the_drawn_rate_projectors_and_shares_the_rates_between_tasks():
+    model = random_model(config()).train()
+    inputs = batch(model)
+    losses = model(inputs["audio"], inputs["video"], inputs["text"], (16, 2))
+    for task in ("asr", "vsr", "avsr"):
+        model.zero_grad()
+        losses[task].backward(retain_graph=True)
+        audio_used = [p.grad is not None and bool(p.grad.abs().sum()) for p in model.audio_proj.projectors.parameters()]
+        video_used = [p.grad is not None and bool(p.grad.abs().sum()) for p in model.video_proj.projectors.parameters()]
+        half_a, half_v = len(audio_used) // 2, len(video_used) // 2
+        # audio rate 16 is the second projector, video rate 2 the first; ASR sees no video, VSR no audio
+        assert audio_used == ([False] * half_a + [task != "vsr"] * half_a)
+        assert video_used == ([task != "asr"] * half_v + [False] * half_v)
+
+
+@pytest.mark.parametrize("variant", ["S", "T", "ST"])
+def test_each_task_pass_trains_only_its_own_adapters(variant):
+    model = random_model(config(variant)).train()
+    model.freeze_backbones()
+    inputs = batch(model)
+    losses = model(inputs["audio"], inputs["video"], inputs["text"], (4, 2))
+    for task, expected in TASK_ADAPTERS[variant].items():
+        model.zero_grad()
+        losses[task].backward(retain_graph=True)
+        trained = {name.split("lora_")[1].split(".")[1] for name, p in model.llm.named_parameters()
+                   if "lora_" in name and p.grad is not None and p.grad.abs().sum() > 0}  # fmt: skip
+        assert trained == expected, task
+    # switching adapters between the passes does not change what is trainable
+    assert all(p.requires_grad for name, p in model.llm.named_parameters() if "lora_" in name)
+
+
+def test_the_loss_covers_the_transcript_and_eos_only_and_matches_teacher_forced_scoring():
+    model = random_model(config(dropout=0.0)).eval()
+    inputs = batch(model)
+    with torch.no_grad():
+        losses = model(inputs["audio"][:1], inputs["video"][:1], inputs["text"][:1], (4, 2))
+        clip = Clip(audio=clip_audio(0, 1.0), video=video_input(clip_frames(0, 25)))
+        for task in ("asr", "vsr", "avsr"):
+            [scores] = model.transcript_logprobs([clip], task, (4, 2), [TRANSCRIPTS[0] + " the"])
+            assert len(scores) == 5  # 4 words and EOS
+            assert torch.allclose(losses[task], -scores.mean(), atol=1e-5), task
+        # padding rows of the text do not count: the short row's loss is the same alone or padded
+        padded = model(inputs["audio"][1:], inputs["video"][1:], inputs["text"][1:], (4, 2))
+        trimmed = inputs["text"][1:, : int((inputs["text"][1] != model.config.tokens.pad).sum())]
+        alone = model(inputs["audio"][1:], inputs["video"][1:], trimmed, (4, 2))
+        assert all(torch.allclose(padded[t], alone[t], atol=1e-6) for t in padded)
+
+
+def test_loss_weighting_is_the_official_formula_and_a_zero_weight_task_trains_nothing():
+    losses = {"asr": torch.tensor(2.0), "vsr": torch.tensor(4.0), "avsr": torch.tensor(1.0)}
+    assert float(weighted_loss(losses, (1.0, 1.5, 1.0))) == pytest.approx((2 + 6 + 1) / 3)
+    assert float(weighted_loss(losses, (0.0, 1.0, 0.0))) == pytest.approx(4 / 3)
+
+
+def test_only_lora_and_projectors_train_unless_backbones_are_unfrozen():
+    model = random_model(config())
+    model.freeze_backbones()
+    trainable = {n for n, p in model.named_parameters() if p.requires_grad}
+    assert trainable and all("lora_" in n or n.startswith(("audio_proj.", "video_proj.")) for n in trainable)
+    assert any(n.startswith("video_encoder.") for n in trainable)  # the AV-HuBERT LoRA
+    assert not any(n.startswith("audio_encoder.") for n in trainable)
+    model.freeze_backbones(("llm", "audio-encoder"))
+    frozen = {n for n, p in model.named_parameters() if not p.requires_grad}
+    assert frozen and all(n.startswith("video_encoder.") and "lora_" not in n for n in frozen)
+    with pytest.raises(ValueError, match="choose from"):
+        model.freeze_backbones(("whisper",))
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory):
+    root = tmp_path_factory.mktemp("data")
+    return write_dataset(root)
+
+
+@pytest.fixture(scope="module")
+def base(tmp_path_factory):
+    return save_random_model(tmp_path_factory.mktemp("base") / "tiny", config("T"))
+
+
+def options(data, base, output, **overrides):
+    values = dict(manifest=data, output=output, model=str(base), max_steps=4, max_frames=50, workers=0, save_every=2, log_every=100)
+    return TrainOptions(**(values | overrides))
+
+
+def test_a_step_changes_the_trainable_tensors_only_and_checkpoints_hold_just_those(data, base, tmp_path):
+    result = train(options(data, base, tmp_path / "run", max_steps=2, task_weights=(1.0, 0.0, 1.0)))
+    before, after = load_model(base), load_model(result.model)
+    changed = {n for n, p in after.named_parameters() if not torch.equal(p, dict(before.named_parameters())[n])}
+    trainable = {n for n, p in after.named_parameters() if p.requires_grad}
+    assert changed and changed <= trainable
+    # VSR's weight is 0 and T has one adapter per task: the VSR adapter only decays (AdamW, lr 1e-3 then 5e-4)
+    decay = (1 - 1e-3 * 0.1) * (1 - 5e-4 * 0.1)
+    vsr = [n for n in trainable if ".video." in n]
+    old = dict(before.named_parameters())
+    assert vsr and all(torch.allclose(dict(after.named_parameters())[n], old[n] * decay, atol=1e-9, rtol=1e-6) for n in vsr)
+    assert not all(torch.allclose(dict(after.named_parameters())[n], old[n] * decay) for n in trainable if ".audio." in n)
+    stored = load_file(str(tmp_path / "run" / "checkpoint-0000002" / "model.safetensors"))
+    expected = trainable | {n for n, _ in after.named_buffers() if "running_" in n or "num_batches" in n}
+    expected |= {"prompt_audio", "prompt_video", "prompt_audiovisual", checkpoints.ADDED_ROWS, checkpoints.ADDED_IDS}
+    assert set(stored) == expected
+    # the BatchNorm statistics of the video encoder moved (it trains in train mode, as upstream)
+    assert not torch.equal(after.video_encoder.hubert.feature_extractor.resnet.frontend3D[1].running_mean,
+                           before.video_encoder.hubert.feature_extractor.resnet.frontend3D[1].running_mean)  # fmt: skip
+    state = torch.load(tmp_path / "run" / "checkpoint-0000002" / "training.pt", weights_only=False)
+    assert state["step"] == 2 and len(state["optimizer"]["param_groups"][0]["params"]) == len(trainable)
+    records = [json.loads(line) for line in (tmp_path / "run" / "train_log.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in records] == [1, 2]
+    assert {"loss_asr", "loss_vsr", "loss_avsr", "lr", "tokens_per_s", "memory_gb"} <= set(records[0])
+    assert records[0]["lr"] == pytest.approx(1e-3) and records[1]["lr"] == pytest.approx(0.5e-3)  # cosine over 2 steps
+
+
+def test_resuming_a_killed_run_ends_with_the_same_weights(data, base, tmp_path):
+    settings = dict(max_steps=5, augmentation=Augmentation(), accumulate=2)
+    whole = train(options(data, base, tmp_path / "whole", **settings))
+
+    def crash(step, record):
+        if step == 3:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        train(options(data, base, tmp_path / "resumed", **settings), on_step=crash)
+    assert [p.name for p in checkpoints.step_checkpoints(tmp_path / "resumed")] == ["checkpoint-0000002"]
+    resumed = train(options(data, base, tmp_path / "resumed", **settings))
+    assert resumed.resumed_from == 2 and resumed.steps == 5
+    first, second = load_file(str(whole.model / "model.safetensors")), load_file(str(resumed.model / "model.safetensors"))
+    assert first.keys() == second.keys() and all(torch.equal(first[k], second[k]) for k in first)
+    log = [json.loads(line)["step"] for line in (tmp_path / "resumed" / "train_log.jsonl").read_text().splitlines()]
+    assert log == [1, 2, 3, 4, 5]  # the steps after the checkpoint were logged again, not twice
+    with pytest.raises(Exception, match="other settings .*lr"):
+        train(options(data, base, tmp_path / "resumed", **settings, lr=0.1))
+
+
+def test_averaging_the_last_checkpoints(data, base, tmp_path):
+    result = train(options(data, base, tmp_path / "run", average_last=2, keep_last=1))
+    kept = checkpoints.step_checkpoints(tmp_path / "run")
+    assert [p.name for p in kept] == ["checkpoint-0000002", "checkpoint-0000004"]
+    a, b = (load_file(str(p / "model.safetensors")) for p in kept)
+    average = load_file(str(result.model / "model.safetensors"))
+    name = next(n for n in average if "lora_A" in n)
+    assert torch.allclose(average[name], (a[name] + b[name]) / 2)
+    assert torch.equal(average[checkpoints.ADDED_IDS], a[checkpoints.ADDED_IDS])
+
+
+def test_bad_clips_are_skipped_with_a_reason_and_training_goes_on(data, base, tmp_path):
+    manifest = tmp_path / "rois" / "manifest.csv"
+    manifest.parent.mkdir()
+    (tmp_path / "rois" / "spk").symlink_to(data.parent / "spk")
+    broken = tmp_path / "rois" / "spk2"
+    broken.mkdir()
+    (broken / "bad.mp4").write_bytes(b"not a video")
+    (broken / "bad.wav").write_bytes(b"not audio")
+    lines = data.read_text().splitlines() + ["rois,spk2/bad.mp4,25,,broken clip", "rois,spk2/gone.mp4,25,,missing clip"]
+    manifest.write_text("\n".join(lines) + "\n")
+    result = train(options(manifest, base, tmp_path / "run", max_steps=3, max_frames=75))
+    assert result.steps == 3 and result.skipped >= 2
+    reasons = (tmp_path / "run" / "skipped.tsv").read_text()
+    assert "missing file" in reasons
+
+
+def test_train_cli_rejects_bad_arguments_in_one_line(data, base, tmp_path):
+    runner = CliRunner()
+    cases = [
+        (["train", str(tmp_path / "none.csv"), "-o", str(tmp_path / "o"), "--model", str(base)], "no such manifest"),
+        (["train", str(data), "-o", str(tmp_path / "o"), "--model", str(base), "--task-weights", "1,2"], "3 comma-separated"),
+        (["train", str(data), "-o", str(tmp_path / "o"), "--model", str(base), "--unfreeze", "whisper"], "choose from"),
+        (["train", str(data), "-o", str(tmp_path / "o"), "--model", str(tmp_path / "nomodel")], "no such model"),
+    ]
+    for arguments, message in cases:
+        result = runner.invoke(app, arguments)
+        assert result.exit_code in (2, 5) and message in result.output and "Traceback" not in result.output, arguments
+    assert runner.invoke(app, cases[3][0]).exit_code == 5
+
+
+def test_a_tiny_model_learns_every_task_from_scratch(tmp_path, data):
+    """Loss, labels, adapters, rates and decoding fit together: 4 clips, every task and rate pair exact."""
+    base = save_random_model(tmp_path / "scratch", config("ST"))
+    result = train(options(data, base, tmp_path / "run", max_steps=100, lr=2e-3, max_frames=100, save_every=1000,
+                           unfreeze=("audio-encoder", "video-encoder", "llm"), augmentation=Augmentation.off()))  # fmt: skip
+    model = load_model(result.model)
+    examples = read_manifest(data).examples
+    clips = []
+    for example in examples:
+        audio, crops = load_example(example)
+        clips.append(Clip(audio=audio, video=video_input(crops)))
+    for task in ("asr", "vsr", "avsr"):
+        for rates in ((4, 2), (4, 5), (16, 2), (16, 5)):
+            assert model.transcribe(clips, task, rates, DecodingOptions(num_beams=2)) == [e.text for e in examples], (task, rates)
+
+
+def test_two_processes_with_ddp_equal_one_process_with_the_combined_batch(tmp_path):
+    """torchrun, 2 CPU processes (gloo), half the batch each, against one process with the whole batch.
+
+    Every clip has the same video, because BatchNorm is synchronised across GPUs but not across CPU
+    processes, and dropout is off (its random draws differ per process): the rest must agree.
+    """
+    import os
+    import subprocess
+    import sys
+
+    data = write_dataset(tmp_path / "data", same_video=True)
+    base = save_random_model(tmp_path / "base", config("ST", dropout=0.0))
+    common = ["train", str(data), "--model", str(base), "--max-steps", "3", "--workers", "0", "--no-augment", "--save-every", "10"]
+    single = CliRunner().invoke(app, [*common, "-o", str(tmp_path / "one"), "--max-frames", "100"])
+    assert single.exit_code == 0, single.output
+    environment = os.environ | {"GLOO_SOCKET_IFNAME": "lo", "OMP_NUM_THREADS": "1"}
+    launch = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2", "-m", "omniavsr_cli"]
+    run = subprocess.run([*launch, *common, "-o", str(tmp_path / "two"), "--max-frames", "50"], capture_output=True, text=True, env=environment)
+    assert run.returncode == 0, run.stderr[-3000:]
+    records = [json.loads(line) for line in (tmp_path / "two" / "train_log.jsonl").read_text().splitlines()]
+    assert len(records) == 3  # one log, from the main process
+    one, two = (load_file(str(tmp_path / name / "model" / "model.safetensors")) for name in ("one", "two"))
+    assert one.keys() == two.keys()
+    worst = max(float((one[k].double() - two[k].double()).abs().max()) for k in one if one[k].is_floating_point() and "running_var" not in k)
+    assert worst < 1e-5
+    # BatchNorm's running variance is the unbiased estimate over each process's own frames: n/(n-1) with half the n
+    assert all(torch.allclose(one[k], two[k], rtol=3e-3) for k in one if "running_var" in k)
+    moved = load_file(str(base / "model.safetensors"))
+    assert any(not torch.equal(one[k], moved[k]) for k in one if k in moved and "lora_A" in k)
