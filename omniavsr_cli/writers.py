@@ -82,17 +82,22 @@ def output_path(out_dir: Path, clip_id: str, fmt: str) -> Path:
     return stem.with_name(f"{stem.name}.{fmt}")
 
 
+def write_text_atomic(path: Path, text: str) -> None:
+    """Write UTF-8 text under a temporary name renamed when complete: readers never see half a file."""
+    part = path.with_name(path.name + ".part")
+    try:
+        part.write_text(text, encoding="utf-8")
+        os.replace(part, path)
+    finally:
+        part.unlink(missing_ok=True)
+
+
 def write_outputs(transcript, out_dir: Path, clip_id: str, formats: list[str]) -> list[Path]:
-    """Write every format beside the others, each under a temporary name renamed when complete."""
+    """Write every format beside the others, each atomically."""
     written = []
     for fmt in formats:
         path = output_path(out_dir, clip_id, fmt)
         path.parent.mkdir(parents=True, exist_ok=True)
-        part = path.with_name(path.name + ".part")
-        try:
-            part.write_text(WRITERS[fmt](transcript), encoding="utf-8")
-            os.replace(part, path)
-        finally:
-            part.unlink(missing_ok=True)
+        write_text_atomic(path, WRITERS[fmt](transcript))
         written.append(path)
     return written

@@ -13,7 +13,7 @@ from typing import Annotated
 import typer
 
 from .. import __version__
-from . import bench, doctor, prep_lips, score, transcribe, weights
+from . import bench, doctor, eval, prep_lips, score, train, transcribe, weights
 
 app = typer.Typer(
     name="omniavsr",
@@ -46,7 +46,9 @@ app.command("score", help=score.HELP, short_help="Word and character error rates
 app.command("prep-lips", help=prep_lips.HELP, short_help="Crop the mouth region of videos as the model was trained (96x96, 25 fps).")(
     prep_lips.prep_lips
 )
+app.command("train", help=train.HELP, short_help="Train Omni-AVSR on prep-lips data with the paper's recipe; resumable, multi-GPU.")(train.train)
 app.command("bench", help=bench.HELP, short_help="Time each transcription stage: real-time factor, tokens/s, peak memory.")(bench.bench)
+app.command("eval", help=eval.HELP, short_help="Table I of the paper on a labelled set: WER per task and rate, and their average.")(eval.evaluate)
 app.add_typer(weights.app, name="weights", help=weights.app.info.help)
 app.command("doctor", help=doctor.HELP, short_help="Check this machine: torch, device, ffmpeg, backends, weights.")(doctor.doctor)
 

@@ -23,6 +23,7 @@ HELP = (
     "Exit codes: 0 all done; 3 some inputs failed (see run.jsonl); 4 all failed; 2 bad arguments; 5 model "
     "unavailable; 6 out of memory; 130 interrupted (rerun with --skip-existing to finish). Guide: docs/transcribe.md."
 )
+DTYPES = {"auto": None, "bf16": "bfloat16", "fp16": "float16", "fp32": "float32"}
 
 
 def _rates(value: str | None) -> tuple[int, int] | None:
@@ -136,9 +137,8 @@ def transcribe(
         raise InputError(f"--face-select {face_select!r}: choose one of {', '.join(RULES)}")
     if progress not in ("auto", "bar", "none"):
         raise InputError(f"--progress {progress}: choose auto, bar or none")
-    dtypes = {"auto": None, "bf16": "bfloat16", "fp16": "float16", "fp32": "float32"}
-    if dtype not in dtypes:
-        raise InputError(f"--dtype {dtype}: choose one of {', '.join(dtypes)}")
+    if dtype not in DTYPES:
+        raise InputError(f"--dtype {dtype}: choose one of {', '.join(DTYPES)}")
     out_dir = None if to_stdout else Path(output)
     if out_dir is not None and out_dir.exists() and not out_dir.is_dir():
         raise InputError(f"{out_dir}: exists and is not a directory; choose another -o")
@@ -162,7 +162,7 @@ def transcribe(
             decoding=DecodingOptions(num_beams=beams, sample=sample, seed=seed if sample else None),
             batch_size=_batch_size(batch_size), guards=guards, workers=workers,
         )  # fmt: skip
-        loaded = _load(model, device, dtypes[dtype], quiet)
+        loaded = _load(model, device, DTYPES[dtype], quiet)
 
         from ..transcribe import Pipeline
 
@@ -202,7 +202,7 @@ def _model_name(model) -> str:
     return Path(model.directory).name if model.directory else "the model"
 
 
-def _load(name: str, device: str | None, dtype: str | None, quiet: bool):
+def _load(name: str, device: str | None, dtype: str | None, quiet: bool, command: str = "transcribe"):
     """The model, or one clear line on how to get it."""
     import torch
 
@@ -226,6 +226,6 @@ def _load(name: str, device: str | None, dtype: str | None, quiet: bool):
                                 code="E_DEVICE", exit_code=ExitCode.USAGE) from None  # fmt: skip
         raise
     if not quiet:
-        print(f"transcribe: model {Path(model.directory).name} ({model.directory}) on {next(model.parameters()).device}, "
+        print(f"{command}: model {Path(model.directory).name} ({model.directory}) on {next(model.parameters()).device}, "
               f"{str(next(model.parameters()).dtype).removeprefix('torch.')}", file=sys.stderr)  # fmt: skip
     return model

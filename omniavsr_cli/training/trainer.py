@@ -349,7 +349,7 @@ def _optimiser_step(network, model, group: list[dict], epoch: int, options: Trai
         rates = draw_rates(model.config.audio_rates, model.config.video_rates, options.seed, epoch, batch["position"])
         torch.manual_seed(random.Random(f"{options.seed}:torch:{epoch}:{batch['position']}:{processes.rank}").getrandbits(63))
         last = number == len(group) - 1
-        with network.no_sync() if processes.world > 1 and not last else contextlib.nullcontext():
+        with network.no_sync() if processes.world > 1 and not last else contextlib.nullcontext(), _out_of_memory(batch):
             losses = network(batch["audio"], batch["video"], batch["text"], rates)
             clips = _all_sum(torch.tensor(weight * len(batch["text"])), processes)
             loss = weighted_loss(losses, options.task_weights) * (weight * RECIPE_PROCESSES / max(float(clips), 1.0)) / len(group)
@@ -376,6 +376,17 @@ def _optimiser_step(network, model, group: list[dict], epoch: int, options: Trai
         "grad_norm": float(norm), "tokens_per_s": llm_tokens * processes.world / seconds, "seconds": seconds,
         "memory_gb": _memory_gb(), "skipped": len(skipped),
     }  # fmt: skip
+
+
+@contextlib.contextmanager
+def _out_of_memory(batch: dict):
+    try:
+        yield
+    except torch.OutOfMemoryError:
+        rows, frames = batch["video"].shape[:2]
+        raise OmniAVSRError(f"out of memory on a batch of {rows} clips of up to {frames / 25:.1f} s; lower --max-frames "
+                            "(and raise --accumulate to keep the batch the recipe's size)", code="E_OUT_OF_MEMORY",
+                            exit_code=ExitCode.OUT_OF_MEMORY) from None  # fmt: skip
 
 
 def _sequence_tokens(model, batch: dict, rates: tuple[int, int]) -> int:
