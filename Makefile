@@ -33,6 +33,7 @@ bench: setup
 	$(BIN)/python benchmarks/prep_lips_speed.py
 	$(BIN)/python benchmarks/transcribe_batching.py
 	$(BIN)/omniavsr bench --model small --mode avsr
+	$(BIN)/python benchmarks/train_throughput.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache

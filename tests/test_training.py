@@ -273,3 +273,31 @@ def test_two_processes_with_ddp_equal_one_process_with_the_combined_batch(tmp_pa
     assert all(torch.allclose(one[k], two[k], rtol=3e-3) for k in one if "running_var" in k)
     moved = load_file(str(base / "model.safetensors"))
     assert any(not torch.equal(one[k], moved[k]) for k in one if k in moved and "lora_A" in k)
+
+
+def test_ctrl_c_saves_the_step_and_rerunning_the_command_finishes_the_same_run(data, base, tmp_path):
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    def command(output):
+        return ["train", str(data), "-o", str(output), "--model", str(base), "--max-steps", "30", "--max-frames", "50",
+                "--workers", "0", "--save-every", "100"]  # fmt: skip
+
+    process = subprocess.Popen([sys.executable, "-m", "omniavsr_cli", *command(tmp_path / "stopped")], stderr=subprocess.PIPE, text=True)
+    log = tmp_path / "stopped" / "train_log.jsonl"
+    deadline = time.monotonic() + 120
+    while not (log.is_file() and log.read_text()) and time.monotonic() < deadline and process.poll() is None:
+        time.sleep(0.05)
+    process.send_signal(signal.SIGINT)
+    _, stderr = process.communicate(timeout=120)
+    assert process.returncode == 130, stderr
+    [saved] = checkpoints.step_checkpoints(tmp_path / "stopped")
+    step = int(saved.name.split("-")[1])
+    assert 1 <= step < 30 and f"interrupted after step {step} of 30" in stderr and "Traceback" not in stderr
+    runner = CliRunner()
+    assert runner.invoke(app, command(tmp_path / "stopped")).exit_code == 0
+    assert runner.invoke(app, command(tmp_path / "whole")).exit_code == 0
+    first, second = (load_file(str(tmp_path / name / "model" / "model.safetensors")) for name in ("stopped", "whole"))
+    assert all(torch.equal(first[k], second[k]) for k in first)

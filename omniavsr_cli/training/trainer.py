@@ -265,7 +265,7 @@ def train(options: TrainOptions, on_step: Callable[[int, dict], None] | None = N
             first = group * options.accumulate
             loader = torch.utils.data.DataLoader(
                 torch.utils.data.Subset(data, range(first, len(mine))), batch_size=None,
-                num_workers=options.workers, persistent_workers=False,
+                num_workers=options.workers, worker_init_fn=_leave_signals_to_the_trainer,
             )  # fmt: skip
             groups = _grouped(iter(loader), options.accumulate, len(mine) - first)
             for batch_group in groups:
@@ -428,6 +428,12 @@ class _StopSignal:
     def requested(self, processes: Processes) -> bool:
         """Whether any process was asked to stop (all of them stop at the same step)."""
         return bool(_all_sum(torch.tensor(float(self.flag)), processes) > 0)
+
+
+def _leave_signals_to_the_trainer(worker: int) -> None:
+    """Loader workers ignore Ctrl-C and SIGTERM: the trainer decides when to stop, and stops them."""
+    for number in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(number, signal.SIG_IGN)
 
 
 def _memory_gb() -> float:
