@@ -27,11 +27,21 @@ class VadOptions:
     speech_pad_ms: int = 100
 
 
+def _silero():
+    """The silero_vad package. Importing it sets torch to one thread for the whole process (its model.py does);
+    the thread count is put back, or every model after it would run on one core."""
+    import torch
+
+    threads = torch.get_num_threads()
+    import silero_vad
+
+    torch.set_num_threads(threads)
+    return silero_vad
+
+
 def _model():
     if getattr(_models, "silero", None) is None:
-        from silero_vad import load_silero_vad
-
-        _models.silero = load_silero_vad()
+        _models.silero = _silero().load_silero_vad()
     return _models.silero
 
 
@@ -42,8 +52,8 @@ def speech_regions(audio: np.ndarray, max_region_s: float, options: VadOptions =
     there is none).
     """
     import torch
-    from silero_vad import get_speech_timestamps
 
+    get_speech_timestamps = _silero().get_speech_timestamps
     if len(audio) < SAMPLE_RATE // 10:
         return []
     with torch.inference_mode():

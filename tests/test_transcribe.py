@@ -75,6 +75,16 @@ def test_silero_finds_the_speech_in_generated_audio():
     assert speech_regions(np.zeros(16000 * 3, dtype=np.float32), 16.0) == []
 
 
+def test_running_silero_leaves_torch_on_every_core():
+    """silero_vad's import sets torch to one thread for the whole process; the model must not run on one core."""
+    import subprocess
+    import sys
+
+    script = ("import numpy, torch; torch.set_num_threads(3); from omniavsr_cli.vad import speech_regions; "
+              "speech_regions(numpy.zeros(16000, dtype=numpy.float32), 16.0); print(torch.get_num_threads())")  # fmt: skip
+    assert subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True).stdout.strip() == "3"
+
+
 def test_a_ten_minute_input_is_chunked_within_the_limit_and_covered(work, tmp_path):
     rng = np.random.default_rng(1)
     pattern, t = [], 0.3
