@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import sys
 from pathlib import Path
@@ -93,7 +94,7 @@ def train(
             raise InputError(f"--noise {file}: no such file")
     augmentation = Augmentation(noise_files=tuple(noise or ()), snrs=_snrs(snrs))
     if not augment:
-        augmentation = Augmentation(noise_files=augmentation.noise_files, snrs=augmentation.snrs, audio_mask=None, video_mask=None, random_crop=False)
+        augmentation = dataclasses.replace(augmentation, audio_mask=None, video_mask=None, random_crop=False)
     options = TrainOptions(
         manifest=manifest, output=output, model=model, root=root, epochs=epochs, max_steps=max_steps, max_frames=max_frames,
         lr=lr, warmup_steps=warmup_steps, weight_decay=weight_decay, clip_norm=clip_norm,

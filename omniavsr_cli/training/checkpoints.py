@@ -41,12 +41,13 @@ def base_reference(directory: Path) -> str:
     return str(Path(directory).resolve())
 
 
-def save_checkpoint(path: Path, model, base: str, training_state: dict | None) -> Path:
+def save_checkpoint(path: Path, config, state: dict[str, torch.Tensor], base: str, training_state: dict | None = None) -> Path:
+    """Write ``state`` (changed tensors, see ``changed_state``) as a model directory on ``base``, completely or not at all."""
     path = Path(path)
     partial = path.with_name(path.name + ".part")
     shutil.rmtree(partial, ignore_errors=True)
     tokenizer = Path(base) if Path(base, "tokenizer.json").is_file() else None
-    save_native(partial, model.config, changed_state(model), tokenizer=tokenizer, base=base)
+    save_native(partial, config, state, tokenizer=tokenizer, base=base)
     if training_state is not None:
         torch.save(training_state, partial / TRAINING_STATE)
     shutil.rmtree(path, ignore_errors=True)

@@ -26,6 +26,7 @@ import torch
 from .. import __version__
 from ..decoding import BatchDecoder, BatchLimits
 from ..errors import ExitCode, InputError, OmniAVSRError
+from ..model.config import TASKS
 from ..model.omni import Clip, DecodingOptions
 from ..model.transforms import video_input
 from ..scoring import EditCounts, get_normalizer, score_texts
@@ -34,7 +35,6 @@ from ..writers import write_text_atomic
 from .augment import NoiseBank
 from .data import BadExample, Example, check_files, load_example, read_manifest
 
-TASKS = ("asr", "vsr", "avsr")
 TASK_LABELS = {"asr": "ASR", "vsr": "VSR", "avsr": "AV"}
 NORMALIZER = "lrs3"
 REFERENCE_FILE = "reference.jsonl"

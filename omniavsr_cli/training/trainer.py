@@ -449,7 +449,7 @@ def _memory_gb() -> float:
 def _save(output: Path, step: int, model, base: str, options: TrainOptions, optimizer, scheduler, processes: Processes) -> None:
     if processes.main:
         state = {"step": step, "settings": options.settings(), "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict()}
-        checkpoints.save_checkpoint(output / checkpoints.checkpoint_name(step), model, base, state)
+        checkpoints.save_checkpoint(output / checkpoints.checkpoint_name(step), model.config, checkpoints.changed_state(model), base, state)
         checkpoints.keep_last(output, max(options.keep_last, options.average_last))
     if processes.world > 1:
         torch.distributed.barrier()
@@ -474,17 +474,8 @@ def _resume(path: Path, options: TrainOptions, model, optimizer, scheduler) -> i
 
 
 def _write_final(output: Path, final: Path, model, base: str, average_last: int) -> None:
-    import shutil
-
-    from ..model.loading import save_native
-
     chosen = checkpoints.step_checkpoints(output)[-max(1, average_last) :]
-    partial = final.with_name(final.name + ".part")
-    shutil.rmtree(partial, ignore_errors=True)
-    tokenizer = Path(base) if Path(base, "tokenizer.json").is_file() else None
-    save_native(partial, model.config, checkpoints.average_states(chosen), tokenizer=tokenizer, base=base)
-    shutil.rmtree(final, ignore_errors=True)
-    partial.rename(final)
+    checkpoints.save_checkpoint(final, model.config, checkpoints.average_states(chosen), base)
     log.info("final model (average of %s): %s", ", ".join(p.name for p in chosen), final)
 
 
