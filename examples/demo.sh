@@ -1,53 +1,39 @@
 #!/usr/bin/env bash
-# `make demo`: runs every subcommand that exists on the bundled example files and says what it did.
+# `make demo`: transcribes a bundled clip with the demo model that ships in weights/demo, then shows the other
+# subcommands on the bundled examples.
 set -uo pipefail
 bin=${1:-.venv/bin}
 cd "$(dirname "$0")/.."
 if [ -t 1 ]; then bold=$'\033[1m' plain=$'\033[0m'; else bold='' plain=''; fi
 say() { printf '\n%s== %s%s\n' "$bold" "$*" "$plain"; }
+work=$(mktemp -d)
+clip=examples/demo/grid-example.mp4
 
-say "omniavsr doctor: what this machine can run (a missing model is expected until weights are installed)"
-"$bin/omniavsr" doctor
-echo "(doctor exit code: $?; 0 = ready for the default transcription, 7 = something above is missing)"
+say "omniavsr transcribe: an 8-s talking face saying three sentences, audio and lips together (AVSR), with the demo model"
+echo "(the clip was made by omniavsr synth-corpus from sentences the demo model never heard in training)"
+"$bin/omniavsr" transcribe "$clip" --model demo --mode avsr -o "$work/transcripts" -f srt,json || exit
+echo "-- $work/transcripts/grid-example.srt:"
+cat "$work/transcripts/grid-example.srt"
+echo "-- transcript: $("$bin/python" -c 'import json,sys; print(json.load(open(sys.argv[1]))["text"])' "$work/transcripts/grid-example.json")"
+echo "-- reference:  $(cat examples/demo/grid-example.txt)"
 
-say "omniavsr score: system A against LRS3-style references, with a bootstrap confidence interval"
-"$bin/omniavsr" score examples/score/system-a.txt examples/score/reference.txt --ci || exit
+say "omniavsr score: that transcript against the reference"
+"$bin/omniavsr" score "$work/transcripts/grid-example.json" examples/demo/grid-example.txt --report align || exit
 
-say "omniavsr score --report align: where system A's errors are"
-"$bin/omniavsr" score examples/score/system-a.txt examples/score/reference.txt --report align || exit
+say "omniavsr transcribe --mode vsr: the same clip from the lips alone (harder: b, p and m look the same)"
+"$bin/omniavsr" transcribe "$clip" --model demo --mode vsr -o "$work/lips-only" -f txt --quiet || exit
+cat "$work/lips-only/grid-example.txt"
 
-say "omniavsr score --compare: is system B worse than system A on the same references?"
+say "omniavsr prep-lips: the 96x96 mouth crops the model saw (open grid-example.crops.png)"
+"$bin/omniavsr" prep-lips "$clip" -o "$work/rois" --debug-crops || exit
+ls "$work/rois"
+
+say "omniavsr score --compare: is system B worse than system A on the same LRS3-style references?"
 "$bin/omniavsr" score examples/score/system-a.txt examples/score/reference.txt --compare examples/score/system-b.txt || exit
 
-say "omniavsr prep-lips: mouth crops of a real face (matplotlib's portrait, moved into a 4-s clip with speech-like audio)"
-work=$(mktemp -d)
-"$bin/python" examples/lips/make_face_clip.py "$work/face.mp4" 4 || exit
-"$bin/omniavsr" prep-lips "$work/face.mp4" -o "$work/rois" --debug-crops || exit
-ls "$work/rois"
-head -c 400 "$work/rois/prep.jsonl"; echo
-
-say "omniavsr weights list: the known models and what is installed"
+say "omniavsr weights list / doctor: what this machine has (the released models need a manual download)"
 "$bin/omniavsr" weights list || exit
+"$bin/omniavsr" doctor
+echo "(doctor exit code: $?; 7 = the default released model is not installed, which the demo above did not need)"
 
-say "omniavsr transcribe: the face clip, audio and lips together (mode auto), with the default model"
-"$bin/omniavsr" transcribe "$work/face.mp4" -o "$work/transcripts" -f txt,srt,json --beams 4
-status=$?
-model_used="the default model (omni-avsr-st)"
-if [ "$status" = 5 ]; then
-    echo "The default model is not installed on this machine (the line above says how to get it)."
-    echo "So the demo makes a small RANDOM-WEIGHT model in the native format and transcribes with it:"
-    echo "the pipeline is the real one (VAD, face tracking, mouth crops, batched decoding, writers),"
-    echo "the words are noise."
-    "$bin/python" -c 'import sys; from pathlib import Path; from omniavsr_cli.model.random_init import save_random_model, small_config; save_random_model(Path(sys.argv[1]), small_config())' "$work/random-model" || exit
-    "$bin/omniavsr" transcribe "$work/face.mp4" --model "$work/random-model" -o "$work/transcripts" -f txt,srt,json --beams 4 || exit
-    model_used="a random-weight model made by this demo ($work/random-model), because no trained model is installed"
-elif [ "$status" != 0 ]; then
-    exit "$status"
-fi
-echo "-- $work/transcripts/face.srt:"
-cat "$work/transcripts/face.srt"
-echo "-- modes per segment: $("$bin/python" -c 'import json,sys; print([s["mode"] for s in json.load(open(sys.argv[1]))["segments"]])' "$work/transcripts/face.json")"
-
-say "Done: scored examples/score/system-{a,b}.txt against examples/score/reference.txt (normaliser lrs3);"
-echo "prepared the mouth crops of a face clip in $work/rois (open face.crops.png to see them);"
-echo "transcribed it with $model_used into $work/transcripts. See docs/ for each subcommand."
+say "Done: outputs in $work. The demo model's card: weights/demo/MODEL_CARD.md; remake it: tools/make_demo_model.sh"

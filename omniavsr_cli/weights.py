@@ -13,11 +13,16 @@ from pathlib import Path
 DEFAULT_MODEL = "omni-avsr-st"
 
 
+def bundled_dir() -> Path:
+    """The source checkout's ``weights/`` folder, which ships the demo model (``--model demo``)."""
+    return Path(__file__).resolve().parent.parent / "weights"
+
+
 def weights_dir() -> Path:
     override = os.environ.get("OMNIAVSR_WEIGHTS")
     if override:
         return Path(override).expanduser()
-    checkout = Path(__file__).resolve().parent.parent / "weights"
+    checkout = bundled_dir()
     if (checkout / "README.md").is_file():
         return checkout
     cache = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache"))

@@ -13,7 +13,7 @@ from typing import Annotated
 import typer
 
 from .. import __version__
-from . import bench, doctor, eval, prep_lips, score, train, transcribe, weights
+from . import bench, doctor, eval, prep_lips, score, synth_corpus, train, transcribe, weights
 
 app = typer.Typer(
     name="omniavsr",
@@ -49,6 +49,9 @@ app.command("prep-lips", help=prep_lips.HELP, short_help="Crop the mouth region 
 app.command("train", help=train.HELP, short_help="Train Omni-AVSR on prep-lips data with the paper's recipe; resumable, multi-GPU.")(train.train)
 app.command("bench", help=bench.HELP, short_help="Time each transcription stage: real-time factor, tokens/s, peak memory.")(bench.bench)
 app.command("eval", help=eval.HELP, short_help="Table I of the paper on a labelled set: WER per task and rate, and their average.")(eval.evaluate)
+app.command("synth-corpus", help=synth_corpus.HELP, short_help="Make a synthetic audio-visual corpus (espeak-ng speech, a talking face).")(
+    synth_corpus.synth_corpus
+)
 app.add_typer(weights.app, name="weights", help=weights.app.info.help)
 app.command("doctor", help=doctor.HELP, short_help="Check this machine: torch, device, ffmpeg, backends, weights.")(doctor.doctor)
 

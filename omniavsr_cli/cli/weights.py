@@ -16,13 +16,14 @@ app = typer.Typer(help="Models: list, download, verify, and import the released 
 @reports_errors
 def list_models() -> int:
     from ..registry import registry
-    from ..weights import installed_models, weights_dir
+    from ..weights import bundled_dir, installed_models, weights_dir
 
     installed = installed_models()
+    bundled = set(installed_models(bundled_dir()))
     print(f"weights directory: {weights_dir()}")
     known = registry()
     for name, model in known.items():
-        state = "installed" if name in installed else ("downloadable" if model.files else "manual import")
+        state = "installed" if name in installed else "bundled" if name in bundled else "downloadable" if model.files else "manual import"
         print(f"{name:<16} {state:<13} {model.description}")
     for name in installed:
         if name not in known:

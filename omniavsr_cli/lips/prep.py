@@ -212,7 +212,8 @@ def _run(items: list[InputFile], out_dir: Path, options: PrepOptions, workers: i
     # spawn, not fork: the landmark models run native threads that do not survive a fork.
     with ProcessPoolExecutor(workers, mp_context=get_context("spawn"), initializer=_worker_init, initargs=(out_dir, options)) as pool:
         pending = iter(items)
-        running = {pool.submit(_worker_prepare, item) for item, _ in zip(pending, range(2 * workers))}
+        # range first: zip stops on it without pulling (and dropping) one more item from ``pending``.
+        running = {pool.submit(_worker_prepare, item) for _, item in zip(range(2 * workers), pending)}
         try:
             while running:
                 done, running = wait(running, return_when=FIRST_COMPLETED)

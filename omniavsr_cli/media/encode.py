@@ -86,3 +86,21 @@ def write_wav(source: str | Path, destination: Path) -> None:
         returncode = subprocess.run(command, stdin=subprocess.DEVNULL, stderr=log, process_group=0).returncode
         if returncode != 0:
             raise errors.corrupt(str(source), _failure(log, returncode))
+
+
+def write_talking_video(destination: Path, frames: np.ndarray, audio: np.ndarray, sample_rate: int = 16000) -> None:
+    """Frames (T, H, W, 3) RGB uint8 at 25 fps and a mono float waveform as one H.264 + AAC mp4, bit-exact."""
+    height, width = frames.shape[1:3]
+    with tempfile.NamedTemporaryFile(suffix=".f32") as pcm, tempfile.TemporaryFile() as log:
+        pcm.write(np.ascontiguousarray(audio, dtype="<f4").tobytes())
+        pcm.flush()
+        command = [
+            find_ffmpeg().path, "-nostdin", "-hide_banner", "-loglevel", "error", "-y",
+            "-f", "rawvideo", "-pix_fmt", "rgb24", "-s", f"{width}x{height}", "-r", str(FPS), "-i", "pipe:0",
+            "-f", "f32le", "-ar", str(sample_rate), "-ac", "1", "-i", pcm.name,
+            "-c:v", "libx264", "-preset", "veryfast", "-crf", str(VIDEO_CRF), "-pix_fmt", "yuv420p", "-threads", "1",
+            "-c:a", "aac", "-b:a", "128k", *BITEXACT, "-movflags", "+faststart", "-f", "mp4", str(destination),
+        ]  # fmt: skip
+        process = subprocess.run(command, input=np.ascontiguousarray(frames, dtype=np.uint8).tobytes(), stderr=log, process_group=0)
+        if process.returncode != 0:
+            raise errors.MediaError(f"{destination}: ffmpeg could not write the video ({_failure(log, process.returncode)})", code="E_WRITE")

@@ -1,6 +1,6 @@
 """The Whisper encoder (whisper-medium.en shape by default), fed exactly as the official model feeds it.
 
-Each utterance is standardised (transforms.standardise), turned into an 80-bin log-mel padded to 30 s by
+Each utterance is standardised (transforms.standardise), turned into an 80-bin log-mel padded to the encoder's window (30 s) by
 ``transformers.WhisperFeatureExtractor`` (identical to what the official code computed), encoded, and cut to
 the number of 50 Hz frames the official arithmetic keeps (transforms.kept_audio_frames). The module names
 are transformers' Whisper names, which the official checkpoint uses too (``audio_encoder.layers.0...``).
@@ -37,10 +37,11 @@ class AudioEncoder(nn.Module):
         whisper = whisper_config(config)
         whisper._attn_implementation = attn_implementation
         self.encoder = WhisperEncoder(whisper)
-        self.feature_extractor = WhisperFeatureExtractor(feature_size=config.num_mel_bins, sampling_rate=16000)
+        self.feature_extractor = WhisperFeatureExtractor(feature_size=config.num_mel_bins, sampling_rate=16000, chunk_length=config.window_seconds)
 
     def log_mel(self, waveforms: list[torch.Tensor]) -> torch.Tensor:
-        """(B, mel bins, 3000): every utterance padded (or cut) to 30 s, as the released model was trained."""
+        """(B, mel bins, 2 x window): every utterance padded (or cut) to the encoder's window (30 s in the released
+        model, as Whisper was trained), in 100 Hz mel frames."""
         arrays = [waveform.detach().float().cpu().numpy() for waveform in waveforms]
         features = self.feature_extractor(arrays, sampling_rate=16000, return_tensors="pt").input_features
         return features

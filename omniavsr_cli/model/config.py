@@ -29,7 +29,12 @@ class WhisperEncoderConfig:
     encoder_layers: int = 24
     encoder_attention_heads: int = 16
     encoder_ffn_dim: int = 4096
-    max_source_positions: int = 1500
+    max_source_positions: int = 1500  # 50 Hz frames in the encoder's window: 1500 = the 30 s Whisper was trained on
+
+    @property
+    def window_seconds(self) -> int:
+        """The audio every utterance is padded (or cut) to before the encoder."""
+        return self.max_source_positions // 50
 
 
 @dataclass
@@ -114,6 +119,8 @@ class OmniAVSRConfig:
                 raise ValueError(f"config {name} {value!r}: expected one of {', '.join(allowed)}")
         if set(self.prompts) != set(TASKS):
             raise ValueError(f"config prompts: need exactly {', '.join(TASKS)}")
+        if self.whisper.max_source_positions % 50:
+            raise ValueError(f"config whisper.max_source_positions {self.whisper.max_source_positions}: must be whole seconds (a multiple of 50)")
 
     @property
     def lora_rank(self) -> int:

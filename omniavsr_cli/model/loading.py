@@ -14,7 +14,7 @@ import torch
 
 from ..errors import ExitCode, OmniAVSRError
 from ..registry import write_checksums
-from ..weights import weights_dir
+from ..weights import bundled_dir, weights_dir
 from .config import OmniAVSRConfig
 
 WEIGHTS_FILE = "model.safetensors"
@@ -52,6 +52,9 @@ def resolve(name_or_path: str | Path) -> Path:
     installed = weights_dir() / str(name_or_path)
     if (installed / "config.json").is_file():
         return installed
+    bundled = bundled_dir() / str(name_or_path)  # the demo model, even when OMNIAVSR_WEIGHTS points elsewhere
+    if (bundled / "config.json").is_file():
+        return bundled
     raise OmniAVSRError(
         f"{name_or_path}: no such model (looked for {path}/config.json and {installed}/config.json); "
         "run `omniavsr weights list` to see what is installed",

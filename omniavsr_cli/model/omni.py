@@ -77,12 +77,17 @@ class OmniAVSR(nn.Module):
         size = self.encoder_batch_size or (len(items) if next(self.parameters()).is_cuda else CPU_ENCODER_BATCH)
         return [block for start in range(0, len(items), size) for block in encode(items[start : start + size])]
 
+    def kept_audio_frames(self, samples: int) -> int:
+        """50 Hz Whisper frames an utterance of ``samples`` keeps (the official count; at most the encoder's window)."""
+        config = self.config
+        return transforms.kept_audio_frames(samples, config.frame_count_rule, config.min_audio_frames, config.whisper.max_source_positions)
+
     def _audio_blocks(self, waveforms: list[torch.Tensor], rate: int) -> list[torch.Tensor]:
         standardised = [transforms.standardise(w) for w in waveforms]
         if next(self.audio_encoder.parameters()).dtype == torch.bfloat16:
             # Lightning's bf16-true casts the standardised waveform to bf16 before the feature extractor.
             standardised = [w.to(torch.bfloat16).float() for w in standardised]
-        kept = [transforms.kept_audio_frames(len(w), self.config.frame_count_rule, self.config.min_audio_frames) for w in standardised]
+        kept = [self.kept_audio_frames(len(w)) for w in standardised]
         features = self.audio_encoder(standardised, kept)
         return [self.audio_proj(features[i : i + 1, :count], rate)[0] for i, count in enumerate(kept)]
 
@@ -128,7 +133,7 @@ class OmniAVSR(nn.Module):
         parameter = next(self.audio_encoder.parameters())
         if parameter.dtype == torch.bfloat16:
             audio = audio.to(torch.bfloat16)  # bf16-true training quantises the inputs too
-        kept = transforms.kept_audio_frames(audio.shape[1], self.config.frame_count_rule, self.config.min_audio_frames)
+        kept = self.kept_audio_frames(audio.shape[1])
         features = self.audio_encoder(list(audio.float()), [kept])
         audio_block = self._wrap(self.audio_proj(features, rates[0]), self.config.tokens.audio_start, self.config.tokens.audio_end)
         features = self.video_encoder(video.to(device=parameter.device, dtype=parameter.dtype))

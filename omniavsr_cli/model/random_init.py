@@ -34,8 +34,9 @@ def small_config(vocab_size: int = 300) -> OmniAVSRConfig:
     })  # fmt: skip
 
 
-def word_tokenizer(config: OmniAVSRConfig):
-    """A fast tokenizer covering the config's vocabulary, special tokens where the config puts them."""
+def word_tokenizer(config: OmniAVSRConfig, words: tuple[str, ...] | list[str] = WORDS):
+    """A fast word-level tokenizer covering the config's vocabulary, special tokens where the config puts them:
+    ``words`` first, then ``w<id>`` fillers; an unknown word reads as the first word."""
     from tokenizers import Tokenizer, models, pre_tokenizers
     from transformers import PreTrainedTokenizerFast
 
@@ -44,7 +45,9 @@ def word_tokenizer(config: OmniAVSRConfig):
                "</audio>": ids.audio_end, "<video>": ids.video_start, "</video>": ids.video_end}  # fmt: skip
     taken = set(special.values())
     free = [i for i in range(config.llm.vocab_size) if i not in taken]
-    vocab = {(WORDS[n] if n < len(WORDS) else f"w{i}"): i for n, i in enumerate(free)} | special
+    if len(words) > len(free):
+        raise ValueError(f"{len(words)} words do not fit in a vocabulary of {config.llm.vocab_size} with {len(special)} special tokens")
+    vocab = {(words[n] if n < len(words) else f"w{i}"): i for n, i in enumerate(free)} | special
     tokenizer = Tokenizer(models.WordLevel(vocab, unk_token=next(iter(vocab))))
     tokenizer.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
     return PreTrainedTokenizerFast(
@@ -53,7 +56,7 @@ def word_tokenizer(config: OmniAVSRConfig):
     )  # fmt: skip
 
 
-def random_model(config: OmniAVSRConfig, seed: int = 0):
+def random_model(config: OmniAVSRConfig, seed: int = 0, words: tuple[str, ...] | list[str] = WORDS):
     """An OmniAVSR with N(0, 0.02) matrices, unit norms and zero biases, LoRA included (so the adapters act).
 
     Built on the meta device and filled in place: a 2.3-billion-parameter model takes seconds, not the
@@ -79,14 +82,15 @@ def random_model(config: OmniAVSRConfig, seed: int = 0):
             buffer.fill_(1.0 if name.endswith("running_var") else 0.0)
     model.llm.model.rotary_emb = LlamaRotaryEmbedding(config=model.llm.config)
     model.llm.tie_weights()
-    model.tokenizer = word_tokenizer(config)
+    model.tokenizer = word_tokenizer(config, words)
     model.set_prompts_from_tokenizer()
     return model.eval()
 
 
-def save_random_model(directory: Path, config: OmniAVSRConfig, seed: int = 0) -> Path:
-    """Write a random model in the native format (weights, config, tokenizer, checksums)."""
-    model = random_model(config, seed)
+def save_random_model(directory: Path, config: OmniAVSRConfig, seed: int = 0, words: tuple[str, ...] | list[str] = WORDS) -> Path:
+    """Write a random model in the native format (weights, config, tokenizer, checksums): the starting point of a
+    model trained from scratch (weights/demo) as well as a stand-in for benchmarks and tests."""
+    model = random_model(config, seed, words)
     with tempfile.TemporaryDirectory() as scratch:
         model.tokenizer.save_pretrained(scratch)
         return save_native(Path(directory), config, model.state_dict(), tokenizer=Path(scratch))

@@ -17,7 +17,7 @@ GREY_WEIGHTS = (0.2989, 0.587, 0.114)
 VIDEO_MEAN, VIDEO_STD = 0.421, 0.165
 SAMPLES_PER_VIDEO_FRAME = 640
 SAMPLES_PER_AUDIO_FRAME = 320  # Whisper's encoder runs at 50 Hz
-MAX_AUDIO_FRAMES = 1500  # 30 s
+MAX_AUDIO_FRAMES = 1500  # 30 s, the released encoder's window
 
 
 def video_input(frames: np.ndarray | torch.Tensor) -> torch.Tensor:
@@ -60,13 +60,13 @@ def standardise(waveform: torch.Tensor) -> torch.Tensor:
     return F.layer_norm(waveform, waveform.shape, eps=1e-8)
 
 
-def kept_audio_frames(samples: int, rule: str = "bf16", minimum: int = 25) -> int:
+def kept_audio_frames(samples: int, rule: str = "bf16", minimum: int = 25, maximum: int = MAX_AUDIO_FRAMES) -> int:
     """How many 50 Hz Whisper frames an utterance of ``samples`` keeps.
 
     The official count is ``int(tensor(samples) / 16000 * 50)`` computed in torch's default dtype, which was
     bfloat16 when the released weights were trained and evaluated: e.g. 480,000 samples give 1504 (then
     capped at 1500) and 67,840 give 211 in float32 where floor(S/320) is 212. ``rule`` picks "bf16",
-    "float32" or "exact" (floor). At least ``minimum`` frames are kept, at most 30 s worth.
+    "float32" or "exact" (floor). At least ``minimum`` frames are kept, at most ``maximum`` (the encoder's window).
     """
     if rule == "exact":
         count = samples // SAMPLES_PER_AUDIO_FRAME
@@ -78,4 +78,4 @@ def kept_audio_frames(samples: int, rule: str = "bf16", minimum: int = 25) -> in
             count = int(torch.tensor(samples) / 16000 * 50)
         finally:
             torch.set_default_dtype(previous)
-    return min(max(count, minimum), MAX_AUDIO_FRAMES)
+    return min(max(count, minimum), maximum)

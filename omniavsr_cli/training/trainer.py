@@ -392,10 +392,9 @@ def _out_of_memory(batch: dict):
 def _sequence_tokens(model, batch: dict, rates: tuple[int, int]) -> int:
     """LLM positions a batch's three passes process (padding included)."""
     from ..model.config import TASK_ADAPTER
-    from ..model.transforms import kept_audio_frames
 
     rows, text = batch["text"].shape
-    audio = kept_audio_frames(batch["audio"].shape[1], model.config.frame_count_rule, model.config.min_audio_frames) // rates[0] + 2
+    audio = model.kept_audio_frames(batch["audio"].shape[1]) // rates[0] + 2
     video = batch["video"].shape[1] // rates[1] + 2
     prompt = {task: getattr(model, f"prompt_{TASK_ADAPTER[task]}").shape[1] for task in TASKS}
     return rows * (3 * text + audio + prompt["asr"] + video + prompt["vsr"] + audio + video + prompt["avsr"])

@@ -1,0 +1,235 @@
+"""``omniavsr synth-corpus``: write a synthetic audio-visual corpus, each clip a function of (seed, index).
+
+    OUT/clips/<id>.mp4             224x224 25 fps H.264 talking face + AAC speech
+    OUT/clips/<id>.txt             the transcript (prep-lips --manifest reads it)
+    OUT/clips/<id>.landmarks.npz   the 68 landmarks the frames were drawn with (prep-lips --detector landmarks:)
+    OUT/corpus.jsonl               one record per clip: text, voice, timing, noise
+    OUT/corpus.json                the options, so a rerun continues the same corpus
+    OUT/babble.wav                 babble noise from talkers of this corpus's seed (for --snr, train --noise, eval --noise)
+
+Clips are made in worker processes, each with its own libespeak-ng; a rerun skips the clips already
+recorded in corpus.jsonl, so an interrupted run is finished by running it again.
+"""
+
+from __future__ import annotations
+
+import json
+import multiprocessing
+import os
+import wave
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import InputError
+from ..writers import write_text_atomic
+from . import grammar
+from .face import FPS, Pose, TalkingFace, mouth_track, portrait_landmarks
+from .speech import SAMPLE_RATE, Speaker, Voice
+
+SAMPLES_PER_FRAME = SAMPLE_RATE // FPS
+SPLITS = ("train", "test", "all")
+
+
+@dataclass(frozen=True)
+class CorpusOptions:
+    clips: int
+    seed: int = 0
+    split: str = "train"  # which sentences: train, test (the held-out tenth, grammar.split_of) or all
+    sentences: int = 1  # per clip, separated by pauses
+    snr_db: float | None = None  # mix OUT/babble.wav into every clip at this SNR
+    size: int = 224  # frame width and height
+    babble_talkers: int = 6
+    babble_seconds: float = 60.0
+
+    def __post_init__(self) -> None:
+        if self.split not in SPLITS:
+            raise InputError(f"--split {self.split!r}: choose one of {', '.join(SPLITS)}")
+        if self.clips < 1 or self.sentences < 1:
+            raise InputError("--clips and --sentences must be at least 1")
+        if self.size < 96:
+            raise InputError(f"--size {self.size}: frames smaller than 96 px cannot hold a 96x96 mouth crop")
+
+
+@dataclass
+class CorpusResult:
+    made: int
+    skipped: int  # already in OUT from an earlier run
+    directory: Path
+
+
+def clip_id(options: CorpusOptions, index: int) -> str:
+    return f"s{options.seed}-{index:06d}"
+
+
+# ------------------------------------------------------------------------------------------------ babble
+
+
+def babble(speaker: Speaker, rng: np.random.Generator, talkers: int, seconds: float) -> np.ndarray:
+    """Several talkers saying GRID sentences at once, each at the same loudness: babble-like noise."""
+    length = int(seconds * SAMPLE_RATE)
+    mixture = np.zeros(length, np.float32)
+    for _ in range(talkers):
+        voice, stream, filled = Voice.draw(rng), [], 0
+        while filled < length:
+            words = speaker.say(grammar.spoken_form(grammar.sentence(rng)), voice).audio
+            pause = np.zeros(int(rng.uniform(0.05, 0.3) * SAMPLE_RATE), np.float32)
+            stream += [words, pause]
+            filled += len(words) + len(pause)
+        talker = np.concatenate(stream)[:length]
+        mixture += talker / max(float(np.sqrt(np.mean(talker**2))), 1e-6)
+    return (0.1 * mixture / np.sqrt(np.mean(mixture**2))).astype(np.float32)
+
+
+# ------------------------------------------------------------------------------------------------ clips
+
+
+class _Maker:
+    """What one worker process needs: a speaker, the face, the corpus's options and its babble."""
+
+    def __init__(self, options: CorpusOptions, landmarks: np.ndarray, noise: np.ndarray | None, clips_dir: Path):
+        self.options, self.noise, self.clips_dir = options, noise, clips_dir
+        self.speaker = Speaker()
+        self.face = TalkingFace(landmarks, options.size)
+
+    def make(self, index: int) -> dict:
+        from ..media.encode import write_talking_video
+
+        options = self.options
+        rng = np.random.default_rng([options.seed, 1, index])
+        voice, pose = Voice.draw(rng), Pose.draw(rng)
+        texts = [grammar.sentence_in(options.split, rng) for _ in range(options.sentences)]
+        pieces, phonemes, spans = [np.zeros(int(rng.uniform(0.15, 0.5) * SAMPLE_RATE), np.float32)], [], []
+        for k, text in enumerate(texts):
+            if k:
+                pieces.append(np.zeros(int(rng.uniform(0.7, 1.2) * SAMPLE_RATE), np.float32))
+            start = sum(map(len, pieces)) / SAMPLE_RATE
+            utterance = self.speaker.say(grammar.spoken_form(text), voice)
+            phonemes += [(start + onset, name) for onset, name in utterance.phonemes]
+            pieces.append(utterance.audio)
+            spans.append([round(start, 3), round(start + len(utterance.audio) / SAMPLE_RATE, 3)])
+        pieces.append(np.zeros(int(rng.uniform(0.15, 0.5) * SAMPLE_RATE), np.float32))
+        speech = np.concatenate(pieces)
+        frames = -(-len(speech) // SAMPLES_PER_FRAME)
+        audio = np.zeros(frames * SAMPLES_PER_FRAME, np.float32)
+        audio[: len(speech)] = speech * (10 ** (rng.uniform(-26, -18) / 20) / max(float(np.sqrt(np.mean(speech**2))), 1e-6))
+        if options.snr_db is not None:
+            from ..training.augment import mix_noise
+
+            audio = mix_noise(_tensor(audio), self.noise, options.snr_db, rng).numpy()
+        audio = np.clip(audio, -1.0, 1.0)
+        video, landmarks = self.face.render(mouth_track(phonemes, frames), pose)
+
+        name = clip_id(options, index)
+        write_talking_video(self.clips_dir / f"{name}.mp4", video, audio)
+        np.savez(self.clips_dir / f"{name}.landmarks.npz", points=landmarks, detected=np.ones(frames, bool), scores=np.ones(frames))
+        text = " ".join(texts)
+        write_text_atomic(self.clips_dir / f"{name}.txt", text + "\n")
+        return {"id": name, "index": index, "text": text, "sentences": spans, "frames": frames, "seconds": frames / FPS,
+                "voice": asdict(voice), "snr_db": options.snr_db}  # fmt: skip
+
+
+def _tensor(audio: np.ndarray):
+    import torch
+
+    return torch.from_numpy(audio)
+
+
+_maker: _Maker | None = None
+
+
+def _start_worker(*arguments) -> None:
+    global _maker
+    _maker = _Maker(*arguments)
+
+
+def _make(index: int) -> dict:
+    return _maker.make(index)
+
+
+# ------------------------------------------------------------------------------------------------ corpus
+
+
+def _read_records(path: Path) -> dict[int, dict]:
+    records = {}
+    if path.exists():
+        for line in path.read_text(encoding="utf-8").splitlines():
+            try:
+                record = json.loads(line)
+                records[int(record["index"])] = record
+            except (ValueError, KeyError, TypeError):
+                continue  # a line cut short by an interruption: that clip is made again
+    return records
+
+
+def _check_options(out_dir: Path, options: CorpusOptions) -> None:
+    settings = out_dir / "corpus.json"
+    wanted = asdict(options) | {"clips": None}
+    if settings.exists():
+        try:
+            earlier = json.loads(settings.read_text(encoding="utf-8")) | {"clips": None}
+        except ValueError:
+            earlier = None
+        if earlier != wanted:
+            raise InputError(f"{out_dir}: holds a corpus made with other options ({settings}); choose another OUT or delete it")
+    else:
+        write_text_atomic(settings, json.dumps(asdict(options), indent=2) + "\n")
+
+
+def generate(out_dir: Path, options: CorpusOptions, workers: int = 1, on_clip: Callable[[dict], None] | None = None) -> CorpusResult:
+    """Make (or finish) the corpus in ``out_dir``."""
+    out_dir = Path(out_dir)
+    clips_dir = out_dir / "clips"
+    try:
+        clips_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise InputError(f"{out_dir}: cannot create the corpus here ({error.strerror}); choose another OUT") from None
+    _check_options(out_dir, options)
+    babble_path = out_dir / "babble.wav"
+    noise = _babble_file(babble_path, options)
+    records_path = out_dir / "corpus.jsonl"
+    records = _read_records(records_path)
+    todo = [index for index in range(options.clips) if index not in records]
+    arguments = (options, portrait_landmarks(), noise if options.snr_db is not None else None, clips_dir)
+    with records_path.open("a", encoding="utf-8") as log:
+        for record in _made(todo, arguments, workers):
+            records[record["index"]] = record
+            log.write(json.dumps(record) + "\n")
+            log.flush()
+            if on_clip:
+                on_clip(record)
+    ordered = "".join(json.dumps(records[index]) + "\n" for index in sorted(records) if index < options.clips)
+    write_text_atomic(records_path, ordered)
+    return CorpusResult(made=len(todo), skipped=options.clips - len(todo), directory=out_dir)
+
+
+def _made(indices: list[int], arguments: tuple, workers: int) -> Iterator[dict]:
+    if not indices:
+        return
+    if workers <= 1:
+        maker = _Maker(*arguments)
+        yield from map(maker.make, indices)
+        return
+    # spawn, not fork: the parent may hold FaceMesh threads and libespeak-ng state.
+    context = multiprocessing.get_context("spawn")
+    with context.Pool(workers, initializer=_start_worker, initargs=arguments) as pool:
+        yield from pool.imap(_make, indices, chunksize=4)
+
+
+def _babble_file(path: Path, options: CorpusOptions) -> np.ndarray:
+    if path.exists():
+        from ..media.decode import load_audio
+
+        return load_audio(path)
+    noise = babble(Speaker(), np.random.default_rng([options.seed, 2]), options.babble_talkers, options.babble_seconds)
+    pcm = np.clip(np.round(noise * 32767), -32768, 32767).astype("<i2")
+    part = path.with_name(path.name + ".part")
+    with wave.open(str(part), "wb") as out:
+        out.setnchannels(1)
+        out.setsampwidth(2)
+        out.setframerate(SAMPLE_RATE)
+        out.writeframes(pcm.tobytes())
+    os.replace(part, path)
+    return pcm.astype(np.float32) / 32768.0

@@ -1,0 +1,156 @@
+"""Speech and its phoneme timings from libespeak-ng, through its C API (ctypes; no Python binding needed).
+
+The command-line ``espeak-ng`` reports no timings (``--pho`` needs MBROLA voices, which Debian main lacks),
+but the library's synthesis callback delivers phoneme events with their position in the audio. libespeak-ng
+is process-global state that changes with every utterance, so each one is made in a forked process.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+import os
+import pickle
+from dataclasses import dataclass
+
+import av
+import numpy as np
+
+from ..errors import ExitCode, OmniAVSRError
+
+SAMPLE_RATE = 16000
+ACCENTS = ("en-us", "en", "en-gb-scotland", "en-gb-x-rp", "en-gb-x-gbclan", "en-gb-x-gbcwmd", "en-029", "en-us-nyc")
+VARIANTS = ("", "m1", "m2", "m3", "m4", "m5", "m6", "m7", "f1", "f2", "f3", "f4", "f5", "klatt", "klatt2", "klatt4")
+
+_AUDIO_OUTPUT_SYNCHRONOUS = 2
+_INITIALIZE_PHONEME_EVENTS = 0x0001
+_INITIALIZE_PHONEME_IPA = 0x0002
+_EVENT_LIST_TERMINATED, _EVENT_PHONEME = 0, 7
+_RATE, _PITCH, _RANGE = 1, 3, 4
+_POSITION_CHARACTER = 1
+
+
+class _EventId(ctypes.Union):
+    _fields_ = [("number", ctypes.c_int), ("name", ctypes.c_char_p), ("string", ctypes.c_char * 8)]
+
+
+class _Event(ctypes.Structure):
+    _fields_ = [
+        ("type", ctypes.c_int), ("unique_identifier", ctypes.c_uint), ("text_position", ctypes.c_int),
+        ("length", ctypes.c_int), ("audio_position", ctypes.c_int), ("sample", ctypes.c_int),
+        ("user_data", ctypes.c_void_p), ("id", _EventId),
+    ]  # fmt: skip
+
+
+_Callback = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.POINTER(ctypes.c_short), ctypes.c_int, ctypes.POINTER(_Event))
+
+
+@dataclass(frozen=True)
+class Voice:
+    accent: str  # an espeak-ng English voice
+    variant: str  # an espeak-ng voice variant ("" for the accent's own)
+    rate: int  # words per minute
+    pitch: int  # 0-100
+    pitch_range: int  # 0-100
+
+    @property
+    def name(self) -> str:
+        return f"{self.accent}+{self.variant}" if self.variant else self.accent
+
+    @classmethod
+    def draw(cls, rng: np.random.Generator) -> Voice:
+        return cls(accent=str(rng.choice(ACCENTS)), variant=str(rng.choice(VARIANTS)), rate=int(rng.integers(130, 201)),
+                   pitch=int(rng.integers(25, 76)), pitch_range=int(rng.integers(30, 81)))  # fmt: skip
+
+
+@dataclass
+class Utterance:
+    audio: np.ndarray  # float32 at 16 kHz
+    phonemes: list[tuple[float, str]]  # (start in seconds, IPA), "" where a pause or the end begins
+
+
+class EspeakUnavailable(OmniAVSRError):
+    code = "E_NO_ESPEAK"
+    exit_code = ExitCode.MODEL_UNAVAILABLE
+
+
+class Speaker:
+    """Synthesises text with a :class:`Voice`, each utterance in a freshly forked process.
+
+    libespeak-ng carries state from one utterance to the next (the same text and voice twice in a row give
+    different samples), so a corpus made in one process would depend on the order the clips were made in,
+    and on how many workers made them. This process only loads the library; a forked child initialises it
+    from its pristine state, synthesises one utterance and sends it back, so every utterance is a function of
+    its text and voice alone. A fork costs a few milliseconds; synthesis about 5 ms per second of speech.
+    """
+
+    def __init__(self):
+        path = ctypes.util.find_library("espeak-ng") or "libespeak-ng.so.1"
+        try:
+            self._lib = ctypes.CDLL(path)
+        except OSError:
+            raise EspeakUnavailable("libespeak-ng is not installed: install it with `apt-get install espeak-ng` (Debian/Ubuntu)") from None
+
+    def say(self, text: str, voice: Voice) -> Utterance:
+        read_end, write_end = os.pipe()
+        child = os.fork()
+        if child == 0:  # pragma: no cover (runs in the child, which leaves through os._exit)
+            os.close(read_end)
+            try:
+                result = _synthesise(self._lib, text, voice)
+            except EspeakUnavailable as error:
+                result = str(error)
+            with os.fdopen(write_end, "wb") as out:
+                pickle.dump(result, out)
+            os._exit(0)
+        os.close(write_end)
+        with os.fdopen(read_end, "rb") as answer:
+            try:
+                result = pickle.load(answer)
+            except EOFError:
+                result = f"libespeak-ng crashed while saying {text!r} with voice {voice.name!r}"
+        os.waitpid(child, 0)
+        if isinstance(result, str):
+            raise EspeakUnavailable(result)
+        pcm, rate, events = result
+        return Utterance(_resampled(pcm, rate), [(milliseconds / 1000.0, name) for milliseconds, name in events])
+
+
+def _synthesise(lib, text: str, voice: Voice) -> tuple[np.ndarray, int, list[tuple[int, str]]]:
+    """In a fresh process: 16-bit samples at the library's rate and its phoneme events (position in ms, IPA)."""
+    rate = lib.espeak_Initialize(_AUDIO_OUTPUT_SYNCHRONOUS, 0, None, _INITIALIZE_PHONEME_EVENTS | _INITIALIZE_PHONEME_IPA)
+    if rate <= 0:
+        raise EspeakUnavailable("libespeak-ng failed to start (its voice data may be missing): reinstall espeak-ng-data")
+    chunks: list[np.ndarray] = []
+    events: list[tuple[int, str]] = []
+
+    def collect(samples, count, event_list) -> int:
+        if count > 0:
+            chunks.append(np.ctypeslib.as_array(samples, shape=(count,)).copy())
+        i = 0
+        while event_list[i].type != _EVENT_LIST_TERMINATED:
+            if event_list[i].type == _EVENT_PHONEME:
+                events.append((event_list[i].audio_position, event_list[i].id.string.decode("utf-8", "replace")))
+            i += 1
+        return 0
+
+    callback = _Callback(collect)  # referenced until synthesis is over
+    lib.espeak_SetSynthCallback(callback)
+    if lib.espeak_SetVoiceByName(voice.name.encode()) != 0:
+        raise EspeakUnavailable(f"espeak-ng has no voice {voice.name!r}: install espeak-ng-data")
+    for parameter, value in ((_RATE, voice.rate), (_PITCH, voice.pitch), (_RANGE, voice.pitch_range)):
+        lib.espeak_SetParameter(parameter, value, 0)
+    encoded = text.encode()
+    lib.espeak_Synth(encoded, len(encoded) + 1, 0, _POSITION_CHARACTER, 0, 0, None, None)
+    lib.espeak_Synchronize()
+    return (np.concatenate(chunks) if chunks else np.zeros(0, np.int16)), rate, events
+
+
+def _resampled(pcm: np.ndarray, rate: int) -> np.ndarray:
+    """int16 mono at ``rate`` -> float32 at 16 kHz, by libswresample (through PyAV)."""
+    if not len(pcm):
+        return np.zeros(0, np.float32)
+    frame = av.AudioFrame.from_ndarray(pcm[None, :], format="s16", layout="mono")
+    frame.sample_rate = rate
+    resampler = av.AudioResampler(format="flt", layout="mono", rate=SAMPLE_RATE)
+    return np.concatenate([out.to_ndarray()[0] for out in [*resampler.resample(frame), *resampler.resample(None)]])

@@ -1,0 +1,189 @@
+"""The synthetic corpus generator (omniavsr synth-corpus): grammar, espeak-ng speech and timings, the
+talking face, determinism, resuming, and that prep-lips finds the face it draws."""
+
+import hashlib
+import json
+
+import numpy as np
+import pytest
+
+from conftest import run_cli
+from omniavsr_cli.errors import InputError
+from omniavsr_cli.synthetic import grammar
+from omniavsr_cli.synthetic.face import REST, mouth_track, viseme
+
+# --------------------------------------------------------------------------------------------- grammar
+
+
+def test_sentences_follow_the_grid_grammar_and_the_split_never_changes():
+    rng = np.random.default_rng(0)
+    for _ in range(200):
+        words = grammar.sentence(rng).split()
+        assert len(words) == 6 and all(word in slot for word, slot in zip(words, grammar.SLOTS))
+    tests = [grammar.sentence_in("test", rng) for _ in range(50)]
+    assert all(grammar.split_of(text) == "test" for text in tests)
+    assert all(grammar.split_of(grammar.sentence_in("train", rng)) == "train" for _ in range(50))
+    everything = {grammar.sentence(np.random.default_rng(k)) for k in range(2000)}
+    held_out = sum(grammar.split_of(text) == "test" for text in everything) / len(everything)
+    assert 0.06 < held_out < 0.14  # about one sentence in ten
+    assert grammar.spoken_form("place blue at a two now") == "place blue at eigh two now"
+    assert "w" not in grammar.SLOTS[3]
+
+
+# --------------------------------------------------------------------------------------------- visemes
+
+
+def test_the_mouth_closes_for_bilabials_opens_for_open_vowels_and_rounds_for_w():
+    assert viseme("p")[0] == viseme("m")[0] == 0.0
+    assert viseme("ɑː")[0] > 0.8 and viseme("aɪ")[0] > 0.8  # a diphthong starts from its first vowel
+    assert viseme("w")[2] == 1.0 and viseme("uː")[2] == 1.0 and viseme("iː")[2] == 0.0
+    assert viseme("iː")[1] > viseme("uː")[1]  # spread against rounded
+    assert viseme("") == REST and viseme("?") == REST
+
+
+def test_the_mouth_track_follows_the_phoneme_timings():
+    # "ma" at 0.4 s and "pu" at 1.0 s, silence around them.
+    phonemes = [(0.4, "m"), (0.5, "ɑː"), (0.8, ""), (1.0, "p"), (1.1, "uː"), (1.4, "")]
+    track = mouth_track(phonemes, 50, start=0.2)
+    assert track.shape == (50, 3)
+    opening = track[:, 0]
+    assert opening[:12].max() < 0.1  # closed until 0.6 s (0.4 + the 0.2 s start)
+    assert opening[np.argmax(opening)] > 0.7 and 17 <= int(np.argmax(opening)) <= 24  # "ɑː" at 0.7-1.0 s
+    assert track[32:38, 2].max() > 0.8  # "uː" rounds the lips at 1.3-1.6 s
+    assert abs(opening[45:].mean() - REST[0]) < 0.02  # back to rest
+    shifted = mouth_track(phonemes, 50, start=0.6)
+    assert int(np.argmax(shifted[:, 0])) - int(np.argmax(opening)) == 10  # 0.4 s later = 10 frames
+
+
+# --------------------------------------------------------------------------------------------- espeak-ng
+
+espeak = pytest.importorskip("omniavsr_cli.synthetic.speech")
+
+
+@pytest.fixture(scope="module")
+def speaker():
+    try:
+        return espeak.Speaker()
+    except espeak.EspeakUnavailable as error:
+        pytest.skip(str(error))  # .ci/run installs espeak-ng; a developer machine may lack it
+
+
+def test_espeak_speech_comes_with_ordered_phoneme_timings_inside_the_audio(speaker):
+    voice = espeak.Voice("en-us", "", 160, 50, 50)
+    utterance = speaker.say("place blue at eff two now", voice)
+    seconds = len(utterance.audio) / espeak.SAMPLE_RATE
+    assert 1.0 < seconds < 4.0 and np.abs(utterance.audio).max() > 0.1
+    onsets = [onset for onset, _ in utterance.phonemes]
+    assert onsets == sorted(onsets) and 0 <= onsets[0] and onsets[-1] <= seconds + 0.05
+    names = [name for _, name in utterance.phonemes if name]
+    assert names[:2] == ["p", "l"] and "uː" in names and "aʊ" in names
+    slower = speaker.say("place blue at eff two now", espeak.Voice("en-us", "", 120, 50, 50))
+    assert len(slower.audio) > 1.2 * len(utterance.audio)
+    other = speaker.say("place blue at eff two now", espeak.Voice("en-gb-scotland", "f3", 160, 70, 50))
+    assert not np.array_equal(other.audio[:8000], utterance.audio[:8000])
+
+
+def test_an_unknown_voice_is_a_clear_error(speaker):
+    with pytest.raises(espeak.EspeakUnavailable, match="no voice"):
+        speaker.say("now", espeak.Voice("xx-nowhere", "", 160, 50, 50))
+
+
+# --------------------------------------------------------------------------------------------- the corpus
+
+
+def _digests(directory):
+    return {path.name: hashlib.sha256(path.read_bytes()).hexdigest() for path in sorted((directory / "clips").iterdir())}
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory, speaker):
+    from omniavsr_cli.synthetic.corpus import CorpusOptions, generate
+
+    directory = tmp_path_factory.mktemp("corpus") / "grid"
+    result = generate(directory, CorpusOptions(clips=5, seed=3, split="test"), workers=2)
+    assert (result.made, result.skipped) == (5, 0)
+    return directory
+
+
+def test_a_corpus_holds_video_audio_transcripts_and_landmarks(corpus):
+    from omniavsr_cli.media.decode import load_audio
+    from omniavsr_cli.media.probe import probe
+
+    records = [json.loads(line) for line in (corpus / "corpus.jsonl").read_text().splitlines()]
+    assert [r["index"] for r in records] == list(range(5))
+    for record in records:
+        clip = corpus / "clips" / record["id"]
+        assert (clip.with_suffix(".txt")).read_text().strip() == record["text"]
+        assert grammar.split_of(record["text"]) == "test"
+        info = probe(clip.with_suffix(".mp4"))
+        assert info.audio is not None and (info.video.width, info.video.height, info.video.fps) == (224, 224, 25)
+        assert abs(info.duration - record["seconds"]) < 0.1
+        with np.load(f"{clip}.landmarks.npz") as marks:
+            assert marks["points"].shape == (record["frames"], 68, 2) and marks["detected"].all()
+        audio = load_audio(clip.with_suffix(".mp4"))
+        start, end = record["sentences"][0]
+        speech = audio[int(start * 16000) : int(end * 16000)]
+        assert np.sqrt(np.mean(speech**2)) > 10 * np.sqrt(np.mean(audio[: int(start * 16000) - 800] ** 2) + 1e-12)
+    babble = load_audio(corpus / "babble.wav")
+    assert abs(len(babble) / 16000 - 60) < 0.1 and np.sqrt(np.mean(babble**2)) > 0.05
+    assert len({r["voice"]["accent"] + r["voice"]["variant"] + str(r["voice"]["rate"]) for r in records}) == 5
+
+
+def test_the_same_seed_gives_the_same_bytes_and_a_rerun_only_finishes(corpus, tmp_path):
+    from omniavsr_cli.synthetic.corpus import CorpusOptions, generate
+
+    again = generate(tmp_path / "again", CorpusOptions(clips=5, seed=3, split="test"), workers=1)
+    assert _digests(tmp_path / "again") == _digests(corpus)
+    assert (tmp_path / "again" / "corpus.jsonl").read_bytes() == (corpus / "corpus.jsonl").read_bytes()
+    assert again.made == 5
+
+    # Interrupted after 3 clips (the records say so): the rerun makes only the missing 2, identical ones.
+    partial = tmp_path / "partial"
+    generate(partial, CorpusOptions(clips=3, seed=3, split="test"))
+    finished = generate(partial, CorpusOptions(clips=5, seed=3, split="test"))
+    assert (finished.made, finished.skipped) == (2, 3)
+    assert _digests(partial) == _digests(corpus)
+
+    other = generate(tmp_path / "other", CorpusOptions(clips=2, seed=4, split="test"))
+    assert other.made == 2 and set(_digests(tmp_path / "other").values()).isdisjoint(_digests(corpus).values())
+    with pytest.raises(InputError, match="other options"):
+        generate(partial, CorpusOptions(clips=5, seed=9, split="test"))
+
+
+def test_prep_lips_finds_the_drawn_face_and_its_lips_where_they_were_drawn(corpus, tmp_path):
+    clip = corpus / "clips" / "s3-000000.mp4"
+    result = run_cli("prep-lips", str(clip), "-o", str(tmp_path / "rois"))
+    assert result.returncode == 0, result.stderr.decode()
+    record = json.loads((tmp_path / "rois" / "prep.jsonl").read_text().splitlines()[0])
+    assert record["status"] == "ok" and record["face_coverage"] == 1.0
+    with np.load(tmp_path / "rois" / "s3-000000.landmarks.npz") as found, np.load(corpus / "clips" / "s3-000000.landmarks.npz") as drawn:
+        error = np.abs(found["points"] - drawn["points"])
+        assert np.median(error) < 2.0  # pixels, in a 224x224 frame
+        opening = lambda p: p[:, 66, 1] - p[:, 62, 1]  # noqa: E731 (inner lips, lower minus upper)
+        assert np.corrcoef(opening(found["points"]), opening(drawn["points"]))[0, 1] > 0.8  # FaceMesh sees the mouth move
+
+
+def test_prep_lips_with_two_workers_keeps_every_clip(corpus, tmp_path):
+    # Five clips, two workers: the fifth is the first one past the initial 2 x workers submissions.
+    clips = corpus / "clips"
+    result = run_cli("prep-lips", str(clips), "-o", str(tmp_path / "rois"), "--workers", "2", "--manifest", "--detector", f"landmarks:{clips}")
+    assert result.returncode == 0, result.stderr.decode()
+    rows = (tmp_path / "rois" / "manifest.csv").read_text().splitlines()
+    assert sorted(row.split(",")[1] for row in rows) == [f"s3-{k:06d}.mp4" for k in range(5)]
+
+
+def test_the_cli_makes_a_noisy_corpus_and_reports_bad_options(corpus, tmp_path):
+    from omniavsr_cli.media.decode import load_audio
+
+    result = run_cli("synth-corpus", str(tmp_path / "noisy"), "--clips", "1", "--seed", "3", "--split", "test", "--snr", "0", "--workers", "1")
+    assert result.returncode == 0, result.stderr.decode()
+    assert "1 clips made" in result.stderr.decode()
+    record = json.loads((tmp_path / "noisy" / "corpus.jsonl").read_text())
+    assert record["snr_db"] == 0
+    clean = json.loads((corpus / "corpus.jsonl").read_text().splitlines()[0])
+    assert record["text"] == clean["text"]  # the same clip, with babble added
+    pause = int(record["sentences"][0][0] * 16000) - 800
+    rms = lambda path: float(np.sqrt(np.mean(load_audio(path)[:pause] ** 2)))  # noqa: E731
+    assert rms(tmp_path / "noisy" / "clips" / "s3-000000.mp4") > 20 * rms(corpus / "clips" / "s3-000000.mp4") + 1e-3
+    bad = run_cli("synth-corpus", str(tmp_path / "bad"), "--split", "dev")
+    assert bad.returncode == 2 and bad.stderr.decode().count("\n") == 1 and "--split 'dev'" in bad.stderr.decode()
