@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# `make demo`: transcribes a bundled clip with the demo model that ships in weights/demo, then shows the other
+# `make demo`: transcribes a bundled synthetic clip with the demo model (its untrained starting point until weights/demo ships), then shows the other
 # subcommands on the bundled examples.
 set -uo pipefail
 bin=${1:-.venv/bin}
@@ -8,10 +8,18 @@ if [ -t 1 ]; then bold=$'\033[1m' plain=$'\033[0m'; else bold='' plain=''; fi
 say() { printf '\n%s== %s%s\n' "$bold" "$*" "$plain"; }
 work=$(mktemp -d)
 clip=examples/demo/grid-example.mp4
+model=demo
+if ! "$bin/python" -c 'import sys; from omniavsr_cli.model.loading import resolve; resolve("demo")' 2>/dev/null; then
+    echo "The trained demo model is not in weights/demo yet (tools/make_demo_model.sh makes it)."
+    echo "So this demo uses its untrained starting point (random weights, the same architecture and tokenizer):"
+    echo "the pipeline is the real one (VAD, face tracking, mouth crops, batched decoding, writers); the words are noise."
+    model="$work/untrained-demo-model"
+    "$bin/python" tools/init_demo_model.py "$model" >/dev/null || exit
+fi
 
-say "omniavsr transcribe: an 8-s talking face saying three sentences, audio and lips together (AVSR), with the demo model"
+say "omniavsr transcribe: an 8-s talking face saying three sentences, audio and lips together (AVSR), with the demo model ($model)"
 echo "(the clip was made by omniavsr synth-corpus from sentences the demo model never heard in training)"
-"$bin/omniavsr" transcribe "$clip" --model demo --mode avsr -o "$work/transcripts" -f srt,json || exit
+"$bin/omniavsr" transcribe "$clip" --model "$model" --mode avsr -o "$work/transcripts" -f srt,json || exit
 echo "-- $work/transcripts/grid-example.srt:"
 cat "$work/transcripts/grid-example.srt"
 echo "-- transcript: $("$bin/python" -c 'import json,sys; print(json.load(open(sys.argv[1]))["text"])' "$work/transcripts/grid-example.json")"
@@ -21,7 +29,7 @@ say "omniavsr score: that transcript against the reference"
 "$bin/omniavsr" score "$work/transcripts/grid-example.json" examples/demo/grid-example.txt --report align || exit
 
 say "omniavsr transcribe --mode vsr: the same clip from the lips alone (harder: b, p and m look the same)"
-"$bin/omniavsr" transcribe "$clip" --model demo --mode vsr -o "$work/lips-only" -f txt --quiet || exit
+"$bin/omniavsr" transcribe "$clip" --model "$model" --mode vsr -o "$work/lips-only" -f txt --quiet || exit
 cat "$work/lips-only/grid-example.txt"
 
 say "omniavsr prep-lips: the 96x96 mouth crops the model saw (open grid-example.crops.png)"
@@ -36,4 +44,4 @@ say "omniavsr weights list / doctor: what this machine has (the released models 
 "$bin/omniavsr" doctor
 echo "(doctor exit code: $?; 7 = the default released model is not installed, which the demo above did not need)"
 
-say "Done: outputs in $work. The demo model's card: weights/demo/MODEL_CARD.md; remake it: tools/make_demo_model.sh"
+say "Done: outputs in $work. The synthetic corpus and the demo model's recipe: docs/synth-corpus.md, tools/make_demo_model.sh"

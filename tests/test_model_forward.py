@@ -143,3 +143,23 @@ def test_a_bf16_model_sees_the_waveform_rounded_to_bf16_as_upstream(monkeypatch)
         model.prefix_embeddings([Clip(audio=audio)], "asr", (4, 2))
     expected = transforms.standardise(audio).to(torch.bfloat16).float()
     assert torch.equal(seen[0], expected) and not torch.equal(seen[0], transforms.standardise(audio))
+
+
+def test_the_audio_window_is_the_configs_and_transcribe_never_exceeds_it():
+    from omniavsr_cli.model.random_init import random_model
+    from omniavsr_cli.transcribe import Pipeline, TranscribeOptions
+
+    values = small_config().to_dict()
+    short = random_model(OmniAVSRConfig.from_dict({**values, "whisper": {**values["whisper"], "max_source_positions": 300}}))
+    assert short.config.whisper.window_seconds == 6
+    assert short.audio_encoder.log_mel([torch.zeros(32000)]).shape[-1] == 600  # padded to 6 s of 100 Hz mel frames
+    assert short.kept_audio_frames(16000 * 4) == 200 and short.kept_audio_frames(16000 * 10) == 300
+    with torch.no_grad():
+        features = short.audio_encoder([torch.randn(16000 * 4)], [200])
+    assert features.shape[:2] == (1, 200)
+    assert Pipeline(short, TranscribeOptions(max_chunk_s=16.0), ["txt"], None).options.max_chunk_s == 6.0
+    released = random_model(small_config())  # 1500 positions: the 30-s window, and the 16-s default stands
+    assert released.audio_encoder.log_mel([torch.zeros(32000)]).shape[-1] == 3000
+    assert Pipeline(released, TranscribeOptions(max_chunk_s=16.0), ["txt"], None).options.max_chunk_s == 16.0
+    with pytest.raises(ValueError, match="whole seconds"):
+        OmniAVSRConfig.from_dict({**values, "whisper": {**values["whisper"], "max_source_positions": 320}})
