@@ -8,22 +8,16 @@ import subprocess
 from pathlib import Path
 
 import cv2
-import matplotlib
 import numpy as np
 
 from omniavsr_cli.media.ffmpeg import find_ffmpeg
+from omniavsr_cli.synthetic.face import portrait
 
 SHARED_GIF = Path(__file__).resolve().parents[2] / "shared" / "media" / "lipreading.gif"
 
 
 def ffmpeg(*args: str, input: bytes | None = None) -> None:
     subprocess.run([find_ffmpeg().path, "-nostdin", "-y", "-loglevel", "error", *args], input=input, check=True)
-
-
-def portrait() -> np.ndarray:
-    """Grace Hopper's portrait from matplotlib's sample data, RGB (600x512)."""
-    path = Path(matplotlib.get_data_path()) / "sample_data" / "grace_hopper.jpg"
-    return cv2.cvtColor(cv2.imread(str(path)), cv2.COLOR_BGR2RGB)
 
 
 def face_motion(frames: int, size: int) -> list[np.ndarray]:

@@ -187,3 +187,23 @@ def test_the_cli_makes_a_noisy_corpus_and_reports_bad_options(corpus, tmp_path):
     assert rms(tmp_path / "noisy" / "clips" / "s3-000000.mp4") > 20 * rms(corpus / "clips" / "s3-000000.mp4") + 1e-3
     bad = run_cli("synth-corpus", str(tmp_path / "bad"), "--split", "dev")
     assert bad.returncode == 2 and bad.stderr.decode().count("\n") == 1 and "--split 'dev'" in bad.stderr.decode()
+
+
+def test_the_demo_models_starting_point_keeps_the_audio_and_knows_every_grid_word(tmp_path):
+    import torch
+
+    from omniavsr_cli.model.loading import load_model
+    from omniavsr_cli.synthetic.demo_model import init_demo_model
+
+    model = load_model(init_demo_model(tmp_path / "init"))
+    assert model.config.whisper.window_seconds == 6 and model.config.audio_rates == (4, 16) and model.config.video_rates == (2, 5)
+    conv1 = model.audio_encoder.encoder.conv1.weight
+    assert abs(conv1.std().item() - (2.0 / (conv1.shape[1] * conv1.shape[2])) ** 0.5) < 0.01  # He, not N(0, 0.02)
+    assert abs(model.llm.get_input_embeddings().weight.std().item() - 0.02) < 0.005
+    ids = model.tokenizer(" ".join(grammar.VOCABULARY), add_special_tokens=False).input_ids
+    assert len(set(ids)) == len(grammar.VOCABULARY)  # one token per word, none unknown
+    assert model.tokenizer.decode(ids) == " ".join(grammar.VOCABULARY)
+    from omniavsr_cli.model.omni import Clip
+
+    [text] = model.transcribe([Clip(audio=torch.randn(32000))], "asr", (4, 2))
+    assert all(word in model.tokenizer.get_vocab() for word in text.split())

@@ -1,6 +1,6 @@
 """The demo model's shape and starting point: the released architecture (same classes) at a size this CPU
-trains in about an hour, with a word-level tokenizer over the GRID vocabulary. weights/demo/MODEL_CARD.md
-says how it was trained."""
+trains in about an hour, with a word-level tokenizer over the GRID vocabulary. tools/make_demo_model.sh trains
+it; docs/synth-corpus.md says how far that has got."""
 
 from __future__ import annotations
 
