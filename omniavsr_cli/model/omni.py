@@ -27,6 +27,7 @@ CPU_ENCODER_BATCH = 2
 # The frozen parts of the official recipe, by the name `omniavsr train --unfreeze` takes, and their parameters.
 BACKBONES = {"audio-encoder": "audio_encoder.", "video-encoder": "video_encoder.", "llm": "llm."}
 IGNORE = -100  # label of a position the loss skips
+TASK_MODALITIES = {"asr": ("audio",), "vsr": ("video",), "avsr": ("audio", "video")}  # in their order in the prefix
 
 
 class OmniAVSR(nn.Module):
@@ -121,30 +122,34 @@ class OmniAVSR(nn.Module):
 
     # ------------------------------------------------------------------ training
 
-    def forward(self, audio: torch.Tensor, video: torch.Tensor, text: torch.Tensor, rates: tuple[int, int]) -> dict[str, torch.Tensor]:
-        """The ASR, VSR and AVSR losses of one training batch, as the official step computes them (§5.2, §3.4).
+    def forward(self, audio: torch.Tensor, video: torch.Tensor, text: torch.Tensor, rates: tuple[int, int], tasks: tuple[str, ...] = TASKS) -> dict[str, torch.Tensor]:
+        """The losses of one training batch for ``tasks`` (all three, as the official step computes them: §5.2, §3.4).
 
         ``audio`` (B, S): standardised waveforms, zero-padded to the longest; ``video`` (B, T, 1, 88, 88):
         normalised frames, zero-padded to the longest; ``text`` (B, L): BOS, transcript, EOS, right-padded
-        with the pad id. Each encoder runs once; the audio rate is shared by ASR and AVSR, the video rate by
-        VSR and AVSR. As upstream there is no attention mask anywhere: every row attends to its padding.
-        Each loss is the mean cross-entropy over the transcript tokens and EOS.
+        with the pad id. Each encoder runs at most once, and only if a task in ``tasks`` needs it; the audio
+        rate is shared by ASR and AVSR, the video rate by VSR and AVSR. As upstream there is no attention mask
+        anywhere: every row attends to its padding. Each loss is the mean cross-entropy over the transcript
+        tokens and EOS.
         """
         parameter = next(self.audio_encoder.parameters())
-        if parameter.dtype == torch.bfloat16:
-            audio = audio.to(torch.bfloat16)  # bf16-true training quantises the inputs too
-        kept = self.kept_audio_frames(audio.shape[1])
-        features = self.audio_encoder(list(audio.float()), [kept])
-        audio_block = self._wrap(self.audio_proj(features, rates[0]), self.config.tokens.audio_start, self.config.tokens.audio_end)
-        features = self.video_encoder(video.to(device=parameter.device, dtype=parameter.dtype))
-        video_block = self._wrap(self.video_proj(features, rates[1]), self.config.tokens.video_start, self.config.tokens.video_end)
+        tokens = self.config.tokens
+        blocks = {}
+        if {"asr", "avsr"} & set(tasks):
+            if parameter.dtype == torch.bfloat16:
+                audio = audio.to(torch.bfloat16)  # bf16-true training quantises the inputs too
+            features = self.audio_encoder(list(audio.float()), [self.kept_audio_frames(audio.shape[1])])
+            blocks["audio"] = self._wrap(self.audio_proj(features, rates[0]), tokens.audio_start, tokens.audio_end)
+        if {"vsr", "avsr"} & set(tasks):
+            features = self.video_encoder(video.to(device=parameter.device, dtype=parameter.dtype))
+            blocks["video"] = self._wrap(self.video_proj(features, rates[1]), tokens.video_start, tokens.video_end)
         text = text.to(parameter.device)
         embedded = self.llm.get_input_embeddings()(text)
-        labels = text.masked_fill(text == self.config.tokens.pad, IGNORE)
+        labels = text.masked_fill(text == tokens.pad, IGNORE)
         losses = {}
-        for task, blocks in (("asr", [audio_block]), ("vsr", [video_block]), ("avsr", [audio_block, video_block])):
+        for task in tasks:
             prompt = getattr(self, f"prompt_{TASK_ADAPTER[task]}").to(embedded.dtype).expand(len(text), -1, -1)
-            prefix = torch.cat([*blocks, prompt], dim=1)
+            prefix = torch.cat([*(blocks[m] for m in TASK_MODALITIES[task]), prompt], dim=1)
             ignored = labels.new_full(prefix.shape[:2], IGNORE)
             activate(self.llm, self.config.variant, task)
             output = self.llm(

@@ -123,9 +123,15 @@ def draw_rates(audio_rates: tuple[int, ...], video_rates: tuple[int, ...], seed:
     return draw.choice(audio_rates), draw.choice(video_rates)
 
 
-def weighted_loss(losses: dict[str, torch.Tensor], weights: tuple[float, float, float]) -> torch.Tensor:
-    """The official objective: (w_ASR·L_ASR + w_VSR·L_VSR + w_AVSR·L_AVSR) / 3."""
-    return sum(weight * losses[task] for task, weight in zip(TASKS, weights)) / 3
+def weighted_loss(losses: dict, weights: tuple[float, float, float]):
+    """The official objective: (w_ASR·L_ASR + w_VSR·L_VSR + w_AVSR·L_AVSR) / 3 (a task of weight 0 is not computed)."""
+    return sum(weight * losses[task] for task, weight in zip(TASKS, weights) if weight) / 3
+
+
+def trained_tasks(weights: tuple[float, float, float]) -> tuple[str, ...]:
+    """The tasks whose loss counts. A task of weight 0 is not run at all, nor an encoder no task needs: a
+    demo model learns ASR first at a fraction of the cost (docs/synth-corpus.md)."""
+    return tuple(task for task, weight in zip(TASKS, weights) if weight)
 
 
 # ---------------------------------------------------------------------------------------------- data
@@ -214,6 +220,8 @@ def train(options: TrainOptions, on_step: Callable[[int, dict], None] | None = N
     """Run (or resume) the training ``options`` describe; ``on_step(step, record)`` follows each optimiser step."""
     from ..model.loading import default_device_and_dtype, load_model
 
+    if any(weight < 0 for weight in options.task_weights) or not trained_tasks(options.task_weights):
+        raise InputError(f"--task-weights {','.join(map(str, options.task_weights))}: give three weights (ASR,VSR,AVSR), none negative, at least one above 0")
     processes = start_processes(options.device)
     output = Path(options.output)
     examples, skipped = _usable_examples(options)
@@ -335,7 +343,8 @@ def _optimiser_step(network, model, group: list[dict], epoch: int, options: Trai
     usable batch: a batch whose clips were all unusable is replaced by it with a zero weight, so that every
     process still takes part in the gradient exchange."""
     started = time.perf_counter()
-    totals = {task: 0.0 for task in TASKS}
+    tasks = trained_tasks(options.task_weights)
+    totals = {task: 0.0 for task in tasks}
     llm_tokens, used = 0, 0
     skipped = [item for batch in group for item in batch["skipped"]]
     for number, batch in enumerate(group):
@@ -350,15 +359,15 @@ def _optimiser_step(network, model, group: list[dict], epoch: int, options: Trai
         torch.manual_seed(random.Random(f"{options.seed}:torch:{epoch}:{batch['position']}:{processes.rank}").getrandbits(63))
         last = number == len(group) - 1
         with network.no_sync() if processes.world > 1 and not last else contextlib.nullcontext(), _out_of_memory(batch):
-            losses = network(batch["audio"], batch["video"], batch["text"], rates)
+            losses = network(batch["audio"], batch["video"], batch["text"], rates, tasks)
             clips = _all_sum(torch.tensor(weight * len(batch["text"])), processes)
             loss = weighted_loss(losses, options.task_weights) * (weight * RECIPE_PROCESSES / max(float(clips), 1.0)) / len(group)
             loss.backward()
         if weight:
-            for task in TASKS:
+            for task in tasks:
                 totals[task] += float(losses[task].detach())
             used += 1
-            llm_tokens += _sequence_tokens(model, batch, rates)
+            llm_tokens += _sequence_tokens(model, batch, rates, tasks)
     for _, why in skipped:
         log.warning("skipped %s", why)
     norm = torch.nn.utils.clip_grad_norm_(parameters, options.clip_norm)
@@ -366,12 +375,12 @@ def _optimiser_step(network, model, group: list[dict], epoch: int, options: Trai
     optimizer.step()
     scheduler.step()
     optimizer.zero_grad(set_to_none=True)
-    means = {task: totals[task] / max(used, 1) for task in TASKS}
-    mean = _all_sum(torch.tensor([means[t] for t in TASKS], dtype=torch.float64), processes) / processes.world
-    losses = dict(zip(TASKS, mean.tolist()))
+    means = {task: totals[task] / max(used, 1) for task in tasks}
+    mean = _all_sum(torch.tensor([means[t] for t in tasks], dtype=torch.float64), processes) / processes.world
+    losses = dict(zip(tasks, mean.tolist()))
     seconds = time.perf_counter() - started
     return record | {
-        "loss": sum(w * losses[t] for t, w in zip(TASKS, options.task_weights)) / 3,
+        "loss": weighted_loss(losses, options.task_weights),
         **{f"loss_{task}": value for task, value in losses.items()},
         "grad_norm": float(norm), "tokens_per_s": llm_tokens * processes.world / seconds, "seconds": seconds,
         "memory_gb": _memory_gb(), "skipped": len(skipped),
@@ -389,15 +398,14 @@ def _out_of_memory(batch: dict):
                             exit_code=ExitCode.OUT_OF_MEMORY) from None  # fmt: skip
 
 
-def _sequence_tokens(model, batch: dict, rates: tuple[int, int]) -> int:
-    """LLM positions a batch's three passes process (padding included)."""
+def _sequence_tokens(model, batch: dict, rates: tuple[int, int], tasks: tuple[str, ...]) -> int:
+    """LLM positions a batch's passes process (padding included)."""
     from ..model.config import TASK_ADAPTER
+    from ..model.omni import TASK_MODALITIES
 
     rows, text = batch["text"].shape
-    audio = model.kept_audio_frames(batch["audio"].shape[1]) // rates[0] + 2
-    video = batch["video"].shape[1] // rates[1] + 2
-    prompt = {task: getattr(model, f"prompt_{TASK_ADAPTER[task]}").shape[1] for task in TASKS}
-    return rows * (3 * text + audio + prompt["asr"] + video + prompt["vsr"] + audio + video + prompt["avsr"])
+    block = {"audio": model.kept_audio_frames(batch["audio"].shape[1]) // rates[0] + 2, "video": batch["video"].shape[1] // rates[1] + 2}
+    return rows * sum(text + sum(block[m] for m in TASK_MODALITIES[task]) + getattr(model, f"prompt_{TASK_ADAPTER[task]}").shape[1] for task in tasks)
 
 
 class _StopSignal:
@@ -508,7 +516,7 @@ class _Logger:
                 pass
 
     def log(self, record: dict, step: int, total: int) -> None:
-        self.last_losses = {task: record[f"loss_{task}"] for task in TASKS}
+        self.last_losses = {task: record[f"loss_{task}"] for task in TASKS if f"loss_{task}" in record}
         if not self.main:
             return
         self.file.write(json.dumps(record) + "\n")
@@ -520,7 +528,7 @@ class _Logger:
         if step % self.every == 0 or step == total:
             print(
                 f"step {step}/{total} epoch {record['epoch'] + 1} loss {record['loss']:.4f} "
-                f"(asr {record['loss_asr']:.4f} vsr {record['loss_vsr']:.4f} avsr {record['loss_avsr']:.4f}) "
+                f"({' '.join(f'{task} {value:.4f}' for task, value in self.last_losses.items())}) "
                 f"lr {record['lr']:.2e} {record['tokens_per_s']:.0f} tok/s {record['memory_gb']:.1f} GB",
                 file=sys.stderr, flush=True,
             )  # fmt: skip
