@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# `make demo`: transcribes a bundled synthetic clip with the demo model (its untrained starting point until weights/demo ships), then shows the other
-# subcommands on the bundled examples.
+# `make demo`: transcribes a bundled synthetic clip with the demo model that ships in weights/demo, then shows
+# the other subcommands on the bundled examples.
 set -uo pipefail
 bin=${1:-.venv/bin}
 cd "$(dirname "$0")/.."
@@ -9,13 +9,6 @@ say() { printf '\n%s== %s%s\n' "$bold" "$*" "$plain"; }
 work=$(mktemp -d)
 clip=examples/demo/grid-example.mp4
 model=demo
-if ! "$bin/python" -c 'import sys; from omniavsr_cli.model.loading import resolve; resolve("demo")' 2>/dev/null; then
-    echo "The trained demo model is not in weights/demo yet (tools/make_demo_model.sh makes it)."
-    echo "So this demo uses its untrained starting point (random weights, the same architecture and tokenizer):"
-    echo "the pipeline is the real one (VAD, face tracking, mouth crops, batched decoding, writers); the words are noise."
-    model="$work/untrained-demo-model"
-    "$bin/python" tools/init_demo_model.py "$model" >/dev/null || exit
-fi
 
 say "omniavsr transcribe: an 8-s talking face saying three sentences, audio and lips together (AVSR), with the demo model ($model)"
 echo "(the clip was made by omniavsr synth-corpus from sentences the demo model never heard in training)"

@@ -345,9 +345,10 @@ class Pipeline:
         if model.tokenizer is None:
             raise OmniAVSRError("this model has no tokenizer files; import it again with --tokenizer", code="E_NO_TOKENIZER",
                                 exit_code=ExitCode.MODEL_UNAVAILABLE)  # fmt: skip
-        window = model.config.whisper.window_seconds
-        if options.max_chunk_s > window:  # a model with a short audio window (the demo model: 6 s) cannot take more
-            options = replace(options, max_chunk_s=float(window))
+        # A model with a short audio window cannot take more; one trained on short clips transcribes no more.
+        longest = min(float(model.config.whisper.window_seconds), model.config.longest_chunk_seconds)
+        if options.max_chunk_s > longest:
+            options = replace(options, max_chunk_s=longest)
         self.model, self.options, self.formats, self.out_dir, self.stdout = model, options, formats, out_dir, stdout
         self.skip_existing, self.on_record = skip_existing, on_record or (lambda r: None)
         self.on_progress, self.on_transcript = on_progress or (lambda k, v: None), on_transcript or (lambda t: None)

@@ -42,6 +42,15 @@ def _snrs(value: str) -> tuple[float, ...]:
     return tuple(CLEAN if part.strip() == "clean" else _numbers("--snrs", part, 1)[0] for part in value.split(","))
 
 
+def _rate_lists(value: str | None) -> tuple[tuple[int, ...], tuple[int, ...]] | None:
+    if value is None:
+        return None
+    parts = value.split("/")
+    if len(parts) != 2:
+        raise InputError(f"--rates {value}: give the audio and the video rates split by '/', e.g. 4/2 or 4,16/2,5")
+    return _numbers("--rates", parts[0], None, int), _numbers("--rates", parts[1], None, int)
+
+
 def options_unfreeze(value: str | None) -> tuple[str, ...]:
     return tuple(part.strip() for part in value.split(",") if part.strip()) if value else ()
 
@@ -60,6 +69,7 @@ def train(
     weight_decay: Annotated[float, typer.Option(min=0.0, help="AdamW weight decay.")] = 0.1,
     clip_norm: Annotated[float, typer.Option(min=0.0, help="Gradient norm clipping.")] = 10.0,
     task_weights: Annotated[str, typer.Option(help="Loss weights of ASR,VSR,AVSR.")] = "1,1.5,1",
+    rates: Annotated[str | None, typer.Option(help="Train only these of the model's rates, AUDIO,VIDEO lists split by '/', e.g. 4/2 (default: all, drawn per batch).", show_default=False)] = None,
     accumulate: Annotated[int, typer.Option(min=1, help="Batches per optimiser step (gradient accumulation).")] = 1,
     seed: Annotated[int, typer.Option(help="Seed of the data order, rates, augmentation and dropout.")] = 7,
     unfreeze: Annotated[str | None, typer.Option(help="Also train these whole modules: comma list of audio-encoder, video-encoder, llm.", show_default=False)] = None,
@@ -98,7 +108,7 @@ def train(
     options = TrainOptions(
         manifest=manifest, output=output, model=model, root=root, epochs=epochs, max_steps=max_steps, max_frames=max_frames,
         lr=lr, warmup_steps=warmup_steps, weight_decay=weight_decay, clip_norm=clip_norm,
-        task_weights=_numbers("--task-weights", task_weights, 3), accumulate=accumulate, seed=seed,
+        task_weights=_numbers("--task-weights", task_weights, 3), rates=_rate_lists(rates), accumulate=accumulate, seed=seed,
         unfreeze=options_unfreeze(unfreeze), augmentation=augmentation,
         precision=precision, device=device, workers=workers, log_every=log_every, save_every=save_every,
         keep_last=keep_last, average_last=average_last,

@@ -102,6 +102,10 @@ class OmniAVSRConfig:
         }
     )
     frame_count_rule: str = "bf16"
+    # The longest speech the model learned to transcribe in one piece; transcribe sends no longer chunks. The
+    # released models: 16 s (LRS3 segments). The demo model saw one GRID sentence per clip: given two, it
+    # writes one.
+    longest_chunk_seconds: float = 16.0
     min_audio_frames: int = 25
     whisper: WhisperEncoderConfig = field(default_factory=WhisperEncoderConfig)
     avhubert: AVHubertConfig = field(default_factory=AVHubertConfig)

@@ -1,6 +1,6 @@
 """The demo model's shape and starting point: the released architecture (same classes) at a size this CPU
 trains in about an hour, with a word-level tokenizer over the GRID vocabulary. tools/make_demo_model.sh trains
-it; docs/synth-corpus.md says how far that has got."""
+it into weights/demo; docs/synth-corpus.md says how."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from .grammar import VOCABULARY
 
 VOCAB_SIZE = 64
 WINDOW_SECONDS = 6  # the audio encoder's window: a GRID sentence is 1.5-3 s; longer input is chunked by the VAD
+LONGEST_CHUNK_SECONDS = 4.0  # a training clip holds one sentence, at most about 3.5 s of speech
 
 
 def demo_config() -> OmniAVSRConfig:
@@ -19,7 +20,7 @@ def demo_config() -> OmniAVSRConfig:
     tokens = {"bos": base, "eos": base + 1, "pad": base + 2, "audio_start": base + 3, "audio_end": base + 4,
               "video_start": base + 5, "video_end": base + 6}  # fmt: skip
     return OmniAVSRConfig.from_dict({
-        "variant": "ST", "lora_reduction": 16, "projector_hidden_size": 128, "tokens": tokens,
+        "variant": "ST", "lora_reduction": 16, "longest_chunk_seconds": LONGEST_CHUNK_SECONDS, "projector_hidden_size": 128, "tokens": tokens,
         "whisper": {"d_model": 128, "encoder_layers": 2, "encoder_attention_heads": 4, "encoder_ffn_dim": 512,
                     "max_source_positions": 50 * WINDOW_SECONDS},
         "avhubert": {"hidden_size": 128, "num_hidden_layers": 2, "num_attention_heads": 4, "intermediate_size": 512, "resnet_width": 8,

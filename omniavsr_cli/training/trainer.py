@@ -73,6 +73,7 @@ class TrainOptions:
     eps: float = 1e-8
     clip_norm: float = 10.0
     task_weights: tuple[float, float, float] = (1.0, 1.5, 1.0)  # ASR, VSR, AVSR
+    rates: tuple[tuple[int, ...], tuple[int, ...]] | None = None  # (audio, video) rates to draw from; None: all the model's
     accumulate: int = 1
     seed: int = 7
     unfreeze: tuple[str, ...] = ()  # model.omni.BACKBONES to train too (a model trained from scratch)
@@ -234,6 +235,9 @@ def train(options: TrainOptions, on_step: Callable[[int, dict], None] | None = N
     dtype = {"bf16": torch.bfloat16, "fp32": torch.float32, "auto": None}[options.precision]
     device, dtype = default_device_and_dtype(device, dtype)
     model = load_model(options.model, device=str(device), dtype=dtype)
+    for asked, kind, offered in zip(options.rates or (), ("audio", "video"), (model.config.audio_rates, model.config.video_rates)):
+        if not set(asked) <= set(offered):
+            raise InputError(f"--rates: {kind} rate {','.join(map(str, sorted(set(asked) - set(offered))))} is not one of this model's ({','.join(map(str, offered))})")
     if model.tokenizer is None:
         raise InputError(f"{options.model}: this model has no tokenizer to turn transcripts into labels; import it with --tokenizer")
     base = checkpoints.base_reference(model.directory)
@@ -355,7 +359,7 @@ def _optimiser_step(network, model, group: list[dict], epoch: int, options: Trai
             batch, weight = previous["batch"], 0.0
         else:
             continue
-        rates = draw_rates(model.config.audio_rates, model.config.video_rates, options.seed, epoch, batch["position"])
+        rates = draw_rates(*(options.rates or (model.config.audio_rates, model.config.video_rates)), options.seed, epoch, batch["position"])
         torch.manual_seed(random.Random(f"{options.seed}:torch:{epoch}:{batch['position']}:{processes.rank}").getrandbits(63))
         last = number == len(group) - 1
         with network.no_sync() if processes.world > 1 and not last else contextlib.nullcontext(), _out_of_memory(batch):
