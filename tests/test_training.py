@@ -109,8 +109,8 @@ def test_loss_weighting_is_the_official_formula_and_a_zero_weight_task_trains_no
     assert float(weighted_loss(losses, (0.0, 1.0, 0.0))) == pytest.approx(4 / 3)
 
 
-def test_an_asr_only_run_never_runs_the_video_encoder(data, base, tmp_path):
-    result = train(options(data, base, tmp_path / "run", max_steps=2, task_weights=(1.0, 0.0, 0.0)))
+def test_an_asr_only_run_never_runs_the_video_encoder_and_trains_only_the_rates_asked(data, base, tmp_path):
+    result = train(options(data, base, tmp_path / "run", max_steps=2, task_weights=(1.0, 0.0, 0.0), rates=((16,), (2,))))
     before, after = load_model(base), load_model(result.model)
     log = [json.loads(line) for line in (tmp_path / "run" / "train_log.jsonl").read_text().splitlines()]
     assert all("loss_asr" in record and "loss_vsr" not in record and "loss_avsr" not in record for record in log)
@@ -120,7 +120,8 @@ def test_an_asr_only_run_never_runs_the_video_encoder(data, base, tmp_path):
     # not even the BatchNorm statistics moved: the encoder did not run
     assert torch.equal(after.video_encoder.hubert.feature_extractor.resnet.frontend3D[1].running_mean,
                        before.video_encoder.hubert.feature_extractor.resnet.frontend3D[1].running_mean)  # fmt: skip
-    assert any(not torch.equal(p, old[n]) for n, p in after.named_parameters() if n.startswith("audio_proj"))
+    assert any(not torch.equal(p, old[n]) for n, p in after.named_parameters() if n.startswith("audio_proj.projectors.1"))
+    assert all(torch.equal(p, old[n]) for n, p in after.named_parameters() if n.startswith("audio_proj.projectors.0"))  # rate 4
 
 
 def test_only_lora_and_projectors_train_unless_backbones_are_unfrozen():
@@ -235,6 +236,8 @@ def test_train_cli_rejects_bad_arguments_in_one_line(data, base, tmp_path):
         (["train", str(data), "-o", str(tmp_path / "o"), "--model", str(base), "--unfreeze", "whisper"], "choose from"),
         (["train", str(data), "-o", str(tmp_path / "o"), "--model", str(tmp_path / "nomodel")], "no such model"),
         (["train", str(data), "-o", str(tmp_path / "o"), "--model", str(base), "--task-weights", "0,0,0"], "at least one above 0"),
+        (["train", str(data), "-o", str(tmp_path / "o"), "--model", str(base), "--rates", "4"], "split by '/'"),
+        (["train", str(data), "-o", str(tmp_path / "o"), "--model", str(base), "--rates", "4,8/2"], "audio rate 8 is not one of this model's"),
     ]
     for arguments, message in cases:
         result = runner.invoke(app, arguments)
