@@ -38,10 +38,10 @@ def init_demo_model(directory: Path, seed: int = 0) -> Path:
     """The untrained demo model in the native format, for ``omniavsr train --model``.
 
     Every matrix is N(0, 0.02) (random_init), except Whisper's two input convolutions, which get He
-    initialisation. With 0.02 they shrink the log-mel about 30-fold before the first LayerNorm, the position
-    embeddings swamp it, and training learned to ignore the audio entirely (ASR stayed at the grammar's
-    entropy for 500 steps while lip reading improved). The released Whisper needs no such care: it is loaded
-    trained.
+    initialisation. With 0.02 they shrink the log-mel about 30-fold before the first LayerNorm, so the
+    position embeddings carry most of the encoder's output. That alone does not make the audio learnable:
+    the recipe's ASR-only first stage does (docs/synth-corpus.md). The released Whisper needs no such care:
+    it is loaded trained.
     """
     import torch
 
