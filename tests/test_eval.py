@@ -91,7 +91,7 @@ def test_the_table_has_every_cell_and_score_rescores_the_written_files_to_the_sa
 def test_a_cell_is_the_corpus_wer_of_the_model_own_transcripts_and_each_clip_is_loaded_once(work, monkeypatch):
     model = load_model(work / "model", attn_implementation="eager")
     loads = []
-    monkeypatch.setattr(evaluate_module, "load_example", lambda example: loads.append(example.id) or load_example(example))
+    monkeypatch.setattr(evaluate_module, "load_example", lambda example, cache: loads.append(example.id) or load_example(example, cache))
     decoding = DecodingOptions(num_beams=2)
     # One clip per group: grouping must change nothing.
     result = evaluate(model, work / "data" / "rois" / "test.csv", EvalOptions(rates=((16, 5),), decoding=decoding, group_frames=1))
@@ -109,6 +109,15 @@ def test_a_cell_is_the_corpus_wer_of_the_model_own_transcripts_and_each_clip_is_
         assert [text for _, text in cell.hypotheses] == transcripts
         expected = jiwer.wer([e.text.lower() for e in examples], [t.lower() for t in transcripts])
         assert cell.wer == pytest.approx(expected) and cell.words.reference_length == 13
+
+
+def test_a_clip_cache_gives_the_same_table_and_holds_each_clip_once(work, tmp_path):
+    cache = tmp_path / "cache"
+    plain, filling, cached = (_eval(work, "--rates", "4,2", "--json", *extra) for extra in ([], ["--cache", str(cache)], ["--cache", str(cache)]))
+    assert plain.exit_code == filling.exit_code == cached.exit_code == 0
+    cells = [[(c["label"], c["wer"]) for c in json.loads(r.stdout)["cells"]] for r in (plain, filling, cached)]
+    assert cells[0] == cells[1] == cells[2] and len(cells[0]) == 3
+    assert len(list(cache.glob("*.npz"))) == len(CLIPS)
 
 
 def test_unreadable_missing_and_repeated_clips_are_skipped_once_and_counted(work):

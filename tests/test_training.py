@@ -201,6 +201,16 @@ def test_resuming_a_killed_run_ends_with_the_same_weights(data, base, tmp_path):
         train(options(data, base, tmp_path / "resumed", **settings, lr=0.1))
 
 
+def test_a_run_from_the_clip_cache_trains_the_same_weights_as_one_that_decodes(data, base, tmp_path):
+    decoded = train(options(data, base, tmp_path / "decoded", max_steps=2))
+    filling = train(options(data, base, tmp_path / "filling", max_steps=2, cache=tmp_path / "cache"))
+    stored = sorted(p.name for p in (tmp_path / "cache").glob("*.npz"))
+    from_cache = train(options(data, base, tmp_path / "from-cache", max_steps=2, cache=tmp_path / "cache"))
+    assert stored and sorted(p.name for p in (tmp_path / "cache").glob("*.npz")) == stored
+    weights = [load_file(str(result.model / "model.safetensors")) for result in (decoded, filling, from_cache)]
+    assert all(w.keys() == weights[0].keys() and all(torch.equal(w[k], weights[0][k]) for k in w) for w in weights[1:])
+
+
 def test_averaging_the_last_checkpoints(data, base, tmp_path):
     result = train(options(data, base, tmp_path / "run", average_last=2, keep_last=1))
     kept = checkpoints.step_checkpoints(tmp_path / "run")
@@ -238,6 +248,7 @@ def test_train_cli_rejects_bad_arguments_in_one_line(data, base, tmp_path):
         (["train", str(data), "-o", str(tmp_path / "o"), "--model", str(base), "--task-weights", "0,0,0"], "at least one above 0"),
         (["train", str(data), "-o", str(tmp_path / "o"), "--model", str(base), "--rates", "4"], "split by '/'"),
         (["train", str(data), "-o", str(tmp_path / "o"), "--model", str(base), "--rates", "4,8/2"], "audio rate 8 is not one of this model's"),
+        (["train", str(data), "-o", str(tmp_path / "o"), "--model", str(base), "--cache", str(data)], "--cache"),
     ]
     for arguments, message in cases:
         result = runner.invoke(app, arguments)

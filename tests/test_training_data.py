@@ -74,3 +74,42 @@ def test_the_epoch_order_is_shuffled_per_epoch_and_reproducible():
     assert epoch_order(batches, 3, seed=7) == epoch_order(batches, 3, seed=7)
     assert epoch_order(batches, 3, seed=7) != epoch_order(batches, 4, seed=7)
     assert sorted(epoch_order(batches, 3, seed=7)) == batches
+
+
+def test_a_cached_clip_is_read_back_without_decoding_and_decoded_again_once_the_clip_changes(dataset, tmp_path, monkeypatch):
+    from omniavsr_cli.training import data
+
+    manifest = dataset / "rois" / "manifest.csv"
+    manifest.write_text("rois,spk1/a.mp4,50,,hello\n")
+    [example] = read_manifest(manifest).examples
+    cache = data.clip_cache(tmp_path / "cache")
+    audio, video = load_example(example, cache)
+    [stored] = cache.glob("*.npz")
+
+    def no_decoding(path):
+        raise AssertionError(f"decoded {path} again")
+
+    monkeypatch.setattr(data, "load_video", no_decoding)
+    monkeypatch.setattr(data, "load_audio", no_decoding)
+    cached_audio, cached_video = load_example(example, cache)
+    assert np.array_equal(cached_video, video) and np.array_equal(cached_audio, audio) and cached_audio.dtype == np.float32
+
+    stored.write_bytes(stored.read_bytes()[:100])  # a cut-short file: decoded again, not a crash
+    with pytest.raises(AssertionError, match="decoded"):
+        load_example(example, cache)
+    monkeypatch.undo()
+    load_example(example, cache)
+    assert np.array_equal(np.load(stored)["video"], video)
+
+    frames = np.zeros((50, 96, 96, 3), dtype=np.uint8)
+    write_media(example.video, frames, None)  # the clip prepared again: another key, so not the old crops
+    assert not np.array_equal(load_example(example, cache)[1], video) and len(list(cache.glob("*.npz"))) == 2
+
+
+def test_a_cache_directory_that_cannot_be_made_is_a_one_line_input_error(tmp_path):
+    from omniavsr_cli.training.data import clip_cache
+
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(InputError, match="--cache .*file.*choose another"):
+        clip_cache(tmp_path / "file" / "cache")
+    assert clip_cache(None) is None

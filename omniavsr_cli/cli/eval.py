@@ -60,6 +60,7 @@ def evaluate(
     beams: Annotated[int, typer.Option(min=1, help="Beam width (official: 15).")] = 15,
     sample: Annotated[bool, typer.Option("--sample", help="Sample within the beams as the official evaluation did (temperature 0.6, top-p 0.9).")] = False,
     guards: Annotated[bool, typer.Option("--guards/--no-guards", help="Retry repeating or runaway transcripts (the official evaluation does not).")] = False,
+    cache: Annotated[Path | None, typer.Option(help="Keep decoded clips here so later evaluations of the set skip decoding.", show_default=False)] = None,
     output: Annotated[Path | None, typer.Option("--output", "-o", help="Write per-cell hypotheses, reference.jsonl and results.json here.", show_default=False)] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the results as JSON instead of the table.")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Only errors on stderr.")] = False,
@@ -76,7 +77,7 @@ def evaluate(
     options = EvalOptions(
         tasks=_tasks(tasks) if tasks else TASKS, rates=tuple(_rates(value) for value in rates) if rates else None, snr_db=snr,
         noise_files=tuple(noise or ()), seed=seed, decoding=DecodingOptions(num_beams=beams, sample=sample, seed=seed if sample else None),
-        guards=guards, batch_size=_batch_size(batch_size),
+        guards=guards, batch_size=_batch_size(batch_size), cache=cache,
     )  # fmt: skip
     eval_set = read_eval_set(manifest, root)
     loaded = _load(model, device, DTYPES[dtype], quiet, command="eval")

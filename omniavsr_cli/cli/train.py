@@ -79,6 +79,7 @@ def train(
     precision: Annotated[str, typer.Option(help="auto (bf16 on GPU as the paper, fp32 on CPU), bf16 or fp32.")] = "auto",
     device: Annotated[str | None, typer.Option(help="cpu, cuda or cuda:N (default: cuda when available).", show_default=False)] = None,
     workers: Annotated[int, typer.Option(min=0, help="Processes loading and augmenting batches.")] = 2,
+    cache: Annotated[Path | None, typer.Option(help="Keep decoded clips here (about 1.7 MB per 2.3-s clip) so later epochs, stages and runs skip decoding.", show_default=False)] = None,
     log_every: Annotated[int, typer.Option(min=1, help="Print a progress line every N steps (every step goes to OUT/train_log.jsonl).")] = 10,
     save_every: Annotated[int, typer.Option(min=1, help="Checkpoint every N steps (and at the end).")] = 1000,
     keep_last: Annotated[int, typer.Option(min=1, help="Checkpoints kept.")] = 2,
@@ -110,7 +111,7 @@ def train(
         lr=lr, warmup_steps=warmup_steps, weight_decay=weight_decay, clip_norm=clip_norm,
         task_weights=_numbers("--task-weights", task_weights, 3), rates=_rate_lists(rates), accumulate=accumulate, seed=seed,
         unfreeze=options_unfreeze(unfreeze), augmentation=augmentation,
-        precision=precision, device=device, workers=workers, log_every=log_every, save_every=save_every,
+        precision=precision, device=device, workers=workers, cache=cache, log_every=log_every, save_every=save_every,
         keep_last=keep_last, average_last=average_last,
     )  # fmt: skip
     logging.basicConfig(stream=sys.stderr, format="omniavsr: %(message)s", level=logging.WARNING if quiet else logging.INFO)

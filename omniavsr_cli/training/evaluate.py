@@ -17,7 +17,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -33,7 +33,7 @@ from ..scoring import EditCounts, get_normalizer, score_texts
 from ..transcribe import check_rates, model_description
 from ..writers import write_text_atomic
 from .augment import NoiseBank
-from .data import BadExample, Example, check_files, load_example, read_manifest
+from .data import BadExample, Example, check_files, clip_cache, load_example, read_manifest
 
 TASK_LABELS = {"asr": "ASR", "vsr": "VSR", "avsr": "AV"}
 NORMALIZER = "lrs3"
@@ -54,6 +54,7 @@ class EvalOptions:
     batch_size: int | None = None  # None: pack by frames, halve on out-of-memory
     batch_frames: int = 12_000
     group_frames: int = 10_000  # clips held at once; their model inputs take about 31 KB per frame
+    cache: Path | None = None  # decoded clips kept here for later evaluations (data.load_example)
 
     def __post_init__(self) -> None:
         unknown = [task for task in self.tasks if task not in TASKS]
@@ -226,7 +227,7 @@ def _groups(examples: list[Example], frames: int) -> list[list[int]]:
 
 
 def _load(example: Example, index: int, noise: NoiseBank | None, options: EvalOptions) -> _Loaded:
-    audio, crops = load_example(example)
+    audio, crops = load_example(example, options.cache)
     waveform = None if audio is None else torch.from_numpy(audio)
     if waveform is not None and noise is not None:
         # Seeded by the clip's place in the set: the same noise whatever the grouping, in every cell.
@@ -283,6 +284,7 @@ def evaluate(
     progress = on_progress or (lambda n: None)
     started = time.perf_counter()
     cells = plan_cells(model.config, options)
+    options = replace(options, cache=clip_cache(options.cache))
     noise = _noise_bank(options)
     decoders = {cell: BatchDecoder(model, cell.model_rates(model.config), options.decoding, _limits(options), options.guards) for cell in cells}
     hypotheses: dict[Cell, list[tuple[str, str]]] = {cell: [] for cell in cells}

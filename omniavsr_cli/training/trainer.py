@@ -40,7 +40,7 @@ from ..errors import ExitCode, InputError, OmniAVSRError
 from ..model.config import TASKS
 from . import checkpoints
 from .augment import Augmentation, NoiseBank, train_audio, train_video
-from .data import BadExample, Example, check_files, epoch_order, frame_batches, load_example, read_manifest
+from .data import BadExample, Example, check_files, clip_cache, epoch_order, frame_batches, load_example, read_manifest
 
 log = logging.getLogger("omniavsr")
 
@@ -53,7 +53,7 @@ FINAL_MODEL = "model"
 # (AdamW is nearly blind to the scale; its eps and the gradient clipping are not).
 RECIPE_PROCESSES = 2
 # Settings that may change between a run and its resumption without changing the result.
-NOT_PART_OF_THE_RUN = ("output", "workers", "log_every", "device", "keep_last", "average_last", "save_every")
+NOT_PART_OF_THE_RUN = ("output", "cache", "workers", "log_every", "device", "keep_last", "average_last", "save_every")
 
 
 @dataclass
@@ -81,6 +81,7 @@ class TrainOptions:
     precision: str = "auto"  # "bf16" (the recipe's bf16-true, the default on a GPU) or "fp32" (the default on a CPU)
     device: str | None = None
     workers: int = 2
+    cache: Path | None = None  # decoded clips kept here for later epochs and runs (data.load_example)
     log_every: int = 10
     save_every: int = 1000
     keep_last: int = 2
@@ -156,7 +157,7 @@ class EpochBatches(torch.utils.data.Dataset):
         for index in self.batches[position]:
             example = self.examples[index]
             try:
-                audio, crops = load_example(example)
+                audio, crops = load_example(example, self.options.cache)
             except BadExample as error:
                 skipped.append((example.id, str(error)))
                 continue
@@ -223,6 +224,7 @@ def train(options: TrainOptions, on_step: Callable[[int, dict], None] | None = N
 
     if any(weight < 0 for weight in options.task_weights) or not trained_tasks(options.task_weights):
         raise InputError(f"--task-weights {','.join(map(str, options.task_weights))}: give three weights (ASR,VSR,AVSR), none negative, at least one above 0")
+    options = dataclasses.replace(options, cache=clip_cache(options.cache))
     processes = start_processes(options.device)
     output = Path(options.output)
     examples, skipped = _usable_examples(options)
