@@ -43,9 +43,10 @@ def test_the_shipped_demo_model_is_small_and_documented():
     assert model.config.audio_rates == (4, 16) and model.config.video_rates == (2, 5)
 
 
-# Measured on these 24 clips (144 words) when the model shipped: AVSR 4,2 and ASR 4 5.6 %, VSR 2 9.0 %, VSR 5 17.4 %,
-# ASR 16 21.5 %. The bounds leave room for a few words of numerical drift, not for a broken stage.
-@pytest.mark.parametrize("mode, rates, bound", [("avsr", "4,2", 0.08), ("asr", "4,2", 0.08), ("vsr", "4,2", 0.2), ("vsr", "4,5", 0.35), ("asr", "16,2", 0.35)])
+# Measured on these 24 clips (144 words) when the model shipped: AVSR 4,2 1.4 %, ASR 4 4.9 %, VSR 2 3.5 %,
+# VSR 5 9.7 %, ASR 16 4.9 %. The bounds leave room for a few words of numerical drift, not for a broken stage;
+# AVSR at the default rates keeps the model card's 5 %.
+@pytest.mark.parametrize("mode, rates, bound", [("avsr", "4,2", 0.05), ("asr", "4,2", 0.08), ("vsr", "4,2", 0.08), ("vsr", "4,5", 0.15), ("asr", "16,2", 0.08)])
 def test_held_out_clips_are_transcribed_within_the_model_cards_bounds(tmp_path, mode, rates, bound):
     assert len(HELD_OUT) == 24
     assert _wer(_transcribe(tmp_path, mode, *HELD_OUT, rates=rates)) <= bound
