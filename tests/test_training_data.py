@@ -105,6 +105,10 @@ def test_a_cached_clip_is_read_back_without_decoding_and_decoded_again_once_the_
     write_media(example.video, frames, None)  # the clip prepared again: another key, so not the old crops
     assert not np.array_equal(load_example(example, cache)[1], video) and len(list(cache.glob("*.npz"))) == 2
 
+    example.audio.unlink()  # gone in the middle of a run: a bad example, as without the cache
+    with pytest.raises(BadExample, match="a.wav"):
+        load_example(example, cache)
+
 
 def test_a_cache_directory_that_cannot_be_made_is_a_one_line_input_error(tmp_path):
     from omniavsr_cli.training.data import clip_cache

@@ -124,7 +124,12 @@ def load_example(example: Example, cache: Path | None = None) -> tuple[np.ndarra
 
     With ``cache``, a clip decoded once is read back from there; the key holds each file's path, size and
     modification time, so a clip prepared again is decoded again."""
-    cached = cache / f"{_cache_key(example)}.npz" if cache is not None else None
+    cached = None
+    if cache is not None:
+        try:
+            cached = cache / f"{_cache_key(example)}.npz"
+        except OSError:
+            pass  # a file gone since the manifest was checked: decoding reports it as a bad example
     if cached is not None and cached.is_file():
         try:
             with np.load(cached) as stored:
