@@ -1,15 +1,17 @@
 #!/usr/bin/env bash
 # The demo model's recipe, from nothing, with the project's own tools: the synthetic corpus, its mouth crops,
 # training from scratch, and the held-out evaluation. About 85 minutes on 2 CPU cores (no GPU): 15 for the data,
-# 67 for training, 2 for evaluation. Every step is deterministic and resumable (rerun the script after an interruption).
-# Training runs in six stages, each `omniavsr train` starting from the last one's model (why: docs/synth-corpus.md):
+# 69 for training, 2 for evaluation. Every step is deterministic and resumable (rerun the script after an interruption).
+# Training runs in seven stages, each `omniavsr train` starting from the last one's model (why: docs/synth-corpus.md):
 #   1. ASR alone at audio rate 4: a model trained from scratch must first learn to read the audio tokens at
 #      all; with every rate and task from the first step it stays at the grammar's entropy.
 #   2. ASR alone at audio rates 4 and 16, and 3. the same again over another data order (a second cosine cycle):
 #      rate 16 (about one token a word) is learned once rate 4 is, and far faster alone than among all tasks.
 #   4. all three tasks, audio rates 4 and 16, video rate 2, with babble mixed in at 0 and 10 dB;
 #   5. every rate of both encoders with the paper's task weights, at a lower learning rate;
-#   6. all three tasks at the coarse audio rate 16 only (with video rates 2 and 5), at a lower one still.
+#   6. all three tasks at the coarse audio rate 16 only (with video rates 2 and 5), at a lower one still;
+#   7. ASR alone at audio rate 16 with only the audio encoder unfrozen besides the adapters, so that the
+#      LLM, which lip reading shares, stays as it is.
 # Decoded clips are cached in WORK_DIR/clip-cache (5 GB): decoding them again each epoch would double stage 1.
 #
 #   tools/make_demo_model.sh WORK_DIR        then copy WORK_DIR/run/model into weights/demo
@@ -37,7 +39,10 @@ train -o "$work/stage2" --model "$work/stage1/model" --task-weights 1,0,0 --rate
 train -o "$work/stage3" --model "$work/stage2/model" --task-weights 1,0,0 --rates 4,16/2 --max-steps 1500 --lr 1e-3 --seed 8
 train -o "$work/stage4" --model "$work/stage3/model" "${noise[@]}" --task-weights 1,2,1 --rates 4,16/2 --max-steps 1200 --lr 1e-3 --seed 7
 train -o "$work/stage5" --model "$work/stage4/model" "${noise[@]}" --task-weights 1,1.5,1 --max-steps 600 --lr 5e-4 --seed 7
-train -o "$work/run" --model "$work/stage5/model" "${noise[@]}" --task-weights 1,1,1 --rates 16/2,5 --max-steps 600 --lr 3e-4 --seed 7
+train -o "$work/stage6" --model "$work/stage5/model" "${noise[@]}" --task-weights 1,1,1 --rates 16/2,5 --max-steps 600 --lr 3e-4 --seed 7
+"$bin/omniavsr" train "$work/rois-train/manifest.csv" -o "$work/run" --model "$work/stage6/model" --unfreeze audio-encoder \
+    --no-augment --epochs 1000 --max-frames 1000 --warmup-steps 50 --weight-decay 0.01 --save-every 500 --average-last 1 \
+    --workers 0 --cache "$work/clip-cache" --task-weights 1,0,0 --rates 16/2 --max-steps 600 --lr 3e-4 --seed 7
 
 test_set=("$work/rois-test/manifest.csv" --model "$work/run/model" --cache "$work/clip-cache")
 "$bin/omniavsr" eval "${test_set[@]}" -o "$work/eval-clean"
