@@ -30,19 +30,18 @@ bin=${BIN:-.venv/bin}
 "$bin/omniavsr" synth-corpus "$work/heldout-bundle" --clips 24 --seed 4 --split test
 
 test -f "$work/init/config.json" || "$bin/python" tools/init_demo_model.py "$work/init"
-common=(--unfreeze audio-encoder,video-encoder,llm --no-augment --epochs 1000 --max-frames 1000 --warmup-steps 100
-        --weight-decay 0.01 --save-every 500 --average-last 1 --workers 0 --cache "$work/clip-cache")
+common=(--no-augment --epochs 1000 --max-frames 1000 --weight-decay 0.01 --save-every 500 --average-last 1
+        --workers 0 --cache "$work/clip-cache")
+everything=(--unfreeze audio-encoder,video-encoder,llm --warmup-steps 100)
 noise=(--noise "$work/corpus-train/babble.wav" --snrs=0,10,clean,clean)
 train() { "$bin/omniavsr" train "$work/rois-train/manifest.csv" "${common[@]}" "$@"; }
-train -o "$work/stage1" --model "$work/init" --task-weights 1,0,0 --rates 4/2 --max-steps 1500 --lr 1e-3 --seed 7
-train -o "$work/stage2" --model "$work/stage1/model" --task-weights 1,0,0 --rates 4,16/2 --max-steps 1500 --lr 1e-3 --seed 7
-train -o "$work/stage3" --model "$work/stage2/model" --task-weights 1,0,0 --rates 4,16/2 --max-steps 1500 --lr 1e-3 --seed 8
-train -o "$work/stage4" --model "$work/stage3/model" "${noise[@]}" --task-weights 1,2,1 --rates 4,16/2 --max-steps 1200 --lr 1e-3 --seed 7
-train -o "$work/stage5" --model "$work/stage4/model" "${noise[@]}" --task-weights 1,1.5,1 --max-steps 600 --lr 5e-4 --seed 7
-train -o "$work/stage6" --model "$work/stage5/model" "${noise[@]}" --task-weights 1,1,1 --rates 16/2,5 --max-steps 600 --lr 3e-4 --seed 7
-"$bin/omniavsr" train "$work/rois-train/manifest.csv" -o "$work/run" --model "$work/stage6/model" --unfreeze audio-encoder \
-    --no-augment --epochs 1000 --max-frames 1000 --warmup-steps 50 --weight-decay 0.01 --save-every 500 --average-last 1 \
-    --workers 0 --cache "$work/clip-cache" --task-weights 1,0,0 --rates 16/2 --max-steps 600 --lr 3e-4 --seed 7
+train -o "$work/stage1" --model "$work/init" "${everything[@]}" --task-weights 1,0,0 --rates 4/2 --max-steps 1500 --lr 1e-3 --seed 7
+train -o "$work/stage2" --model "$work/stage1/model" "${everything[@]}" --task-weights 1,0,0 --rates 4,16/2 --max-steps 1500 --lr 1e-3 --seed 7
+train -o "$work/stage3" --model "$work/stage2/model" "${everything[@]}" --task-weights 1,0,0 --rates 4,16/2 --max-steps 1500 --lr 1e-3 --seed 8
+train -o "$work/stage4" --model "$work/stage3/model" "${everything[@]}" "${noise[@]}" --task-weights 1,2,1 --rates 4,16/2 --max-steps 1200 --lr 1e-3 --seed 7
+train -o "$work/stage5" --model "$work/stage4/model" "${everything[@]}" "${noise[@]}" --task-weights 1,1.5,1 --max-steps 600 --lr 5e-4 --seed 7
+train -o "$work/stage6" --model "$work/stage5/model" "${everything[@]}" "${noise[@]}" --task-weights 1,1,1 --rates 16/2,5 --max-steps 600 --lr 3e-4 --seed 7
+train -o "$work/run" --model "$work/stage6/model" --unfreeze audio-encoder --warmup-steps 50 --task-weights 1,0,0 --rates 16/2 --max-steps 600 --lr 3e-4 --seed 7
 
 test_set=("$work/rois-test/manifest.csv" --model "$work/run/model" --cache "$work/clip-cache")
 "$bin/omniavsr" eval "${test_set[@]}" -o "$work/eval-clean"
