@@ -3,6 +3,7 @@ load as models, resume equal to an uninterrupted run, bad clips skipped, and lea
 
 import json
 import random
+import shutil
 
 import numpy as np
 import pytest
@@ -12,6 +13,7 @@ from typer.testing import CliRunner
 
 from omniavsr_cli.cli import app
 from omniavsr_cli.model.config import OmniAVSRConfig
+from omniavsr_cli.model import loading
 from omniavsr_cli.model.loading import load_model
 from omniavsr_cli.model.omni import Clip, DecodingOptions
 from omniavsr_cli.model.random_init import random_model, save_random_model, small_config
@@ -212,7 +214,7 @@ def test_a_run_from_the_clip_cache_trains_the_same_weights_as_one_that_decodes(d
 
 
 def test_averaging_the_last_checkpoints(data, base, tmp_path):
-    result = train(options(data, base, tmp_path / "run", average_last=2, keep_last=1))
+    result = train(options(data, base, tmp_path / "run", average_last=2, keep_last=1, partial_model=True))
     kept = checkpoints.step_checkpoints(tmp_path / "run")
     assert [p.name for p in kept] == ["checkpoint-0000002", "checkpoint-0000004"]
     a, b = (load_file(str(p / "model.safetensors")) for p in kept)
@@ -220,6 +222,77 @@ def test_averaging_the_last_checkpoints(data, base, tmp_path):
     name = next(n for n in average if "lora_A" in n)
     assert torch.allclose(average[name], (a[name] + b[name]) / 2)
     assert torch.equal(average[checkpoints.ADDED_IDS], a[checkpoints.ADDED_IDS])
+
+
+def _metadata(directory) -> dict:
+    from safetensors import safe_open
+
+    with safe_open(str(directory / "model.safetensors"), framework="pt") as handle:
+        return handle.metadata()
+
+
+def test_the_final_model_is_complete_and_checkpoints_name_their_base_relatively(data, base, tmp_path):
+    """A run's checkpoints name a base directory by its path relative to themselves (plus its checksum), so
+    the run and its base copied anywhere together still load; the final model needs nothing else at all."""
+    work = tmp_path / "work"
+    shutil.copytree(base, work / "init")
+    result = train(options(data, work / "init", work / "runs" / "one", max_steps=2))
+    [checkpoint] = checkpoints.step_checkpoints(work / "runs" / "one")
+    meta = _metadata(checkpoint)
+    assert meta[loading.BASE_KEY] == "../../../init"
+    assert meta[loading.BASE_SHA256_KEY] == json.loads((work / "init" / "checksums.json").read_text())["model.safetensors"]
+    assert loading.BASE_KEY not in _metadata(result.model)
+    expected = loading.load_state(checkpoint)
+    assert set(load_file(str(result.model / "model.safetensors"))) == set(expected)  # every tensor, not the changed ones
+
+    moved = tmp_path / "elsewhere"
+    shutil.move(work, moved)
+    moved_checkpoint = moved / "runs" / "one" / checkpoint.name
+    state = loading.load_state(moved_checkpoint)
+    assert all(torch.equal(state[k], expected[k]) for k in expected)
+    shutil.rmtree(moved / "init")
+    load_model(moved / "runs" / "one" / "model")  # the complete final model loads without its base
+    with pytest.raises(loading.OmniAVSRError, match=r"base model \.\./\.\./\.\./init \(weights sha256 [0-9a-f]{12}\) is missing") as missing:
+        load_model(moved_checkpoint)
+    assert missing.value.exit_code == 5 and "weights merge" in str(missing.value)
+
+
+def test_a_base_that_is_not_the_one_trained_from_is_refused(data, base, tmp_path):
+    shutil.copytree(base, tmp_path / "init")
+    train(options(data, tmp_path / "init", tmp_path / "run", max_steps=2))
+    save_random_model(tmp_path / "init", config("T"), seed=99)  # another model where the base was
+    [checkpoint] = checkpoints.step_checkpoints(tmp_path / "run")
+    with pytest.raises(loading.OmniAVSRError, match="is not its base model .*weights differ"):
+        load_model(checkpoint)
+
+
+def test_an_installed_base_is_named_by_its_name(data, base, tmp_path, monkeypatch):
+    monkeypatch.setenv("OMNIAVSR_WEIGHTS", str(tmp_path / "weights"))
+    shutil.copytree(base, tmp_path / "weights" / "tiny-t")
+    train(options(data, "tiny-t", tmp_path / "run", max_steps=2, partial_model=True))
+    assert _metadata(tmp_path / "run" / "model")[loading.BASE_KEY] == "tiny-t"
+    load_model(tmp_path / "run" / "model")
+
+
+def test_weights_merge_flattens_a_partial_model_into_one_that_loads_alone(data, base, tmp_path):
+    shutil.copytree(base, tmp_path / "init")
+    train(options(data, tmp_path / "init", tmp_path / "run", max_steps=2, partial_model=True))
+    partial = tmp_path / "run" / "model"
+    expected = loading.load_state(partial)
+    shutil.move(tmp_path / "init", tmp_path / "moved-init")  # the base is not where the checkpoint names it
+    cli = CliRunner()
+    result = cli.invoke(app, ["weights", "merge", str(partial), "-o", str(tmp_path / "merged")])
+    assert result.exit_code == 5 and "is missing" in result.output
+    result = cli.invoke(app, ["weights", "merge", str(partial), "--base", str(tmp_path / "moved-init"), "-o", str(tmp_path / "merged")])
+    assert result.exit_code == 0, result.output
+    shutil.rmtree(tmp_path / "moved-init")
+    merged = load_file(str(tmp_path / "merged" / "model.safetensors"))
+    assert merged.keys() == expected.keys() and all(torch.equal(merged[k], expected[k]) for k in merged)
+    assert loading.BASE_KEY not in _metadata(tmp_path / "merged")
+    assert (tmp_path / "merged" / "tokenizer.json").is_file()
+    load_model(tmp_path / "merged")
+    result = cli.invoke(app, ["weights", "merge", str(partial), "--base", str(tmp_path / "merged"), "-o", str(tmp_path / "merged")])
+    assert result.exit_code == 2 and "already exists" in result.output
 
 
 def test_bad_clips_are_skipped_with_a_reason_and_training_goes_on(data, base, tmp_path):

@@ -17,8 +17,9 @@ HELP = (
     "Train Omni-AVSR's adapters and projectors on a prep-lips manifest (manifest.csv or .jsonl) with the paper's "
     "recipe: one audio and one video rate drawn per batch, the ASR, VSR and AVSR passes each with its LoRA, loss "
     "(1*ASR + 1.5*VSR + 1*AVSR)/3, AdamW lr 1e-3 with cosine decay, batches of at most 60 s of video. Checkpoints "
-    "(OUT/checkpoint-N, loadable with --model) hold only what training changed; rerunning the same command resumes "
-    "a killed run. OUT/model is the final model (the average of the last --average-last checkpoints). Several GPUs: "
+    "(OUT/checkpoint-N, loadable with --model) hold only what training changed and name the model they started from "
+    "(by installed name, or by a path relative to themselves); rerunning the same command resumes a killed run. "
+    "OUT/model is the final model (the average of the last --average-last checkpoints), complete: copy it anywhere. Several GPUs: "
     "torchrun --nproc-per-node N -m omniavsr_cli train ...\n\n"
     "Exit codes: 0 done; 2 bad arguments or data; 5 model unavailable; 6 out of memory; 130 interrupted (a "
     "checkpoint was saved: rerun to go on). Guide: docs/train.md."
@@ -84,6 +85,8 @@ def train(
     save_every: Annotated[int, typer.Option(min=1, help="Checkpoint every N steps (and at the end).")] = 1000,
     keep_last: Annotated[int, typer.Option(min=1, help="Checkpoints kept.")] = 2,
     average_last: Annotated[int, typer.Option(min=1, help="The final model averages the last K checkpoints.")] = 1,
+    partial_model: Annotated[bool, typer.Option("--partial-model", help="Write OUT/model with only the tensors training changed (far smaller for the released "
+                                                "models); it then needs the model it started from to load (default: complete, loads anywhere).")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Only warnings and errors on stderr.")] = False,
 ) -> int:
     from ..training.augment import Augmentation
@@ -112,7 +115,7 @@ def train(
         task_weights=_numbers("--task-weights", task_weights, 3), rates=_rate_lists(rates), accumulate=accumulate, seed=seed,
         unfreeze=options_unfreeze(unfreeze), augmentation=augmentation,
         precision=precision, device=device, workers=workers, cache=cache, log_every=log_every, save_every=save_every,
-        keep_last=keep_last, average_last=average_last,
+        keep_last=keep_last, average_last=average_last, partial_model=partial_model,
     )  # fmt: skip
     logging.basicConfig(stream=sys.stderr, format="omniavsr: %(message)s", level=logging.WARNING if quiet else logging.INFO)
     result = run(options)

@@ -65,6 +65,24 @@ def verify(
 
 
 @app.command(
+    "merge",
+    help="Flatten a model into a complete one: a partial checkpoint (what train writes as OUT/checkpoint-N, or OUT/model "
+    "with --partial-model) overlaid on its base model, written to a new directory that holds every tensor and loads "
+    "anywhere. Exit 2 when OUTPUT exists, 5 when the base model is missing or is not the one the checkpoint was trained from.",
+)
+@reports_errors
+def merge(
+    model: Annotated[str, typer.Argument(help="The partial model: a directory or an installed name.", show_default=False)],
+    output: Annotated[Path, typer.Option("--output", "-o", help="New directory for the complete model.", show_default=False)],
+    base: Annotated[Path | None, typer.Option(help="Where the base model is, when not where the checkpoint names it.", show_default=False)] = None,
+) -> int:
+    from ..model.loading import merge as flatten
+
+    print(f"merged {model} -> {flatten(model, output, base)}: every tensor, no base model needed")
+    return 0
+
+
+@app.command(
     "import-official",
     help="Convert a released Omni-AVSR model_avg_*.pth into the native format (config.json + model.safetensors). "
     "The variant (S/T/ST), the number of rates and the projector layout are read from the keys; the file is "

@@ -7,33 +7,49 @@ docs/checkpoint-format.md describes it.
 
 from __future__ import annotations
 
+import json
+import os
 import shutil
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
-from ..errors import ExitCode, OmniAVSRError
-from ..registry import write_checksums
+from ..errors import ExitCode, InputError, OmniAVSRError
+from ..registry import CHECKSUMS, sha256_of, write_checksums
 from ..weights import bundled_dir, weights_dir
 from .config import OmniAVSRConfig
 
 WEIGHTS_FILE = "model.safetensors"
 TIED = "llm.lm_head.weight"
-BASE_KEY = "omniavsr_base"  # safetensors metadata: the model a partial checkpoint applies to
+# safetensors metadata of a partial checkpoint: the model it applies to, and that model's weights checksum
+BASE_KEY, BASE_SHA256_KEY = "omniavsr_base", "omniavsr_base_sha256"
 EMBEDDINGS = "llm.model.embed_tokens.weight"
 # A partial checkpoint stores the added tokens' embedding rows, not the whole matrix.
 ADDED_ROWS, ADDED_IDS = "added_tokens.embeddings", "added_tokens.ids"
 
 
-def save_native(directory: Path, config: OmniAVSRConfig, state: dict[str, torch.Tensor], tokenizer: Path | None = None, base: str | None = None) -> Path:
-    """Write a model directory; with ``base`` (a model name or directory), ``state`` holds only the tensors
-    that differ from that model, and loading overlays them on it."""
+@dataclass(frozen=True)
+class BaseModel:
+    """The model a partial checkpoint applies to. ``reference`` is an installed model's name, or a path
+    relative to the checkpoint's own directory (``../../init``), so a run directory can move or be copied
+    anywhere with what it was trained from; never an absolute path, which exists on one machine only."""
+
+    reference: str
+    sha256: str  # of the base's model.safetensors: a different model found at the reference is refused
+
+
+def save_native(directory: Path, config: OmniAVSRConfig, state: dict[str, torch.Tensor], tokenizer: Path | None = None, base: BaseModel | None = None) -> Path:
+    """Write a model directory; with ``base``, ``state`` holds only the tensors that differ from that model,
+    and loading overlays them on it."""
     from safetensors.torch import save_file
 
     directory.mkdir(parents=True, exist_ok=True)
     tensors = {name: tensor.detach().contiguous() for name, tensor in state.items() if name != TIED}
     partial = directory / (WEIGHTS_FILE + ".part")
-    metadata = {"format": "pt", "omniavsr_variant": config.variant} | ({BASE_KEY: base} if base else {})
+    metadata = {"format": "pt", "omniavsr_variant": config.variant}
+    if base is not None:
+        metadata |= {BASE_KEY: base.reference, BASE_SHA256_KEY: base.sha256}
     save_file(tensors, str(partial), metadata=metadata)
     partial.replace(directory / WEIGHTS_FILE)
     config.save(directory)
@@ -98,33 +114,86 @@ def load_model(name_or_path: str | Path, device: str | None = None, dtype: torch
     return model.to(device=target_device, dtype=target_dtype).eval()
 
 
-def load_state(directory: Path) -> dict[str, torch.Tensor]:
-    """Every tensor of the model in ``directory``: a partial checkpoint is overlaid on its base model."""
+def weights_sha256(directory: Path) -> str:
+    """The sha256 of a model's weights file, from its checksums.json when it has one (a 4.6 GB file takes
+    seconds to hash)."""
+    try:
+        return json.loads((directory / CHECKSUMS).read_text(encoding="utf-8"))[WEIGHTS_FILE]
+    except (OSError, ValueError, KeyError, TypeError):
+        return sha256_of(directory / WEIGHTS_FILE)
+
+
+def load_state(directory: Path, base: Path | None = None) -> dict[str, torch.Tensor]:
+    """Every tensor of the model in ``directory``: a partial checkpoint is overlaid on its base model (found
+    where the checkpoint says, or in ``base`` when given)."""
     from safetensors import SafetensorError, safe_open
     from safetensors.torch import load_file
 
     path = directory / WEIGHTS_FILE
     try:
         with safe_open(str(path), framework="pt") as handle:
-            base = (handle.metadata() or {}).get(BASE_KEY)
+            metadata = handle.metadata() or {}
         state = load_file(str(path))
     except (SafetensorError, OSError) as error:
         raise OmniAVSRError(f"{path}: unreadable ({error}); import or download the model again",
                             code="E_CHECKPOINT", exit_code=ExitCode.MODEL_UNAVAILABLE) from None  # fmt: skip
-    if base is None:
+    reference, sha256 = metadata.get(BASE_KEY), metadata.get(BASE_SHA256_KEY)
+    if reference is None:
         return state
+    named = f"{reference} (weights sha256 {sha256[:12]})" if sha256 else reference
+    fix = f"or flatten it where its base is: omniavsr weights merge {directory} --base BASE_DIR -o NEW_DIR"
+    found = Path(base) if base is not None else _base_directory(directory, reference)
+    if found is None or not (found / WEIGHTS_FILE).is_file():
+        raise OmniAVSRError(f"{directory}: a partial checkpoint (only the tensors training changed) whose base model {named} "
+                            f"is missing; install that model or put it back where the checkpoint names it, {fix}",
+                            code="E_CHECKPOINT", exit_code=ExitCode.MODEL_UNAVAILABLE)  # fmt: skip
+    if sha256 and weights_sha256(found) != sha256:
+        raise OmniAVSRError(f"{directory}: {found} is not its base model {named}: its weights differ; "
+                            f"put the model it was trained from there, {fix}", code="E_CHECKPOINT", exit_code=ExitCode.MODEL_UNAVAILABLE)  # fmt: skip
+    return overlay(load_state(found), state)
+
+
+def _base_directory(directory: Path, reference: str) -> Path | None:
+    if reference.startswith(("../", "./")):
+        return directory / reference
+    if os.path.isabs(reference):  # checkpoints written before bases were named relatively
+        return Path(reference)
     try:
-        full = load_state(resolve(base))
-    except OmniAVSRError as error:
-        raise OmniAVSRError(f"{directory}: this checkpoint holds only the trained tensors and needs its base model {base}, "
-                            f"which cannot be loaded ({error})", code="E_CHECKPOINT", exit_code=ExitCode.MODEL_UNAVAILABLE) from None  # fmt: skip
-    if ADDED_ROWS in state:
-        ids, rows = state.pop(ADDED_IDS), state.pop(ADDED_ROWS)
-        if EMBEDDINGS not in state:
+        return resolve(reference)
+    except OmniAVSRError:
+        return None
+
+
+def overlay(full: dict[str, torch.Tensor], changed: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """A base model's tensors with a partial checkpoint's laid over them (its added-token rows written into
+    the embedding matrix)."""
+    changed = dict(changed)
+    if ADDED_ROWS in changed:
+        ids, rows = changed.pop(ADDED_IDS), changed.pop(ADDED_ROWS)
+        if EMBEDDINGS not in changed:
             full[EMBEDDINGS] = full[EMBEDDINGS].clone()
             full[EMBEDDINGS][ids] = rows.to(full[EMBEDDINGS].dtype)
-    full.update(state)
+    full.update(changed)
     return full
+
+
+def merge(partial: str | Path, output: Path, base: Path | None = None) -> Path:
+    """Write the model ``partial`` names as a complete model in ``output``: every tensor, no base model, so
+    the directory can be copied anywhere. ``base`` says where the base model is when it is not where the
+    checkpoint names it."""
+    directory = resolve(partial)
+    output = Path(output)
+    if output.exists() and (not output.is_dir() or any(output.iterdir())):
+        raise InputError(f"{output}: already exists; give a new directory for the complete model")
+    config = OmniAVSRConfig.load(directory)
+    state = load_state(directory, base)
+    staging = output.with_name(output.name + ".part")
+    shutil.rmtree(staging, ignore_errors=True)
+    save_native(staging, config, state, tokenizer=directory if (directory / "tokenizer.json").is_file() else None)
+    if output.exists():
+        output.rmdir()
+    staging.rename(output)
+    return output
 
 
 def load_tokenizer(directory: Path):

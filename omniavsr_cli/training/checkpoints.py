@@ -3,19 +3,21 @@
 ``OUT/checkpoint-0001000/`` is a model directory ``load_model`` (and so transcribe and eval) reads directly:
 ``model.safetensors`` holds the trained tensors (LoRA, projectors, AV-HuBERT LoRA and BatchNorm statistics,
 whatever ``--unfreeze`` added), the prompt embeddings and the added tokens' embedding rows, and names its
-base model in its metadata; ``config.json`` and the tokenizer are copied. ``training.pt`` beside them holds
+base model in its metadata (``BaseModel``: an installed name or a path relative to the checkpoint, and the
+base's checksum); ``config.json`` and the tokenizer are copied. The run's final model is complete by default. ``training.pt`` beside them holds
 the optimiser and scheduler state and the run's settings, for resuming. A checkpoint is written under a
 ``.part`` name and renamed when complete, so a run killed while saving leaves the previous one intact.
 """
 
 from __future__ import annotations
 
+import os
 import shutil
 from pathlib import Path
 
 import torch
 
-from ..model.loading import ADDED_IDS, ADDED_ROWS, EMBEDDINGS, TIED, save_native
+from ..model.loading import ADDED_IDS, ADDED_ROWS, EMBEDDINGS, TIED, BaseModel, save_native, weights_sha256
 
 PREFIX = "checkpoint-"
 TRAINING_STATE = "training.pt"
@@ -36,17 +38,24 @@ def changed_state(model) -> dict[str, torch.Tensor]:
     return {name: tensor.cpu() for name, tensor in state.items()}
 
 
-def base_reference(directory: Path) -> str:
-    """How a checkpoint names its base model: the resolved directory, so it loads from anywhere."""
-    return str(Path(directory).resolve())
+def base_reference(model: str, directory: Path, output: Path) -> BaseModel:
+    """How the checkpoints of a run in ``output`` name the model it started from (``model`` as the user gave
+    it, found in ``directory``): an installed model by its name, a model directory by its path relative to a
+    checkpoint (they all sit one level below ``output``)."""
+    if (Path(model) / "config.json").is_file():
+        reference = Path(os.path.relpath(Path(directory).resolve(), (Path(output) / PREFIX).resolve())).as_posix()
+    else:
+        reference = model
+    return BaseModel(reference, weights_sha256(Path(directory)))
 
 
-def save_checkpoint(path: Path, config, state: dict[str, torch.Tensor], base: str, training_state: dict | None = None) -> Path:
-    """Write ``state`` (changed tensors, see ``changed_state``) as a model directory on ``base``, completely or not at all."""
+def save_checkpoint(path: Path, config, state: dict[str, torch.Tensor], base: BaseModel | None, tokenizer: Path | None,
+                    training_state: dict | None = None) -> Path:  # fmt: skip
+    """Write ``state`` as a model directory, completely or not at all: the changed tensors (``changed_state``)
+    on ``base``, or every tensor when ``base`` is None."""
     path = Path(path)
     partial = path.with_name(path.name + ".part")
     shutil.rmtree(partial, ignore_errors=True)
-    tokenizer = Path(base) if Path(base, "tokenizer.json").is_file() else None
     save_native(partial, config, state, tokenizer=tokenizer, base=base)
     if training_state is not None:
         torch.save(training_state, partial / TRAINING_STATE)

@@ -38,6 +38,7 @@ import torch
 
 from ..errors import ExitCode, InputError, OmniAVSRError
 from ..model.config import TASKS
+from ..model.loading import BaseModel, load_state, overlay
 from . import checkpoints
 from .augment import Augmentation, NoiseBank, train_audio, train_video
 from .data import BadExample, Example, check_files, clip_cache, epoch_order, frame_batches, load_example, read_manifest
@@ -53,7 +54,7 @@ FINAL_MODEL = "model"
 # (AdamW is nearly blind to the scale; its eps and the gradient clipping are not).
 RECIPE_PROCESSES = 2
 # Settings that may change between a run and its resumption without changing the result.
-NOT_PART_OF_THE_RUN = ("output", "cache", "workers", "log_every", "device", "keep_last", "average_last", "save_every")
+NOT_PART_OF_THE_RUN = ("output", "cache", "workers", "log_every", "device", "keep_last", "average_last", "save_every", "partial_model")
 
 
 @dataclass
@@ -86,6 +87,7 @@ class TrainOptions:
     save_every: int = 1000
     keep_last: int = 2
     average_last: int = 1  # the final model averages the last K checkpoints
+    partial_model: bool = False  # the final model holds only what training changed and names its base
 
     def settings(self) -> dict:
         """What defines the run: a resumed run must have the same."""
@@ -242,7 +244,7 @@ def train(options: TrainOptions, on_step: Callable[[int, dict], None] | None = N
             raise InputError(f"--rates: {kind} rate {','.join(map(str, sorted(set(asked) - set(offered))))} is not one of this model's ({','.join(map(str, offered))})")
     if model.tokenizer is None:
         raise InputError(f"{options.model}: this model has no tokenizer to turn transcripts into labels; import it with --tokenizer")
-    base = checkpoints.base_reference(model.directory)
+    base = checkpoints.base_reference(options.model, model.directory, output)
     model.freeze_backbones(options.unfreeze)
     model.train()
     if processes.world > 1 and device.type == "cuda":
@@ -302,7 +304,7 @@ def train(options: TrainOptions, on_step: Callable[[int, dict], None] | None = N
 
     final = output / FINAL_MODEL
     if processes.main:
-        _write_final(output, final, model, base, options.average_last)
+        _write_final(output, final, model, base, options)
     if processes.world > 1:
         torch.distributed.barrier()
     logger.close()
@@ -459,10 +461,14 @@ def _memory_gb() -> float:
 # ---------------------------------------------------------------------------------------------- state
 
 
-def _save(output: Path, step: int, model, base: str, options: TrainOptions, optimizer, scheduler, processes: Processes) -> None:
+def _tokenizer(model) -> Path | None:
+    return model.directory if (model.directory / "tokenizer.json").is_file() else None
+
+
+def _save(output: Path, step: int, model, base: BaseModel, options: TrainOptions, optimizer, scheduler, processes: Processes) -> None:
     if processes.main:
         state = {"step": step, "settings": options.settings(), "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict()}
-        checkpoints.save_checkpoint(output / checkpoints.checkpoint_name(step), model.config, checkpoints.changed_state(model), base, state)
+        checkpoints.save_checkpoint(output / checkpoints.checkpoint_name(step), model.config, checkpoints.changed_state(model), base, _tokenizer(model), state)
         checkpoints.keep_last(output, max(options.keep_last, options.average_last))
     if processes.world > 1:
         torch.distributed.barrier()
@@ -486,9 +492,15 @@ def _resume(path: Path, options: TrainOptions, model, optimizer, scheduler) -> i
     return state["step"]
 
 
-def _write_final(output: Path, final: Path, model, base: str, average_last: int) -> None:
-    chosen = checkpoints.step_checkpoints(output)[-max(1, average_last) :]
-    checkpoints.save_checkpoint(final, model.config, checkpoints.average_states(chosen), base)
+def _write_final(output: Path, final: Path, model, base: BaseModel, options: TrainOptions) -> None:
+    """The average of the last checkpoints: complete (every tensor, loads anywhere) unless a partial model,
+    which needs its base to load, was asked for."""
+    chosen = checkpoints.step_checkpoints(output)[-max(1, options.average_last) :]
+    averaged = checkpoints.average_states(chosen)
+    if options.partial_model:
+        checkpoints.save_checkpoint(final, model.config, averaged, base, _tokenizer(model))
+    else:
+        checkpoints.save_checkpoint(final, model.config, overlay(load_state(model.directory), averaged), None, _tokenizer(model))
     log.info("final model (average of %s): %s", ", ".join(p.name for p in chosen), final)
 
 
