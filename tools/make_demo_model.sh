@@ -14,9 +14,13 @@
 #      LLM, which lip reading shares, stays as it is.
 # Decoded clips are cached in WORK_DIR/clip-cache (5 GB): decoding them again each epoch would double stage 1.
 #
-#   tools/make_demo_model.sh WORK_DIR        then copy WORK_DIR/run/model into weights/demo
+# The last stage's WORK_DIR/run/model is complete (every tensor, no base model), so shipping it is a copy; the
+# script does it when given the destination, which keeps its MODEL_CARD.md:
+#
+#   tools/make_demo_model.sh WORK_DIR [weights/demo]
 set -euo pipefail
-work=${1:?usage: tools/make_demo_model.sh WORK_DIR}
+work=${1:?usage: tools/make_demo_model.sh WORK_DIR [DESTINATION]}
+destination=${2:-}
 bin=${BIN:-.venv/bin}
 
 "$bin/omniavsr" synth-corpus "$work/corpus-train" --clips 3000 --seed 1 --split train
@@ -47,3 +51,9 @@ test_set=("$work/rois-test/manifest.csv" --model "$work/run/model" --cache "$wor
 "$bin/omniavsr" eval "${test_set[@]}" -o "$work/eval-clean"
 "$bin/omniavsr" eval "${test_set[@]}" --tasks asr,avsr \
     --snr 0 --noise "$work/corpus-test/babble.wav" -o "$work/eval-0db"
+
+if [ -n "$destination" ]; then
+    mkdir -p "$destination"
+    cp "$work/run/model/"{config.json,model.safetensors,tokenizer.json,tokenizer_config.json,checksums.json} "$destination/"
+    "$bin/omniavsr" weights verify "$destination"
+fi
