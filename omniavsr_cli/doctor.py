@@ -98,6 +98,17 @@ def ffmpeg_check() -> Check:
     return Check("ffmpeg", True, f"{version} ({ffmpeg.source}: {ffmpeg.path})")
 
 
+def speech_check() -> Check:
+    from .synthetic.speech import EspeakUnavailable, Speaker, Voice
+
+    try:
+        speaker = Speaker()
+        speaker.say("now", Voice("en-us", "", 160, 50, 50))  # the voice data loads, too
+    except EspeakUnavailable as error:
+        return Check("espeak-ng (synth-corpus)", False, error.problem, error.fix, required=False)
+    return Check("espeak-ng (synth-corpus)", True, speaker.source, required=False)
+
+
 def weights_check() -> Check:
     directory = weights.weights_dir()
     installed = weights.installed_models(directory)
@@ -126,6 +137,7 @@ def run_checks() -> list[Check]:
             required=False, name="face-alignment (optional landmarks)",
         ),
         _import_check("dlib", "dlib-bin", "pip install 'omniavsr[dlib]' (docs/install.md)", required=False, name="dlib (optional landmarks)"),
+        speech_check(),
         weights_check(),
     ]
     return checks

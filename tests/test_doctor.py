@@ -52,6 +52,22 @@ def test_weights_check_finds_an_installed_default_model(monkeypatch, tmp_path):
     assert check.ok and weights.DEFAULT_MODEL in check.detail
 
 
+def test_speech_check_names_the_wheel_or_the_fix(monkeypatch):
+    import importlib.metadata
+    import sys
+
+    from omniavsr_cli.synthetic import speech
+
+    check = doctor.speech_check()
+    assert check.ok and not check.required
+    assert check.detail.startswith(f"espeakng-loader {importlib.metadata.version('espeakng-loader')} wheel (libespeak-ng ")
+    monkeypatch.setitem(sys.modules, "espeakng_loader", None)
+    monkeypatch.setattr(speech.ctypes.util, "find_library", lambda name: None)
+    check = doctor.speech_check()
+    assert not check.ok and check.detail == "libespeak-ng is not installed"
+    assert check.fix == "pip install 'omniavsr[synth]' (or: apt-get install espeak-ng)"
+
+
 def test_readiness_counts_only_required_checks():
     assert is_ready([Check("a", True, ""), Check("optional", False, "not installed", "pip install x", required=False)])
     assert not is_ready([Check("a", True, ""), Check("b", False, "broken", "fix it")])

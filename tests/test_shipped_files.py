@@ -78,10 +78,16 @@ def test_no_tracked_file_names_an_absolute_path_outside_the_repository():
     assert not found, "absolute paths of one machine in tracked files:\n" + "\n".join(found)
 
 
+def _path(*parts: str, separator: str = "/") -> bytes:
+    """A machine path put together here, so this file does not itself hold one."""
+    return separator.join(parts).encode()
+
+
 @pytest.mark.parametrize(
     "sample",
-    [b"base /work/demo/coarse/model", b'{"omniavsr_base":"/home/me/run/model"}', b"C:\\Users\\me\\model", b"/tmp/tmpab12/x"],
-)
+    [b"base " + _path("", "work", "demo", "coarse", "model"), b'{"omniavsr_base":"' + _path("", "home", "me", "run") + b'"}',
+     _path("C:", "Users", "me", "model", separator="\\"), _path("", "tmp", "tmpab12", "x")],
+)  # fmt: skip
 def test_the_path_pattern_catches_machine_paths(sample):
     assert ABSOLUTE.search(sample)
 
@@ -95,7 +101,8 @@ def test_the_safetensors_header_is_what_is_searched(tmp_path):
     from safetensors.torch import save_file
     import torch
 
-    save_file({"x": torch.zeros(2)}, str(tmp_path / "m.safetensors"), metadata={loading.BASE_KEY: "/work/demo/coarse/model"})
+    base = _path("", "work", "demo", "coarse", "model").decode()
+    save_file({"x": torch.zeros(2)}, str(tmp_path / "m.safetensors"), metadata={loading.BASE_KEY: base})
     [header] = _searchable(tmp_path / "m.safetensors")
-    assert json.loads(header)["__metadata__"][loading.BASE_KEY] == "/work/demo/coarse/model"
+    assert json.loads(header)["__metadata__"][loading.BASE_KEY] == base
     assert ABSOLUTE.search(header)

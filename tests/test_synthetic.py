@@ -2,7 +2,12 @@
 talking face, determinism, resuming, and that prep-lips finds the face it draws."""
 
 import hashlib
+import importlib.metadata
 import json
+import os
+import re
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -10,6 +15,7 @@ import pytest
 from conftest import run_cli
 from omniavsr_cli.errors import InputError
 from omniavsr_cli.synthetic import grammar
+from omniavsr_cli.synthetic import speech as espeak
 from omniavsr_cli.synthetic.face import REST, mouth_track, viseme
 
 # --------------------------------------------------------------------------------------------- grammar
@@ -57,15 +63,48 @@ def test_the_mouth_track_follows_the_phoneme_timings():
 
 # --------------------------------------------------------------------------------------------- espeak-ng
 
-espeak = pytest.importorskip("omniavsr_cli.synthetic.speech")
-
 
 @pytest.fixture(scope="module")
 def speaker():
-    try:
-        return espeak.Speaker()
-    except espeak.EspeakUnavailable as error:
-        pytest.skip(str(error))  # .ci/run installs espeak-ng; a developer machine may lack it
+    return espeak.Speaker()  # the dev extra installs the espeakng-loader wheel: no apt step
+
+
+def test_the_speaker_uses_the_pinned_wheel_and_its_own_voice_data(speaker):
+    import espeakng_loader
+
+    wheel = importlib.metadata.version("espeakng-loader")
+    assert speaker.source.startswith(f"espeakng-loader {wheel} wheel (libespeak-ng 1.")
+    assert speaker._data == os.fsencode(Path(espeakng_loader.get_data_path()).parent)
+
+
+def test_every_accent_and_every_variant_is_a_voice_of_its_own(speaker):
+    # espeak-ng ignores an unknown variant, so a variant missing from the data would sound like the accent alone.
+    text = "place blue at eff two now"
+    said = lambda accent, variant: speaker.say(text, espeak.Voice(accent, variant, 160, 50, 50)).audio.tobytes()  # noqa: E731
+    assert len({said(accent, "") for accent in espeak.ACCENTS}) == len(espeak.ACCENTS)
+    assert len({said("en-us", variant) for variant in espeak.VARIANTS}) == len(espeak.VARIANTS)
+
+
+def test_without_the_wheel_the_system_library_is_used_with_its_own_data(monkeypatch):
+    import espeakng_loader
+
+    # The wheel's library stands in for a system one: without the wheel's data path it cannot start (its
+    # compiled-in path is on the machine that built it), which is why the wheel's data is always passed.
+    library = espeakng_loader.get_library_path()
+    monkeypatch.delenv("ESPEAK_DATA_PATH", raising=False)  # libespeak-ng's own fallback for a missing path
+    monkeypatch.setitem(sys.modules, "espeakng_loader", None)
+    monkeypatch.setattr(espeak.ctypes.util, "find_library", lambda name: library if name == "espeak-ng" else None)
+    system = espeak.Speaker()
+    assert re.fullmatch(r"system libespeak-ng 1\.\d+\.\d+ \((.+)\)", system.source)[1] == library and system._data is None
+    with pytest.raises(espeak.EspeakUnavailable, match=r"failed to start.*omniavsr\[synth\]"):
+        system.say("now", espeak.Voice("en-us", "", 160, 50, 50))
+
+
+def test_without_the_wheel_or_a_system_library_the_error_names_both_fixes(monkeypatch):
+    monkeypatch.setitem(sys.modules, "espeakng_loader", None)
+    monkeypatch.setattr(espeak.ctypes.util, "find_library", lambda name: None)
+    with pytest.raises(espeak.EspeakUnavailable, match=r"not installed: pip install 'omniavsr\[synth\]' \(or: apt-get install espeak-ng\)"):
+        espeak.Speaker()
 
 
 def test_espeak_speech_comes_with_ordered_phoneme_timings_inside_the_audio(speaker):
@@ -76,7 +115,7 @@ def test_espeak_speech_comes_with_ordered_phoneme_timings_inside_the_audio(speak
     onsets = [onset for onset, _ in utterance.phonemes]
     assert onsets == sorted(onsets) and 0 <= onsets[0] and onsets[-1] <= seconds + 0.05
     names = [name for _, name in utterance.phonemes if name]
-    assert names[:2] == ["p", "l"] and "uː" in names and "aʊ" in names
+    assert names[:2] == ["p", "l"] and "uː" in names and "aʊ" in names  # libespeak-ng 1.52's stress marks dropped
     slower = speaker.say("place blue at eff two now", espeak.Voice("en-us", "", 120, 50, 50))
     assert len(slower.audio) > 1.2 * len(utterance.audio)
     other = speaker.say("place blue at eff two now", espeak.Voice("en-gb-scotland", "f3", 160, 70, 50))

@@ -31,12 +31,13 @@ def doctor(
         sys.stdout.write("\n")
     elif sys.stdout.isatty():
         from rich.console import Console
+        from rich.markup import escape
         from rich.table import Table
 
         table = Table("", "check", "result", "fix", title="omniavsr doctor")
         for check in checks:
             mark = "[green]ok[/]" if check.ok else ("[red]FAIL[/]" if check.required else "[yellow]missing[/]")
-            table.add_row(mark, check.name, check.detail, check.fix)
+            table.add_row(mark, *map(escape, (check.name, check.detail, check.fix)))  # 'omniavsr[synth]' is no markup
         console = Console()
         console.print(table)
         console.print("[green]ready[/]" if ready else "[red]not ready for the default transcription[/]")

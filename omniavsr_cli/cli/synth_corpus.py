@@ -18,8 +18,8 @@ HELP = (
     "that training never sees. OUT/clips holds <id>.mp4, <id>.txt and <id>.landmarks.npz; then\n\n"
     "  omniavsr prep-lips OUT/clips -o ROIS --manifest --detector landmarks:OUT/clips\n\n"
     "gives a training manifest (or leave out --detector to find the face with FaceMesh, as for real video). "
-    "Needs libespeak-ng (apt-get install espeak-ng).\n\n"
-    "Exit codes: 0 done; 2 bad arguments or OUT unusable; 5 espeak-ng missing; 130 interrupted (rerun to finish). "
+    "Needs libespeak-ng: pip install 'omniavsr\\[synth]' (or apt-get install espeak-ng); omniavsr doctor says which one it uses.\n\n"
+    "Exit codes: 0 done; 2 bad arguments or OUT unusable; 5 libespeak-ng missing; 130 interrupted (rerun to finish). "
     "Guide: docs/synth-corpus.md."
 )
 

@@ -3,12 +3,16 @@
 The command-line ``espeak-ng`` reports no timings (``--pho`` needs MBROLA voices, which Debian main lacks),
 but the library's synthesis callback delivers phoneme events with their position in the audio. libespeak-ng
 is process-global state that changes with every utterance, so each one is made in a forked process.
+
+The library and its voices come from the ``espeakng-loader`` wheel (``pip install 'omniavsr[synth]'``) when it
+is installed, else from the system (``apt-get install espeak-ng``).
 """
 
 from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import importlib.metadata
 import os
 import pickle
 from dataclasses import dataclass
@@ -19,15 +23,18 @@ import numpy as np
 from ..errors import ExitCode, OmniAVSRError
 
 SAMPLE_RATE = 16000
+INSTALL = "pip install 'omniavsr[synth]' (or: apt-get install espeak-ng)"
 ACCENTS = ("en-us", "en", "en-gb-scotland", "en-gb-x-rp", "en-gb-x-gbclan", "en-gb-x-gbcwmd", "en-029", "en-us-nyc")
 VARIANTS = ("", "m1", "m2", "m3", "m4", "m5", "m6", "m7", "f1", "f2", "f3", "f4", "f5", "klatt", "klatt2", "klatt4")
 
 _AUDIO_OUTPUT_SYNCHRONOUS = 2
 _INITIALIZE_PHONEME_EVENTS = 0x0001
 _INITIALIZE_PHONEME_IPA = 0x0002
+_INITIALIZE_DONT_EXIT = 0x8000  # a failed start returns 0 instead of ending the process
 _EVENT_LIST_TERMINATED, _EVENT_PHONEME = 0, 7
 _RATE, _PITCH, _RANGE = 1, 3, 4
 _POSITION_CHARACTER = 1
+_NO_STRESS = str.maketrans("", "", "ˈˌ")  # libespeak-ng 1.52 marks stress in phoneme names, 1.51 did not
 
 
 class _EventId(ctypes.Union):
@@ -70,8 +77,17 @@ class Utterance:
 
 
 class EspeakUnavailable(OmniAVSRError):
+    """``problem: fix`` as one line; doctor shows the two apart."""
+
     code = "E_NO_ESPEAK"
     exit_code = ExitCode.MODEL_UNAVAILABLE
+
+    def __init__(self, problem: str, fix: str = INSTALL):
+        super().__init__(f"{problem}: {fix}" if fix else problem)
+        self.problem, self.fix = problem, fix
+
+    def __reduce__(self):  # it comes back from the forked child through pickle
+        return type(self), (self.problem, self.fix)
 
 
 class Speaker:
@@ -82,14 +98,12 @@ class Speaker:
     and on how many workers made them. This process only loads the library; a forked child initialises it
     from its pristine state, synthesises one utterance and sends it back, so every utterance is a function of
     its text and voice alone. A fork costs a few milliseconds; synthesis about 5 ms per second of speech.
+
+    ``source`` says which libespeak-ng speaks (the wheel's or the system's, and its version).
     """
 
     def __init__(self):
-        path = ctypes.util.find_library("espeak-ng") or "libespeak-ng.so.1"
-        try:
-            self._lib = ctypes.CDLL(path)
-        except OSError:
-            raise EspeakUnavailable("libespeak-ng is not installed: install it with `apt-get install espeak-ng` (Debian/Ubuntu)") from None
+        self._lib, self._data, self.source = _open_library()
 
     def say(self, text: str, voice: Voice) -> Utterance:
         read_end, write_end = os.pipe()
@@ -97,9 +111,9 @@ class Speaker:
         if child == 0:  # pragma: no cover (runs in the child, which leaves through os._exit)
             os.close(read_end)
             try:
-                result = _synthesise(self._lib, text, voice)
+                result = _synthesise(self._lib, self._data, text, voice)
             except EspeakUnavailable as error:
-                result = str(error)
+                result = error
             with os.fdopen(write_end, "wb") as out:
                 pickle.dump(result, out)
             os._exit(0)
@@ -108,19 +122,53 @@ class Speaker:
             try:
                 result = pickle.load(answer)
             except EOFError:
-                result = f"libespeak-ng crashed while saying {text!r} with voice {voice.name!r}"
+                result = EspeakUnavailable(f"libespeak-ng crashed while saying {text!r} with voice {voice.name!r}", fix="")
         os.waitpid(child, 0)
-        if isinstance(result, str):
-            raise EspeakUnavailable(result)
+        if isinstance(result, EspeakUnavailable):
+            raise result
         pcm, rate, events = result
-        return Utterance(_resampled(pcm, rate), [(milliseconds / 1000.0, name) for milliseconds, name in events])
+        phonemes = [(milliseconds / 1000.0, name.translate(_NO_STRESS)) for milliseconds, name in events]
+        return Utterance(_resampled(pcm, rate), phonemes)
 
 
-def _synthesise(lib, text: str, voice: Voice) -> tuple[np.ndarray, int, list[tuple[int, str]]]:
+def _open_library() -> tuple[ctypes.CDLL, bytes | None, str]:
+    """libespeak-ng, the directory holding its espeak-ng-data (None: its compiled-in one) and where it comes from.
+
+    The wheel comes first: its pinned library and voices make the same corpus on every machine. Its compiled-in
+    data path is the one on the machine that built it, so its own data directory is always passed.
+    """
+    try:
+        import espeakng_loader
+    except ImportError:
+        path = ctypes.util.find_library("espeak-ng")
+        if path is None:
+            raise EspeakUnavailable("libespeak-ng is not installed") from None
+        try:
+            lib = ctypes.CDLL(path)
+        except OSError as error:
+            raise EspeakUnavailable(f"the system libespeak-ng does not load ({error})") from None
+        return lib, None, f"system libespeak-ng {_version(lib)} ({path})"
+    wheel = importlib.metadata.version("espeakng-loader")
+    try:
+        lib = ctypes.CDLL(espeakng_loader.get_library_path())
+        data = os.path.dirname(espeakng_loader.get_data_path())
+    except (OSError, RuntimeError) as error:  # RuntimeError: get_data_path found no voice data
+        fix = f"pip install --force-reinstall espeakng-loader=={wheel}"
+        raise EspeakUnavailable(f"the espeakng-loader wheel is damaged ({error})", fix) from None
+    return lib, os.fsencode(data), f"espeakng-loader {wheel} wheel (libespeak-ng {_version(lib)})"
+
+
+def _version(lib: ctypes.CDLL) -> str:
+    lib.espeak_Info.restype = ctypes.c_char_p
+    return lib.espeak_Info(None).decode()  # a constant: reading it leaves the library uninitialised
+
+
+def _synthesise(lib, data: bytes | None, text: str, voice: Voice) -> tuple[np.ndarray, int, list[tuple[int, str]]]:
     """In a fresh process: 16-bit samples at the library's rate and its phoneme events (position in ms, IPA)."""
-    rate = lib.espeak_Initialize(_AUDIO_OUTPUT_SYNCHRONOUS, 0, None, _INITIALIZE_PHONEME_EVENTS | _INITIALIZE_PHONEME_IPA)
+    options = _INITIALIZE_PHONEME_EVENTS | _INITIALIZE_PHONEME_IPA | _INITIALIZE_DONT_EXIT
+    rate = lib.espeak_Initialize(_AUDIO_OUTPUT_SYNCHRONOUS, 0, data, options)
     if rate <= 0:
-        raise EspeakUnavailable("libespeak-ng failed to start (its voice data may be missing): reinstall espeak-ng-data")
+        raise EspeakUnavailable("libespeak-ng failed to start (its voice data is missing or of another version)")
     chunks: list[np.ndarray] = []
     events: list[tuple[int, str]] = []
 
@@ -137,7 +185,7 @@ def _synthesise(lib, text: str, voice: Voice) -> tuple[np.ndarray, int, list[tup
     callback = _Callback(collect)  # referenced until synthesis is over
     lib.espeak_SetSynthCallback(callback)
     if lib.espeak_SetVoiceByName(voice.name.encode()) != 0:
-        raise EspeakUnavailable(f"espeak-ng has no voice {voice.name!r}: install espeak-ng-data")
+        raise EspeakUnavailable(f"espeak-ng has no voice {voice.name!r}", fix="")
     for parameter, value in ((_RATE, voice.rate), (_PITCH, voice.pitch), (_RANGE, voice.pitch_range)):
         lib.espeak_SetParameter(parameter, value, 0)
     encoded = text.encode()
