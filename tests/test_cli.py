@@ -39,3 +39,34 @@ def test_python_module_entry_point_matches_the_console_script():
 
     result = subprocess.run([sys.executable, "-m", "omniavsr_cli", "--version"], capture_output=True, text=True)
     assert result.returncode == 0 and result.stdout.strip() == f"omniavsr {__version__}"
+
+
+def test_usage_errors_are_one_line_naming_the_command_and_its_help():
+    for args, expected in (
+        (("score",), "omniavsr: error: omniavsr score: Missing argument 'HYP'; see omniavsr score --help"),
+        (("score", "a", "b", "--bogus"), "omniavsr: error: omniavsr score: No such option: --bogus; see omniavsr score --help"),
+        (("weights", "merge", "x"), "omniavsr weights merge: Missing option '--output'"),
+    ):
+        result = run_cli(*args)
+        err = result.stderr.decode()
+        assert result.returncode == ExitCode.USAGE and err.count("\n") == 1 and expected in err, err
+        assert not result.stdout
+
+
+def test_a_file_name_starting_with_a_dash_gets_the_double_dash_hint(tmp_path, monkeypatch):
+    from typer.testing import CliRunner
+
+    from omniavsr_cli.cli import app
+
+    (tmp_path / "-hyp.txt").write_text("a b\n")
+    (tmp_path / "ref.txt").write_text("a b\n")
+    monkeypatch.chdir(tmp_path)
+    result = CliRunner().invoke(app, ["score", "-hyp.txt", "ref.txt"])
+    assert result.exit_code == ExitCode.USAGE
+    assert "-hyp.txt is a file: put -- before file names that start with '-' (omniavsr score -- -hyp.txt ...)" in result.output
+    assert CliRunner().invoke(app, ["score", "--", "-hyp.txt", "ref.txt"]).exit_code == ExitCode.OK
+
+
+def test_no_arguments_prints_the_help():
+    result = run_cli()
+    assert result.returncode == ExitCode.USAGE and "transcribe" in result.stdout.decode() and not result.stderr

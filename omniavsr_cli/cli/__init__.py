@@ -14,9 +14,11 @@ import typer
 
 from .. import __version__
 from . import bench, doctor, eval, prep_lips, score, synth_corpus, train, transcribe, weights
+from ._errors import OneLineUsageErrors
 
 app = typer.Typer(
     name="omniavsr",
+    cls=OneLineUsageErrors,
     help="Audio-visual speech recognition with Omni-AVSR: lip reading, audio, or both. "
     "Exit codes: docs/exit-codes.md.",
     no_args_is_help=True,

@@ -7,8 +7,11 @@ import os
 import sys
 import traceback
 from collections.abc import Callable
+from pathlib import Path
 
 import typer
+from typer._click import exceptions as click  # typer (pinned) vendors click: its parser raises these
+from typer.core import TyperGroup
 
 from ..errors import ExitCode, OmniAVSRError
 
@@ -51,3 +54,38 @@ def reports_errors(command: Callable[..., int | None]) -> Callable[..., None]:
         raise typer.Exit(int(code))
 
     return run
+
+
+class OneLineUsageErrors(TyperGroup):
+    """Command-line mistakes (unknown option, missing argument, bad value) as one line and exit 2, like every
+    other error (docs/exit-codes.md), instead of click's usage text and framed box."""
+
+    def main(self, *args, standalone_mode: bool = True, **kwargs):
+        if not standalone_mode:
+            return super().main(*args, standalone_mode=False, **kwargs)
+        try:
+            code = super().main(*args, standalone_mode=False, **kwargs)
+        except click.NoArgsIsHelpError as nothing_asked:
+            print(nothing_asked.ctx.get_help())
+            code = ExitCode.USAGE
+        except click.UsageError as mistake:
+            given = kwargs.get("args") or (args[0] if args else None) or sys.argv[1:]
+            error_line(usage_message(mistake, given))
+            code = ExitCode.USAGE
+        except click.ClickException as failure:
+            error_line(failure.format_message())
+            code = failure.exit_code
+        except click.Abort:
+            error_line("interrupted")
+            code = ExitCode.INTERRUPTED
+        sys.exit(code if isinstance(code, int) else ExitCode.OK)
+
+
+def usage_message(mistake: click.UsageError, given: list[str]) -> str:
+    where = mistake.ctx.command_path if mistake.ctx is not None else "omniavsr"
+    message = f"{where}: {mistake.format_message().rstrip('.')}"
+    # `-notes.txt` reads as options -n -o ...: the fix is --, which the parser's own message never suggests
+    dashed = next((arg for arg in given if arg.startswith("-") and arg != "--" and Path(arg).exists()), None)
+    if dashed is not None:
+        return f"{message}; {dashed} is a file: put -- before file names that start with '-' ({where} -- {dashed} ...)"
+    return f"{message}; see {where} --help"
