@@ -28,6 +28,7 @@ demo: setup
 
 bench: setup
 	$(BIN)/python benchmarks/score_speed.py
+	$(BIN)/python benchmarks/score_memory.py
 	$(BIN)/python benchmarks/cli_startup.py
 	$(BIN)/python benchmarks/media_stream_memory.py
 	$(BIN)/python benchmarks/prep_lips_speed.py

@@ -4,8 +4,11 @@ import json
 
 import pytest
 
+from conftest import run_cli
+
 from omniavsr_cli.errors import InputError
-from omniavsr_cli.scoring.formats import parse_transcript, read_transcript
+from omniavsr_cli.scoring import score
+from omniavsr_cli.scoring.formats import consistent_formats, parse_transcript, read_transcript
 
 
 def texts(transcript):
@@ -169,9 +172,61 @@ def test_missing_file_and_directory(tmp_path):
 
 
 def test_duplicate_kaldi_ids_are_an_error(write):
-    with pytest.raises(InputError, match=r"2 duplicate utterance ids \(u1, u2\)") as info:
+    with pytest.raises(InputError, match=r"text:3: utterance id 'u1' repeats the one on line 1 \(2 repeated ids in all\)") as e:
         read_transcript(write("text", "u1 a\nu2 b\nu1 c\nu2 d\n"), "kaldi")
+    assert e.value.code == "E_DUPLICATE_ID"
+
+
+@pytest.mark.parametrize("blank, line", [("", 3), ("\n", 4)])
+def test_a_repeated_kaldi_id_is_reported_not_scored_as_plain_text(write, blank, line):
+    # The reference alone used to be detected as plain text, its ids scored as deleted words (WER 28.6 %).
+    hyp = write("hyp.txt", "spk1_utt1 the cat sat\nspk1_utt2 on the mat\nspk1_utt3 and slept\n")
+    ref = write("ref.txt", f"spk1_utt1 the cat sat\nspk1_utt2 on the mat\n{blank}spk1_utt2 and slept\n")
+    with pytest.raises(InputError) as info:
+        score(hyp, ref)
     assert info.value.code == "E_DUPLICATE_ID"
+    assert str(info.value).startswith(f"{ref}:{line}: utterance id 'spk1_utt2' repeats the one on line 2;")
+    assert "--format text" in str(info.value)
+    result = run_cli("score", str(hyp), str(ref))
+    assert result.returncode == 2 and b"repeats the one on line 2" in result.stderr
+
+
+def test_a_kaldi_file_is_read_as_kaldi_when_the_other_side_is(write):
+    # A blank line makes the reference plain text on its own; its first words are the hypothesis's ids.
+    hyp = write("hyp.txt", "u1_a the cat sat\nu2_a on the mat\n")
+    ref = write("ref.txt", "u1_a the cat sat\n\nu2_a on the mat\n")
+    assert read_transcript(ref).format == "text"
+    report = score(hyp, ref)
+    assert report.reference.format == "kaldi" and report.pairing == "id" and report.systems[0].wer == 0
+    forced = read_transcript(ref, "text")
+    assert consistent_formats([forced, read_transcript(hyp)], [False, True])[0] is forced
+
+
+@pytest.mark.parametrize(
+    "encoding, named, iconv",
+    [("utf-16", "UTF-16 LE", "UTF-16"), ("utf-16-be", "UTF-16 BE", "UTF-16"), ("utf-32", "UTF-32 LE", "UTF-32")],
+)
+def test_utf16_and_utf32_files_name_their_encoding_and_the_iconv_that_fixes_them(write, encoding, named, iconv):
+    content = "hello world\n".encode(encoding)
+    if encoding == "utf-16-be":
+        content = b"\xfe\xff" + content
+    with pytest.raises(InputError) as info:
+        read_transcript(write("hyp.txt", content))
+    message = str(info.value)
+    assert f"encoded as {named} (it starts with a byte order mark)" in message
+    assert f"iconv -f {iconv} -t UTF-8" in message and "latin1" not in message
+    assert info.value.code == "E_ENCODING"
+
+
+def test_utf16_without_a_byte_order_mark_is_named(write):
+    with pytest.raises(InputError, match="looks like UTF-16LE without a byte order mark.*iconv -f UTF-16LE -t UTF-8"):
+        read_transcript(write("hyp.txt", "hello world\n".encode("utf-16-le")))
+
+
+def test_a_binary_file_is_not_a_transcript(write):
+    with pytest.raises(InputError, match=r"bin.txt: contains NUL bytes \(first at file offset 8\): a binary file, not a") as e:
+        read_transcript(write("bin.txt", b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\x00\x00\x01"))
+    assert e.value.code == "E_ENCODING" and "latin1" not in str(e.value)
 
 
 def test_forced_format_overrides_detection(write):

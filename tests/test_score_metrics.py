@@ -202,13 +202,58 @@ def test_paired_bootstrap_detects_a_clearly_worse_system(write):
     assert report.comparison.interval.low > 0
 
 
-def test_background_character_alignment_equals_the_in_process_one(monkeypatch):
-    from omniavsr_cli.scoring import measures
+@settings(max_examples=80, deadline=None)
+@given(st.lists(st.tuples(words, words), min_size=1, max_size=8))
+def test_counts_and_alignments_equal_jiwers(pairs):
+    # jiwer.process_words/process_characters computed these before; scoring now aligns pair by pair.
+    import jiwer
 
-    refs = [f"the cat {i} sat" for i in range(50)]
-    hyps = [f"a cat {i} sat down" for i in range(50)]
-    serial = score_texts(hyps, refs).systems[0].characters
-    monkeypatch.setattr(measures, "PARALLEL_MIN_UTTERANCES", 1)
-    monkeypatch.setattr(measures.os, "cpu_count", lambda: 2)
-    parallel = score_texts(hyps, refs).systems[0].characters
-    assert parallel == serial and serial.errors > 0
+    refs = [" ".join(r).lower() for r, _ in pairs]
+    hyps = [" ".join(h).lower() for _, h in pairs]
+    system = score_texts(hyps, refs).systems[0]
+    jiwer_words, jiwer_characters = jiwer.process_words(refs, hyps), jiwer.process_characters(refs, hyps)
+    for measured, expected in [(system.words, jiwer_words), (system.characters, jiwer_characters)]:
+        assert (measured.hits, measured.substitutions, measured.deletions, measured.insertions) == (
+            expected.hits, expected.substitutions, expected.deletions, expected.insertions
+        )  # fmt: skip
+    assert [u.alignment for u in system.utterances] == jiwer_words.alignments
+
+
+def test_an_utterance_too_long_to_align_is_a_one_line_error(monkeypatch):
+    from omniavsr_cli.scoring import scorer
+
+    monkeypatch.setattr(scorer, "MAX_ALIGNMENT_PAIRS", 100)
+    with pytest.raises(InputError, match=r"<hypotheses>: utterance 2 is too long to align \(11 characters against 11 in the") as error:
+        score_texts(["a b", "hello world"], ["a c", "hello there"])
+    assert error.value.code == "E_TOO_LONG"
+
+
+def test_no_process_outlives_a_killed_score(write):
+    # A character-alignment worker once kept running after its parent was killed, then blocked forever
+    # holding gigabytes. Kill score mid-run and check that nothing it started survives.
+    import contextlib
+    import subprocess
+    import sys
+
+    import psutil
+
+    lines = 6000  # above the size at which the worker used to start
+    ref = write("ref.txt", "".join(f"utt{i} the cat sat on the mat number {i}\n" for i in range(lines)))
+    hyp = write("hyp.txt", "".join(f"utt{i} a cat sat on mat number {i} today\n" for i in range(lines)))
+    parent = psutil.Popen([sys.executable, "-m", "omniavsr_cli", "score", str(hyp), str(ref)], stdout=subprocess.DEVNULL)
+    started = []
+    try:
+        while parent.poll() is None and not started:
+            try:
+                started = parent.children(recursive=True)
+            except psutil.NoSuchProcess:
+                break
+        with contextlib.suppress(psutil.NoSuchProcess):  # it may have finished: then nothing must be left either
+            parent.kill()
+        parent.wait()
+        _, alive = psutil.wait_procs(started, timeout=5)
+        assert not alive
+    finally:
+        for process in started:
+            if process.is_running():
+                process.kill()

@@ -75,7 +75,7 @@ class OneLineUsageErrors(TyperGroup):
         except click.ClickException as failure:
             error_line(failure.format_message())
             code = failure.exit_code
-        except click.Abort:
+        except typer.Abort:
             error_line("interrupted")
             code = ExitCode.INTERRUPTED
         sys.exit(code if isinstance(code, int) else ExitCode.OK)

@@ -16,9 +16,11 @@ HELP = (
     "Score hypothesis transcripts against references: corpus WER (total edits / total reference words), CER, "
     "and the mean utterance WER, labelled separately.\n\n"
     "Formats are detected per file: plain text, Kaldi 'utt-id text', sclite trn 'text (utt-id)', omniavsr or "
-    "whisper JSON/JSONL, SRT, VTT. Utterances are paired by id when both sides have ids, else by line; blank "
+    "whisper JSON/JSONL, SRT, VTT; a text file whose lines start with the ids of the Kaldi file it is scored "
+    "with is read as Kaldi. Utterances are paired by id when both sides have ids, else by line; blank "
     "lines are utterances and are never dropped.\n\n"
-    "Exit codes: 0 scored; 2 bad input (missing file, not UTF-8, unparseable line, id or count mismatch)."
+    "Exit codes: 0 scored; 2 bad input (missing file, not UTF-8, unparseable line, repeated id, id or count "
+    "mismatch, an utterance too long to align)."
 )
 
 

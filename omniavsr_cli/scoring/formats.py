@@ -25,7 +25,7 @@ _CUE_TIMING = re.compile(r"-->")
 _MARKUP = re.compile(r"<[^>]*>|\{\\[^}]*\}")  # <i>, <v Speaker>, {\an8}
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Utterance:
     id: str | None
     text: str
@@ -55,14 +55,39 @@ def parse_transcript(text: str, fmt: str, name: str) -> Transcript:
     if lines and lines[-1] == "":
         lines.pop()  # the final newline ends the last line, it does not start an empty utterance
     lines = [line[:-1] if line.endswith("\r") else line for line in lines]
-    if fmt == "auto":
+    detected = fmt == "auto"
+    if detected:
         fmt = detect_format(name, lines)
+    return _parse(lines, fmt, name, detected)
+
+
+def _parse(lines: list[str], fmt: str, name: str, detected: bool) -> Transcript:
     if fmt not in FORMATS:
         raise InputError(f"unknown transcript format {fmt!r}; use one of: auto, {', '.join(FORMATS)}", code="E_FORMAT")
     utterances = _PARSERS[fmt](lines, name)
     if fmt in ("kaldi", "trn"):
-        _reject_duplicate_ids(utterances, name)
+        _reject_duplicate_ids(utterances, lines, name, detected and fmt == "kaldi")
     return Transcript(name, fmt, utterances)
+
+
+def consistent_formats(transcripts: list[Transcript], detected: list[bool]) -> list[Transcript]:
+    """Re-read as Kaldi each detected plain-text transcript whose lines mostly start with the ids of a Kaldi one.
+
+    Detection looks at one file at a time, and a Kaldi file with a blank line (or ids without a digit) is
+    plain text on its own; scored by line against a Kaldi file, its ids would count as words.
+    """
+    kaldi_ids = {u.id for t in transcripts if t.format == "kaldi" for u in t.utterances}
+    return [
+        _parse([u.text for u in t.utterances], "kaldi", t.path, True)
+        if auto and t.format == "text" and _starts_with_ids(t, kaldi_ids)
+        else t
+        for t, auto in zip(transcripts, detected, strict=True)
+    ]
+
+
+def _starts_with_ids(transcript: Transcript, ids: set[str]) -> bool:
+    first = [u.text.split(maxsplit=1)[0] for u in transcript.utterances if u.text.strip()]
+    return 2 * sum(token in ids for token in first) > len(first)
 
 
 def detect_format(name: str, lines: list[str]) -> str:
@@ -99,13 +124,14 @@ def _is_json_object(line: str) -> bool:
 
 def _looks_like_kaldi(lines: list[str]) -> bool:
     # Kaldi's `utt-id words...` cannot be told from plain text by syntax alone. Real ids contain a digit
-    # and an id-like separator or letter (spk1_utt2, 1089-134686-0000) and are unique; ordinary sentences
-    # rarely all start with such distinct tokens. The report names the detected format, --format overrides.
+    # and an id-like separator or letter (spk1_utt2, 1089-134686-0000); ordinary sentences rarely all start
+    # with such tokens. A repeated id does not make the file plain text (its ids would be scored as words):
+    # it is reported. The report names the detected format, --format overrides.
     if any(not line.strip() for line in lines):
         return False
-    first = [line.split(maxsplit=1)[0] for line in lines]
-    return len(set(first)) == len(first) and all(
-        any(c.isdigit() for c in token) and any(c.isalpha() or c in "_-/" for c in token) for token in first
+    return all(
+        any(c.isdigit() for c in token) and any(c.isalpha() or c in "_-/" for c in token)
+        for token in (line.split(maxsplit=1)[0] for line in lines)
     )
 
 
@@ -125,7 +151,45 @@ def _read_bytes(name: str) -> bytes:
         raise InputError(f"{name}: cannot read ({error.strerror})", code="E_UNREADABLE") from None
 
 
+# Longest first: the UTF-32 LE mark begins with the UTF-16 LE one.
+_BYTE_ORDER_MARKS = [
+    (b"\xff\xfe\x00\x00", "UTF-32 LE", "UTF-32"),
+    (b"\x00\x00\xfe\xff", "UTF-32 BE", "UTF-32"),
+    (b"\xff\xfe", "UTF-16 LE", "UTF-16"),
+    (b"\xfe\xff", "UTF-16 BE", "UTF-16"),
+]
+
+
+def _reject_other_encodings(raw: bytes, name: str) -> None:
+    """UTF-16/32 and binary files, which the generic 'not UTF-8' hint (iconv -f latin1) would not fix."""
+    for mark, encoding, iconv in _BYTE_ORDER_MARKS:
+        if raw.startswith(mark):
+            raise InputError(
+                f"{name}: encoded as {encoding} (it starts with a byte order mark), not UTF-8; convert it, "
+                f"e.g. iconv -f {iconv} -t UTF-8",
+                code="E_ENCODING",
+            )
+    nul = raw.find(b"\x00")
+    if nul < 0:
+        return
+    # ASCII text in UTF-16 without a byte order mark: every other byte is NUL.
+    sample = raw[:4096]
+    for encoding, text_bytes, zero_bytes in [("UTF-16LE", sample[::2], sample[1::2]), ("UTF-16BE", sample[1::2], sample[::2])]:
+        if 0 not in text_bytes and zero_bytes.count(0) * 2 > len(zero_bytes):
+            raise InputError(
+                f"{name}: looks like {encoding} without a byte order mark, not UTF-8; convert it, "
+                f"e.g. iconv -f {encoding} -t UTF-8",
+                code="E_ENCODING",
+            )
+    raise InputError(
+        f"{name}: contains NUL bytes (first at file offset {nul}): a binary file, not a transcript; "
+        "give a text transcript in UTF-8",
+        code="E_ENCODING",
+    )
+
+
 def _decode(raw: bytes, name: str) -> str:
+    _reject_other_encodings(raw, name)
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as error:
@@ -275,15 +339,21 @@ def _parse_vtt(lines: list[str], name: str) -> list[Utterance]:
     ]
 
 
-def _reject_duplicate_ids(utterances: list[Utterance], name: str) -> None:
-    seen, duplicates = set(), []
-    for utterance in utterances:
-        if utterance.id in seen:
-            duplicates.append(utterance.id)
-        seen.add(utterance.id)
-    if duplicates:
-        listed = ", ".join(duplicates[:5]) + (" ..." if len(duplicates) > 5 else "")
-        raise InputError(f"{name}: {len(duplicates)} duplicate utterance ids ({listed}); each id may appear once", code="E_DUPLICATE_ID")
+def _reject_duplicate_ids(utterances: list[Utterance], lines: list[str], name: str, detected_kaldi: bool) -> None:
+    first: dict[str | None, int] = {}
+    repeats = [index for index, utterance in enumerate(utterances) if first.setdefault(utterance.id, index) != index]
+    if not repeats:
+        return
+    # Kaldi and trn files have one utterance per non-blank line.
+    line_of = [lineno for lineno, line in enumerate(lines, 1) if line.strip()]
+    utt_id = utterances[repeats[0]].id
+    more = f" ({len(repeats)} repeated ids in all)" if len(repeats) > 1 else ""
+    hint = ", or pass --format text if the first words are not utterance ids" if detected_kaldi else ""
+    raise InputError(
+        f"{name}:{line_of[repeats[0]]}: utterance id {utt_id!r} repeats the one on line {line_of[first[utt_id]]}{more}; "
+        f"each id may appear once: remove or rename one of them{hint}",
+        code="E_DUPLICATE_ID",
+    )
 
 
 _PARSERS = {

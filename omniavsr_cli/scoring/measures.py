@@ -1,4 +1,4 @@
-"""Edit counts from jiwer's alignments, corpus aggregation, and bootstrap statistics.
+"""Edit counts from rapidfuzz's Levenshtein alignments (as in jiwer), corpus aggregation and bootstrap statistics.
 
 Corpus WER is total edits over total reference words (the papers' definition); the mean of per-utterance
 WERs is a different number and is always labelled as such. Empty references are scored: their insertions
@@ -7,16 +7,15 @@ count as errors, and they are left out of the per-utterance mean (their WER is u
 
 from __future__ import annotations
 
-import os
-from collections.abc import Callable
-from concurrent.futures import ProcessPoolExecutor
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import jiwer
 import numpy as np
+from rapidfuzz.distance import Levenshtein
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class EditCounts:
     hits: int = 0
     substitutions: int = 0
@@ -45,81 +44,92 @@ class EditCounts:
         )
 
 
-@dataclass(frozen=True)
-class AlignedUtterance:
-    """One scored pair: the normalised words and jiwer's alignment chunks between them."""
-
-    id: str
-    reference: list[str]
-    hypothesis: list[str]
-    counts: EditCounts
-    alignment: list[jiwer.AlignmentChunk]
-
-
-# Texts reach jiwer already normalised and joined by single spaces (join_words), so its default clean-up
-# steps (collapse spaces, strip) would change nothing; skipping them saves a tenth of the scoring time.
-_SPLIT_WORDS = jiwer.ReduceToListOfListOfWords()
-_SPLIT_CHARACTERS = jiwer.ReduceToListOfListOfChars()
-
-
 def join_words(words: list[str]) -> str:
     return " ".join(words)
 
 
-def _counts_of(alignment: list[jiwer.AlignmentChunk]) -> EditCounts:
-    hits = substitutions = deletions = insertions = 0
-    for chunk in alignment:
-        if chunk.type == "equal":
-            hits += chunk.ref_end_idx - chunk.ref_start_idx
-        elif chunk.type == "substitute":
-            substitutions += chunk.ref_end_idx - chunk.ref_start_idx
-        elif chunk.type == "delete":
-            deletions += chunk.ref_end_idx - chunk.ref_start_idx
-        else:
-            insertions += chunk.hyp_end_idx - chunk.hyp_start_idx
-    return EditCounts(hits, substitutions, deletions, insertions)
+def _words(text: str) -> list[str]:
+    return text.split(" ") if text else []
+
+
+def _word_codes(reference: list[str], hypothesis: list[str]) -> tuple[list[int], list[int]]:
+    # Words become integers before alignment, as in jiwer.process_words, so equal words are matched by
+    # equality rather than by hash.
+    codes: dict[str, int] = {}
+    return [codes.setdefault(w, len(codes)) for w in reference], [codes.setdefault(w, len(codes)) for w in hypothesis]
+
+
+def _edits(reference: Sequence, hypothesis: Sequence) -> tuple[int, int, int]:
+    """(substitutions, deletions, insertions) of rapidfuzz's Levenshtein alignment, the one jiwer uses."""
+    substitutions = deletions = insertions = 0
+    for tag, ref_start, ref_end, hyp_start, hyp_end in Levenshtein.opcodes(reference, hypothesis):
+        if tag == "replace":
+            substitutions += ref_end - ref_start
+        elif tag == "delete":
+            deletions += ref_end - ref_start
+        elif tag == "insert":
+            insertions += hyp_end - hyp_start
+    return substitutions, deletions, insertions
+
+
+def _counts(reference_length: int, edits: tuple[int, int, int]) -> EditCounts:
+    substitutions, deletions, insertions = edits
+    return EditCounts(reference_length - substitutions - deletions, substitutions, deletions, insertions)
+
+
+@dataclass(frozen=True, slots=True)
+class AlignedUtterance:
+    """One scored pair: the normalised texts (words joined by single spaces) and their word edit counts.
+
+    Only the texts are stored, so a scored corpus takes about the memory of its text; the word lists and
+    jiwer's alignment chunks are rebuilt when a report asks for them.
+    """
+
+    id: str
+    reference_text: str
+    hypothesis_text: str
+    counts: EditCounts
+
+    @property
+    def reference(self) -> list[str]:
+        return _words(self.reference_text)
+
+    @property
+    def hypothesis(self) -> list[str]:
+        return _words(self.hypothesis_text)
+
+    @property
+    def alignment(self) -> list[jiwer.AlignmentChunk]:
+        opcodes = Levenshtein.opcodes(*_word_codes(self.reference, self.hypothesis))
+        return [jiwer.AlignmentChunk(*opcode) for opcode in opcodes]
 
 
 def align_words(ids: list[str], references: list[str], hypotheses: list[str]) -> list[AlignedUtterance]:
-    """Align every (reference, hypothesis) pair with jiwer, in one batched call.
+    """Word edit counts of every (reference, hypothesis) pair, one pair at a time.
 
     The texts are normalised and their words joined by single spaces (see :func:`join_words`).
     """
-    output = jiwer.process_words(
-        references, hypotheses, reference_transform=_SPLIT_WORDS, hypothesis_transform=_SPLIT_WORDS
-    )
-    return [
-        AlignedUtterance(utt_id, ref, hyp, _counts_of(alignment), alignment)
-        for utt_id, ref, hyp, alignment in zip(ids, output.references, output.hypotheses, output.alignments, strict=True)
-    ]
+    aligned = []
+    for utt_id, reference, hypothesis in zip(ids, references, hypotheses, strict=True):
+        ref_codes, hyp_codes = _word_codes(_words(reference), _words(hypothesis))
+        counts = _counts(len(ref_codes), _edits(ref_codes, hyp_codes))
+        aligned.append(AlignedUtterance(utt_id, reference, hypothesis, counts))
+    return aligned
 
 
 def character_counts(references: list[str], hypotheses: list[str]) -> EditCounts:
-    """Corpus character edit counts over the normalised texts (spaces between words count as characters)."""
-    output = jiwer.process_characters(
-        references, hypotheses, reference_transform=_SPLIT_CHARACTERS, hypothesis_transform=_SPLIT_CHARACTERS
-    )
-    return EditCounts(output.hits, output.substitutions, output.deletions, output.insertions)
+    """Corpus character edit counts over the normalised texts (spaces between words count as characters).
 
-
-# Below this many utterances a second process costs more than it saves.
-PARALLEL_MIN_UTTERANCES = 5000
-
-
-def character_counts_in_background(references: list[str], hypotheses: list[str]) -> Callable[[], EditCounts]:
-    """Start :func:`character_counts` and return a function that waits for its result.
-
-    Character alignment is the slowest part of scoring (about 60 % of the time on 100k utterances), and
-    it is independent of the word alignment, so on large corpora it runs in a second process while the
-    words are aligned in this one.
+    rapidfuzz aligns the strings themselves, in this process: the counts equal jiwer.process_characters',
+    which builds a list of one-character strings and an alignment object per character run (dozens of
+    times the text's memory) and takes about 20 times as long.
     """
-    if len(references) < PARALLEL_MIN_UTTERANCES or (os.cpu_count() or 1) < 2:
-        counts = character_counts(references, hypotheses)
-        return lambda: counts
-    executor = ProcessPoolExecutor(max_workers=1)
-    future = executor.submit(character_counts, references, hypotheses)
-    executor.shutdown(wait=False)  # the pending call still completes; its worker exits afterwards
-    return future.result
+    length = substitutions = deletions = insertions = 0
+    for reference, hypothesis in zip(references, hypotheses, strict=True):
+        length += len(reference)
+        s, d, i = _edits(reference, hypothesis)
+        substitutions, deletions, insertions = substitutions + s, deletions + d, insertions + i
+    return _counts(length, (substitutions, deletions, insertions))
 
 
 def corpus_counts(utterances: list[AlignedUtterance]) -> EditCounts:

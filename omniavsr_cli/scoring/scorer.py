@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import InputError
-from .formats import Transcript, Utterance, read_transcript
+from .formats import Transcript, Utterance, consistent_formats, read_transcript
 from .measures import (
     AlignedUtterance,
     ConfidenceInterval,
@@ -14,7 +14,7 @@ from .measures import (
     PairedComparison,
     align_words,
     bootstrap_interval,
-    character_counts_in_background,
+    character_counts,
     join_words,
     corpus_counts,
     mean_utterance_rate,
@@ -63,6 +63,22 @@ class ScoreReport:
     warnings: list[str] = field(default_factory=list)
 
 
+# rapidfuzz's alignment takes time proportional to the product of the two lengths: this many character
+# pairs take about half a minute, and a pair of one-line files of megabytes would keep score busy for days.
+MAX_ALIGNMENT_PAIRS = 10**11
+
+
+def _check_lengths(source: Source, ids: list[str], references: list[str], hypotheses: list[str]) -> None:
+    for utt_id, reference, hypothesis in zip(ids, references, hypotheses, strict=True):
+        if len(reference) * len(hypothesis) > MAX_ALIGNMENT_PAIRS:
+            raise InputError(
+                f"{source.path}: utterance {utt_id} is too long to align ({len(hypothesis)} characters against "
+                f"{len(reference)} in the reference; their product is limited to 10^11, about half a minute of "
+                "alignment); split the transcripts into shorter utterances",
+                code="E_TOO_LONG",
+            )
+
+
 def _count(number: int, noun: str) -> str:
     return f"{number} {noun}{'' if number == 1 else 's'}"
 
@@ -74,14 +90,14 @@ def _source(transcript: Transcript) -> Source:
 def _score_system(
     source: Source, ids: list[str], references: list[str], hypotheses: list[str], confidence: bool, samples: int, seed: int
 ) -> SystemScore:
-    characters = character_counts_in_background(references, hypotheses)
+    _check_lengths(source, ids, references, hypotheses)
     aligned = align_words(ids, references, hypotheses)
     mean_rate, mean_count = mean_utterance_rate(aligned)
     return SystemScore(
         source,
         aligned,
         corpus_counts(aligned),
-        characters(),
+        character_counts(references, hypotheses),
         mean_rate,
         mean_count,
         bootstrap_interval(aligned, samples, seed) if confidence else None,
@@ -174,8 +190,12 @@ def score(
     """
     if str(hypothesis) == "-" and str(reference) == "-":
         raise InputError("only one of HYP and REF can be read from standard input ('-')", code="E_USAGE")
-    ref = read_transcript(reference, reference_format or hypothesis_format)
-    hyps = [read_transcript(path, hypothesis_format) for path in (hypothesis, compare) if path is not None]
+    ref_format = reference_format or hypothesis_format
+    hyp_paths = [path for path in (hypothesis, compare) if path is not None]
+    ref, *hyps = consistent_formats(
+        [read_transcript(reference, ref_format), *(read_transcript(path, hypothesis_format) for path in hyp_paths)],
+        [ref_format == "auto", *(hypothesis_format == "auto" for _ in hyp_paths)],
+    )
     return score_transcripts(ref, hyps, **options)
 
 
