@@ -109,13 +109,30 @@ def speech_check() -> Check:
     return Check("espeak-ng (synth-corpus)", True, speaker.source, required=False)
 
 
-def weights_check() -> Check:
+def weights_checks() -> list[Check]:
+    """The weights directory and the models installed there that load; a line for each that does not.
+
+    Each model is loaded on the meta device: config.json and the safetensors headers (every tensor's name,
+    shape and kind against the config, a partial checkpoint's base), none of the weights' bytes, so a
+    multi-GB model takes as long as the 7 MB demo."""
+    from .model.loading import first_line, load_model
+
     directory = weights.weights_dir()
-    installed = weights.installed_models(directory)
-    listed = ", ".join(installed) if installed else "none"
-    ok = weights.DEFAULT_MODEL in installed
-    fix = "" if ok else f"the default model '{weights.DEFAULT_MODEL}' is not in {directory}; see weights/README.md"
-    return Check("weights", ok, f"{directory}: {listed}", fix)
+    usable, broken = [], []
+    for name in weights.installed_models(directory):
+        try:
+            load_model(directory / name, device="meta")
+            usable.append(name)
+        except Exception as error:  # whatever stops a load is what the user needs to see
+            broken.append(Check(f"model {name}", False, "installed but does not load", first_line(error), required=False))
+    ok = weights.DEFAULT_MODEL in usable
+    if ok:
+        fix = ""
+    elif any(check.name == f"model {weights.DEFAULT_MODEL}" for check in broken):
+        fix = f"the default model '{weights.DEFAULT_MODEL}' does not load; see its line"
+    else:
+        fix = f"the default model '{weights.DEFAULT_MODEL}' is not in {directory}; see weights/README.md"
+    return [Check("weights", ok, f"{directory}: {', '.join(usable) or 'no usable model'}", fix), *broken]
 
 
 def run_checks() -> list[Check]:
@@ -138,7 +155,7 @@ def run_checks() -> list[Check]:
         ),
         _import_check("dlib", "dlib-bin", "pip install 'omniavsr[dlib]' (docs/install.md)", required=False, name="dlib (optional landmarks)"),
         speech_check(),
-        weights_check(),
+        *weights_checks(),
     ]
     return checks
 

@@ -1,14 +1,20 @@
 """omniavsr doctor: real checks of this environment, failures with fixes, and the readiness exit code."""
 
+import importlib.metadata
 import json
+import shutil
 
 import pytest
+import torch
 from conftest import run_cli
+from safetensors.torch import load_file, save_file
 
 from omniavsr_cli import doctor, weights
 from omniavsr_cli.doctor import Check, is_ready, run_checks
 from omniavsr_cli.errors import ExitCode
 from omniavsr_cli.media.ffmpeg import find_ffmpeg
+from omniavsr_cli.model.loading import BaseModel, save_native
+from omniavsr_cli.model.random_init import save_random_model, small_config
 
 
 @pytest.fixture(autouse=True)
@@ -28,7 +34,8 @@ def test_reports_python_torch_device_and_ffmpeg(monkeypatch, tmp_path):
     import torch
 
     assert checks["python"].ok
-    assert checks["torch"].ok and checks["torch"].detail == torch.__version__
+    # the distribution's version: torch.__version__ adds the build's label (+cpu, +cu130) where there is one
+    assert checks["torch"].ok and checks["torch"].detail == importlib.metadata.version("torch")
     assert checks["device"].detail.startswith(("CPU only", "CUDA", "Apple MPS"))
     assert checks["ffmpeg"].ok and checks["ffmpeg"].detail.split(" (")[1].startswith(("PATH", "imageio-ffmpeg"))
     assert checks["no torchaudio/torchvision/torchcodec"].ok
@@ -45,11 +52,27 @@ def test_every_failing_check_says_how_to_fix_it(monkeypatch, tmp_path):
 
 def test_weights_check_finds_an_installed_default_model(monkeypatch, tmp_path):
     monkeypatch.setenv("OMNIAVSR_WEIGHTS", str(tmp_path))
-    assert not doctor.weights_check().ok
-    (tmp_path / weights.DEFAULT_MODEL).mkdir()
-    (tmp_path / weights.DEFAULT_MODEL / "config.json").write_text("{}")
-    check = doctor.weights_check()
-    assert check.ok and weights.DEFAULT_MODEL in check.detail
+    [check] = doctor.weights_checks()
+    assert not check.ok and "is not in" in check.fix
+    save_random_model(tmp_path / weights.DEFAULT_MODEL, small_config())
+    [check] = doctor.weights_checks()
+    assert check.ok and check.detail == f"{tmp_path}: {weights.DEFAULT_MODEL}"
+
+
+def test_a_model_that_does_not_load_is_not_listed_as_usable_and_its_line_says_why(monkeypatch, tmp_path):
+    monkeypatch.setenv("OMNIAVSR_WEIGHTS", str(tmp_path))
+    usable = save_random_model(tmp_path / "usable", small_config())
+    damaged = shutil.copytree(usable, tmp_path / weights.DEFAULT_MODEL)
+    state = load_file(str(damaged / "model.safetensors"))
+    name = next(n for n in state if "lora_A" in n)
+    save_file(state | {name: torch.zeros(3, 3)}, str(damaged / "model.safetensors"))
+    save_native(tmp_path / "orphan", small_config(), {name: state[name]}, base=BaseModel("gone", "0" * 64))
+    checks = by_name(doctor.weights_checks())
+    assert not checks["weights"].ok and checks["weights"].detail == f"{tmp_path}: usable"
+    assert checks["weights"].fix == f"the default model '{weights.DEFAULT_MODEL}' does not load; see its line"
+    assert checks[f"model {weights.DEFAULT_MODEL}"].fix.startswith(f"{damaged}/model.safetensors: weights do not match config.json")
+    assert "base model gone (weights sha256 000000000000) is missing" in checks["model orphan"].fix
+    assert not doctor.is_ready(list(checks.values()))
 
 
 def test_speech_check_names_the_wheel_or_the_fix(monkeypatch):

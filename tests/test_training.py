@@ -174,7 +174,7 @@ def test_a_step_changes_the_trainable_tensors_only_and_checkpoints_hold_just_tho
     # the BatchNorm statistics of the video encoder moved (it trains in train mode, as upstream)
     assert not torch.equal(after.video_encoder.hubert.feature_extractor.resnet.frontend3D[1].running_mean,
                            before.video_encoder.hubert.feature_extractor.resnet.frontend3D[1].running_mean)  # fmt: skip
-    state = torch.load(tmp_path / "run" / "checkpoint-0000002" / "training.pt", weights_only=False)
+    state = torch.load(tmp_path / "run" / "checkpoint-0000002" / "training.pt", weights_only=True)
     assert state["step"] == 2 and len(state["optimizer"]["param_groups"][0]["params"]) == len(trainable)
     records = [json.loads(line) for line in (tmp_path / "run" / "train_log.jsonl").read_text().splitlines()]
     assert [r["step"] for r in records] == [1, 2]
@@ -201,6 +201,33 @@ def test_resuming_a_killed_run_ends_with_the_same_weights(data, base, tmp_path):
     assert log == [1, 2, 3, 4, 5]  # the steps after the checkpoint were logged again, not twice
     with pytest.raises(Exception, match="other settings .*lr"):
         train(options(data, base, tmp_path / "resumed", **settings, lr=0.1))
+
+
+class _Payload:
+    """A pickle that creates ``marker`` when it is unpickled."""
+
+    def __init__(self, marker):
+        self.marker = str(marker)
+
+    def __reduce__(self):
+        return open, (self.marker, "w")
+
+
+def test_resuming_never_runs_code_pickled_into_a_checkpoint(data, base, tmp_path):
+    arguments = ["train", str(data), "-o", str(tmp_path / "run"), "--model", str(base), "--max-steps", "2", "--save-every", "2",
+                 "--max-frames", "50", "--workers", "0"]  # fmt: skip
+    assert CliRunner().invoke(app, arguments).exit_code == 0
+    [checkpoint] = checkpoints.step_checkpoints(tmp_path / "run")
+    state = torch.load(checkpoint / checkpoints.TRAINING_STATE, weights_only=True)  # what train writes loads safely
+    marker = tmp_path / "payload-ran"
+    torch.save(state | {"settings": _Payload(marker)}, checkpoint / checkpoints.TRAINING_STATE)
+    result = CliRunner().invoke(app, arguments)
+    assert not marker.exists()
+    assert result.exit_code == 5 and result.stderr.count("\n") == 1, result.output
+    assert f"{checkpoint}: training.pt is damaged or holds more than tensors" in result.stderr and "delete that checkpoint directory" in result.stderr
+    (checkpoint / checkpoints.TRAINING_STATE).write_bytes(b"PK\x03\x04 truncated")
+    result = CliRunner().invoke(app, arguments)
+    assert result.exit_code == 5 and result.stderr.count("\n") == 1 and "training.pt is unreadable" in result.stderr, result.output
 
 
 def test_a_run_from_the_clip_cache_trains_the_same_weights_as_one_that_decodes(data, base, tmp_path):
@@ -327,6 +354,13 @@ def test_train_cli_rejects_bad_arguments_in_one_line(data, base, tmp_path):
         result = runner.invoke(app, arguments)
         assert result.exit_code in (2, 5) and message in result.output and "Traceback" not in result.output, arguments
     assert runner.invoke(app, cases[3][0]).exit_code == 5
+
+
+def test_train_on_an_absent_cuda_device_is_a_usage_error(data, base, tmp_path):
+    device = f"cuda:{torch.cuda.device_count()}" if torch.cuda.is_available() else "cuda"
+    result = CliRunner().invoke(app, ["train", str(data), "-o", str(tmp_path / "o"), "--model", str(base), "--device", device])
+    assert result.exit_code == 2 and result.stderr.count("\n") == 1, result.output
+    assert f"--device {device}: not usable here (" in result.stderr and "try --device cpu" in result.stderr
 
 
 def test_a_tiny_model_learns_every_task_from_scratch(tmp_path, data):

@@ -12,7 +12,7 @@ from ._errors import reports_errors
 
 HELP = (
     "Check this machine for everything omniavsr uses: Python, torch and its device (CUDA/MPS/CPU), the ffmpeg "
-    "binary in use, the face-landmark and VAD backends, and the installed weights. Every failing line says how "
+    "binary in use, the face-landmark and VAD backends, and the installed weights (each checked to load). Every failing line says how "
     "to fix it.\n\nExit codes: 0 when the default transcription can run; 7 when something it needs is missing."
 )
 

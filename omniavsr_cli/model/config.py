@@ -140,6 +140,8 @@ class OmniAVSRConfig:
     @classmethod
     def from_dict(cls, data: dict) -> OmniAVSRConfig:
         nested = {"whisper": WhisperEncoderConfig, "avhubert": AVHubertConfig, "llm": LlamaConfigSubset, "tokens": TokenIds}
+        if not isinstance(data, dict):
+            raise ValueError(f"config: expected an object of settings, found {type(data).__name__}")
         known = {f.name for f in fields(cls)}
         unknown = set(data) - known
         if unknown:
@@ -147,11 +149,16 @@ class OmniAVSRConfig:
         values = dict(data)
         for name, kind in nested.items():
             if name in values:
+                if not isinstance(values[name], dict):
+                    raise ValueError(f"config {name}: expected an object of settings, found {type(values[name]).__name__}")
                 sub_known = {f.name for f in fields(kind)}
                 if set(values[name]) - sub_known:
                     raise ValueError(f"unknown config keys in {name}: {', '.join(sorted(set(values[name]) - sub_known))}")
                 values[name] = kind(**values[name])
-        return cls(**values)
+        try:
+            return cls(**values)
+        except TypeError as error:  # a value of the wrong type, e.g. a number for a list of rates
+            raise ValueError(f"config: {error}") from None
 
     def save(self, directory: str | Path) -> Path:
         path = Path(directory) / "config.json"

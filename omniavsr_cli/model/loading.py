@@ -71,8 +71,11 @@ def resolve(name_or_path: str | Path) -> Path:
     bundled = bundled_dir() / str(name_or_path)  # the demo model, even when OMNIAVSR_WEIGHTS points elsewhere
     if (bundled / "config.json").is_file():
         return bundled
+    places: dict[Path, Path] = {}  # each place once: a name can be its own installed path (OMNIAVSR_WEIGHTS=.)
+    for place in (path, installed, bundled):
+        places.setdefault((place / "config.json").resolve(), place / "config.json")
     raise OmniAVSRError(
-        f"{name_or_path}: no such model (looked for {path}/config.json and {installed}/config.json); "
+        f"{name_or_path}: no such model (looked for {' and '.join(map(str, places.values()))}); "
         "run `omniavsr weights list` to see what is installed",
         code="E_NO_MODEL", exit_code=ExitCode.MODEL_UNAVAILABLE,
     )  # fmt: skip
@@ -80,38 +83,80 @@ def resolve(name_or_path: str | Path) -> Path:
 
 def default_device_and_dtype(device: str | None, dtype: torch.dtype | None) -> tuple[torch.device, torch.dtype]:
     """bf16 on a GPU (as the released weights were trained), fp32 on CPU (2-4x faster than bf16 there)."""
-    chosen = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    try:
+        chosen = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+        torch.empty(0, device=chosen)  # a device this torch was not built for, or that is not there, fails here
+    except (RuntimeError, AssertionError) as error:
+        raise OmniAVSRError(f"--device {device}: not usable here ({first_line(error)}); try --device cpu",
+                            code="E_DEVICE", exit_code=ExitCode.USAGE) from None  # fmt: skip
     return chosen, dtype or (torch.bfloat16 if chosen.type == "cuda" else torch.float32)
 
 
 def load_model(name_or_path: str | Path, device: str | None = None, dtype: torch.dtype | None = None, attn_implementation: str = "sdpa"):
-    """The model in ``name_or_path`` (a directory, or a name under the weights directory), ready for inference."""
+    """The model in ``name_or_path`` (a directory, or a name under the weights directory), ready for inference.
+
+    On the ``meta`` device only config.json and the safetensors headers are read: every check of the files
+    (the config, each tensor's name and shape, the base of a partial checkpoint) without the weights' bytes."""
     from .omni import OmniAVSR
 
     directory = resolve(name_or_path)
-    config = OmniAVSRConfig.load(directory)
-    state = load_state(directory)
+    config = load_config(directory)
     target_device, target_dtype = default_device_and_dtype(device, dtype)
-    with torch.device("meta"):
-        model = OmniAVSR(config, attn_implementation)
+    state = load_state(directory, headers_only=target_device.type == "meta")
+    try:
+        with torch.device("meta"):
+            model = OmniAVSR(config, attn_implementation)
+    except (TypeError, ValueError) as error:  # values of the wrong type or size, e.g. a text for a layer count
+        raise OmniAVSRError(f"{directory / 'config.json'}: does not describe a model that can be built ({first_line(error)}); "
+                            "import or download the model again", code="E_CHECKPOINT", exit_code=ExitCode.MODEL_UNAVAILABLE) from None  # fmt: skip
     for name in [n for n in state if n.startswith("prompt_")]:  # their length is the prompt's token count
         setattr(model, name, state.pop(name))
-    result = model.load_state_dict(state, strict=False, assign=True)
-    missing = [k for k in result.missing_keys if k != TIED and not k.startswith("prompt_")]
-    if missing or result.unexpected_keys:
-        raise OmniAVSRError(
-            f"{directory}: weights do not match config.json ({len(missing)} missing, {len(result.unexpected_keys)} unexpected, "
-            f"e.g. {(missing + result.unexpected_keys)[0]})", code="E_CHECKPOINT", exit_code=ExitCode.MODEL_UNAVAILABLE,
-        )  # fmt: skip
+    _check_tensors(directory, state, model.state_dict())
+    model.load_state_dict(state, strict=False, assign=True)
     model.llm.tie_weights()
     # Non-persistent buffers (RoPE frequencies) are not in the file: rebuild them off the meta device.
     from transformers.models.llama.modeling_llama import LlamaRotaryEmbedding
 
     model.llm.model.rotary_emb = LlamaRotaryEmbedding(config=model.llm.config)
     model.freeze_backbones()
-    model.tokenizer = load_tokenizer(directory)
+    try:
+        model.tokenizer = load_tokenizer(directory)
+    except Exception as error:  # transformers and tokenizers raise many kinds for a damaged file
+        raise OmniAVSRError(f"{directory / 'tokenizer.json'}: not a usable tokenizer ({first_line(error)}); import or download the model again",
+                            code="E_CHECKPOINT", exit_code=ExitCode.MODEL_UNAVAILABLE) from None  # fmt: skip
     model.directory = directory
     return model.to(device=target_device, dtype=target_dtype).eval()
+
+
+def first_line(error: Exception) -> str:
+    """An exception's message as one line of a one-line error."""
+    return (str(error).strip().splitlines() or [type(error).__name__])[0][:200]
+
+
+def load_config(directory: Path) -> OmniAVSRConfig:
+    try:
+        return OmniAVSRConfig.load(directory)
+    except (OSError, ValueError) as error:  # unreadable, not JSON, unknown keys or values
+        raise OmniAVSRError(f"{directory / 'config.json'}: not a usable model config ({first_line(error)}); "
+                            "import or download the model again", code="E_CHECKPOINT", exit_code=ExitCode.MODEL_UNAVAILABLE) from None  # fmt: skip
+
+
+def _check_tensors(directory: Path, state: dict[str, torch.Tensor], expected: dict[str, torch.Tensor]) -> None:
+    """The weights must be exactly the tensors config.json describes, each of its shape and kind."""
+
+    def kind(tensor: torch.Tensor) -> str:
+        return f"{tuple(tensor.shape)} {'floating point' if tensor.is_floating_point() else 'integer'}"
+
+    missing = [name for name in expected if name not in state and name != TIED and not name.startswith("prompt_")]
+    unexpected = [name for name in state if name not in expected]
+    wrong = [name for name in state if name in expected and kind(state[name]) != kind(expected[name])]
+    if missing or unexpected or wrong:
+        example = f"{wrong[0]} is {kind(state[wrong[0]])}, config.json needs {kind(expected[wrong[0]])}" if wrong else (missing + unexpected)[0]
+        raise OmniAVSRError(
+            f"{directory / WEIGHTS_FILE}: weights do not match config.json ({len(missing)} missing, {len(unexpected)} unexpected, "
+            f"{len(wrong)} of another shape or type, e.g. {example}); import or download the model again",
+            code="E_CHECKPOINT", exit_code=ExitCode.MODEL_UNAVAILABLE,
+        )  # fmt: skip
 
 
 def weights_sha256(directory: Path) -> str:
@@ -123,9 +168,10 @@ def weights_sha256(directory: Path) -> str:
         return sha256_of(directory / WEIGHTS_FILE)
 
 
-def load_state(directory: Path, base: Path | None = None) -> dict[str, torch.Tensor]:
+def load_state(directory: Path, base: Path | None = None, headers_only: bool = False) -> dict[str, torch.Tensor]:
     """Every tensor of the model in ``directory``: a partial checkpoint is overlaid on its base model (found
-    where the checkpoint says, or in ``base`` when given)."""
+    where the checkpoint says, or in ``base`` when given). ``headers_only``: tensors on the meta device, of
+    the files' names, shapes and dtypes, none of their bytes read."""
     from safetensors import SafetensorError, safe_open
     from safetensors.torch import load_file
 
@@ -133,7 +179,10 @@ def load_state(directory: Path, base: Path | None = None) -> dict[str, torch.Ten
     try:
         with safe_open(str(path), framework="pt") as handle:
             metadata = handle.metadata() or {}
-        state = load_file(str(path))
+            if headers_only:
+                state = {name: _header_tensor(handle.get_slice(name)) for name in handle.keys()}
+        if not headers_only:
+            state = load_file(str(path))
     except (SafetensorError, OSError) as error:
         raise OmniAVSRError(f"{path}: unreadable ({error}); import or download the model again",
                             code="E_CHECKPOINT", exit_code=ExitCode.MODEL_UNAVAILABLE) from None  # fmt: skip
@@ -150,7 +199,16 @@ def load_state(directory: Path, base: Path | None = None) -> dict[str, torch.Ten
     if sha256 and weights_sha256(found) != sha256:
         raise OmniAVSRError(f"{directory}: {found} is not its base model {named}: its weights differ; "
                             f"put the model it was trained from there, {fix}", code="E_CHECKPOINT", exit_code=ExitCode.MODEL_UNAVAILABLE)  # fmt: skip
-    return overlay(load_state(found), state)
+    return overlay(load_state(found, headers_only=headers_only), state)
+
+
+# safetensors' dtype names; the float8 kinds, not listed, stand in as float32 (a header check looks at shapes and floating point)
+_DTYPES = {"F64": torch.float64, "F32": torch.float32, "F16": torch.float16, "BF16": torch.bfloat16, "I64": torch.int64,
+           "I32": torch.int32, "I16": torch.int16, "I8": torch.int8, "U8": torch.uint8, "BOOL": torch.bool}  # fmt: skip
+
+
+def _header_tensor(entry) -> torch.Tensor:
+    return torch.empty(entry.get_shape(), dtype=_DTYPES.get(entry.get_dtype(), torch.float32), device="meta")
 
 
 def _base_directory(directory: Path, reference: str) -> Path | None:
@@ -185,7 +243,7 @@ def merge(partial: str | Path, output: Path, base: Path | None = None) -> Path:
     output = Path(output)
     if output.exists() and (not output.is_dir() or any(output.iterdir())):
         raise InputError(f"{output}: already exists; give a new directory for the complete model")
-    config = OmniAVSRConfig.load(directory)
+    config = load_config(directory)
     state = load_state(directory, base)
     staging = output.with_name(output.name + ".part")
     shutil.rmtree(staging, ignore_errors=True)

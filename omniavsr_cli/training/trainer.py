@@ -23,12 +23,14 @@ import json
 import logging
 import math
 import os
+import pickle
 import random
 import resource
 import signal
 import sys
 import threading
 import time
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -38,7 +40,7 @@ import torch
 
 from ..errors import ExitCode, InputError, OmniAVSRError
 from ..model.config import TASKS
-from ..model.loading import BaseModel, load_state, overlay
+from ..model.loading import BaseModel, first_line, load_state, overlay
 from . import checkpoints
 from .augment import Augmentation, NoiseBank, train_audio, train_video
 from .data import BadExample, Example, check_files, clip_cache, epoch_order, frame_batches, load_example, read_manifest
@@ -475,9 +477,10 @@ def _save(output: Path, step: int, model, base: BaseModel, options: TrainOptions
 
 
 def _resume(path: Path, options: TrainOptions, model, optimizer, scheduler) -> int:
+    from safetensors import SafetensorError
     from safetensors.torch import load_file
 
-    state = torch.load(path / checkpoints.TRAINING_STATE, map_location="cpu", weights_only=False)
+    state = _training_state(path / checkpoints.TRAINING_STATE)
     settings = options.settings()
     changed = sorted(name for name in settings if state["settings"].get(name) != settings[name])
     if changed:
@@ -485,11 +488,35 @@ def _resume(path: Path, options: TrainOptions, model, optimizer, scheduler) -> i
             f"{options.output} holds a run with other settings (changed: {', '.join(changed)}); rerun its command to resume it, "
             "or train into a new --output"
         )  # fmt: skip
-    checkpoints.load_changed_state(model, load_file(str(path / "model.safetensors")))
-    optimizer.load_state_dict(state["optimizer"])
-    scheduler.load_state_dict(state["scheduler"])
+    try:
+        checkpoints.load_changed_state(model, load_file(str(path / "model.safetensors")))
+        optimizer.load_state_dict(state["optimizer"])
+        scheduler.load_state_dict(state["scheduler"])
+    except (SafetensorError, OSError, KeyError, TypeError, ValueError, RuntimeError) as error:
+        raise _damaged(path, f"does not fit this run ({first_line(error)})") from None
     log.info("resuming from %s", path)
     return state["step"]
+
+
+def _training_state(file: Path) -> dict:
+    """training.pt, loaded as tensors and plain values only: a pickled object (which could run code on
+    loading) is refused, not run."""
+    try:
+        with warnings.catch_warnings():  # torch warns about pickle protocols it was not written with
+            warnings.simplefilter("ignore")
+            state = torch.load(file, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError:
+        raise _damaged(file.parent, f"{file.name} is damaged or holds more than tensors and plain values (never loaded: they could run code)") from None
+    except Exception as error:  # torch raises many kinds for damaged files
+        raise _damaged(file.parent, f"{file.name} is unreadable ({first_line(error)})") from None
+    if not isinstance(state, dict) or not {"step", "settings", "optimizer", "scheduler"} <= set(state) or not isinstance(state["settings"], dict):
+        raise _damaged(file.parent, f"{file.name} is not a training state")
+    return state
+
+
+def _damaged(path: Path, problem: str) -> OmniAVSRError:
+    return OmniAVSRError(f"{path}: {problem}; delete that checkpoint directory to resume from the one before it (or start over), "
+                         "or train into a new --output", code="E_CHECKPOINT", exit_code=ExitCode.MODEL_UNAVAILABLE)  # fmt: skip
 
 
 def _write_final(output: Path, final: Path, model, base: BaseModel, options: TrainOptions) -> None:
