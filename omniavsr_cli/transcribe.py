@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import math
 import queue
 import threading
@@ -31,12 +32,13 @@ from .decoding import BatchDecoder, BatchLimits
 from .errors import ExitCode, OmniAVSRError
 from .inputs import InputFile
 from .lips.tracking import ClipFailed, MouthTrack
-from .media.decode import FPS, SAMPLES_PER_FRAME, load_audio, stream_video
+from .media.decode import FPS, SAMPLE_RATE, SAMPLES_PER_FRAME, load_audio, stream_video
+from .media.errors import too_short
 from .media.probe import MediaInfo, probe
 from .model.omni import Clip, DecodingOptions
 from .model.transforms import video_input
-from .vad import VadOptions, fixed_windows, plan_chunks, regions_to_frames, speech_regions
-from .writers import WRITERS, output_path, write_outputs
+from .vad import VadOptions, fixed_windows, plan_speech, speech_regions
+from .writers import WRITERS, json_text, output_path, write_outputs
 
 MODES = ("auto", "asr", "vsr", "avsr")
 RUN_LOG = "run.jsonl"
@@ -44,6 +46,12 @@ ROI_SIZE = (96, 96)  # prep-lips output: already a mouth crop, no face detection
 PRECROPPED = "pre-cropped"
 # silero is asked for regions a little shorter than a chunk: rounding them out to whole frames adds up to 80 ms.
 VAD_MARGIN_S = 0.1
+# Audio outlasting the video by more than this (frames) means the video ended early: the chunks it does not
+# cover use the audio alone. Less is the usual rounding at a file's end, and the last chunk just ends with the video.
+VIDEO_END_SLACK = FPS // 2
+DOMAIN_FILE = "domain.txt"  # beside a model's config.json: one line on the only inputs it understands
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -132,9 +140,10 @@ class RunRecord:
     outputs: list[str] = field(default_factory=list)
     media_seconds: float = 0.0
     chunks: int = 0
+    flags: list[str] = field(default_factory=list)  # the transcript's: no_speech, video_ended_early
 
     def to_json(self) -> str:
-        return json.dumps(asdict(self), ensure_ascii=False)
+        return json_text(asdict(self))
 
 
 # ----------------------------------------------------------------------------------------------- chunks
@@ -151,6 +160,7 @@ class Chunk:
     crops: np.ndarray | None  # (T, 96, 96, 3) uint8 mouth crops
     face_coverage: float | None
     flags: list[str] = field(default_factory=list)
+    index: int = 0  # its place among its input's chunks, in time order: its segment's id
 
     @property
     def seconds(self) -> float:
@@ -176,6 +186,8 @@ class InputState:
     detector: str | None = None
     face_coverage: float | None = None
     speech_seconds: float = 0.0
+    vad: bool = False  # the chunks were planned from VAD regions (not fixed windows)
+    flags: list[str] = field(default_factory=list)  # video_ended_early
     chunks: int = 0  # handed to the main thread so far
     prepared: bool = False  # every chunk has been handed over
     segments: list[Segment] = field(default_factory=list)
@@ -213,7 +225,7 @@ def _plan(options: TranscribeOptions, state: InputState, audio: np.ndarray | Non
         return fixed_windows(math.ceil(len(audio) / SAMPLES_PER_FRAME), options.max_chunk_frames)
     with state.timed("vad"):
         regions = speech_regions(audio, options.max_chunk_s - VAD_MARGIN_S, options.vad_options)
-    return plan_chunks(regions_to_frames(regions), options.max_chunk_frames)
+    return plan_speech(regions, len(audio), options.max_chunk_frames, options.vad_options.speech_pad_ms)
 
 
 def _crop_stream(item: InputFile, info: MediaInfo, options: TranscribeOptions, state: InputState):
@@ -246,8 +258,12 @@ def _precropped_mask(path: Path) -> np.ndarray | None:
         return None
 
 
-def chunk_input(item: InputFile, options: TranscribeOptions, state: InputState) -> Iterator[Chunk]:
-    """Yield one input's chunks, each as soon as it is ready; ``state`` collects what is learnt on the way."""
+def chunk_input(item: InputFile, options: TranscribeOptions, state: InputState, min_video_frames: int = 1) -> Iterator[Chunk]:
+    """Yield one input's chunks, each as soon as it is ready; ``state`` collects what is learnt on the way.
+
+    ``min_video_frames`` is the fewest frames that make a video token: a chunk the video leaves shorter (or, by
+    more than VIDEO_END_SLACK, does not cover) uses the audio alone, and an input without audio fails E_TOO_SHORT.
+    """
     with state.timed("probe"):
         info = state.info = probe(item.path)
     state.duration = info.duration or 0.0
@@ -261,6 +277,7 @@ def chunk_input(item: InputFile, options: TranscribeOptions, state: InputState) 
         with state.timed("decode_audio"):
             audio = load_audio(item.path)
         state.duration = max(state.duration, len(audio) / 16000)
+        state.vad = options.vad
     spans = _plan(options, state, audio)
     state.speech_seconds = sum(end - start for start, end in spans) / FPS
 
@@ -268,18 +285,17 @@ def chunk_input(item: InputFile, options: TranscribeOptions, state: InputState) 
         start, end = spans[k]
         coverage = None
         if crops is not None:
-            end = min(end, start + len(crops))  # the video ended early
-            if end <= start:
-                crops = None
-            elif detected is not None:
-                coverage = round(float(detected[start:end].mean()), 4) if len(detected) >= end else 1.0
+            covered = min(end, start + len(crops))
+            if covered - start < min_video_frames or (audio is not None and covered < end - VIDEO_END_SLACK):
+                crops = None  # the video ended before or early in this chunk
             else:
-                coverage = 1.0
+                end = covered  # at most the usual rounding: the chunk ends with the video
+                coverage = 1.0 if detected is None or len(detected) < end else round(float(detected[start:end].mean()), 4)
         task, flags = _decide(options, audio is not None, coverage)
         if task != "asr" and crops is None:
-            if audio is None or mode in ("vsr", "avsr"):
+            if audio is None:
                 return None  # nothing left to read the lips from, and no audio
-            task, flags = "asr", []
+            task, flags = "asr", []  # also in avsr mode: the speech the video does not cover is still transcribed
         piece = audio[start * SAMPLES_PER_FRAME : end * SAMPLES_PER_FRAME] if audio is not None and task != "vsr" else None
         if piece is not None and not len(piece):
             return None
@@ -293,10 +309,11 @@ def chunk_input(item: InputFile, options: TranscribeOptions, state: InputState) 
         return
 
     stream, detected = _crop_stream(item, info, options, state)
-    k, frames = 0, []
+    k, frames, seen, ended = 0, [], 0, False
     try:
         with state.timed("video"):
             for frame_index, crop in stream:
+                seen = frame_index + 1
                 while k < len(spans) and frame_index >= spans[k][1]:
                     if (chunk := make(k, frames, detected())) is not None:
                         yield chunk
@@ -305,12 +322,20 @@ def chunk_input(item: InputFile, options: TranscribeOptions, state: InputState) 
                     break  # the rest of the video holds no speech: stop decoding it
                 if frame_index >= spans[k][0]:
                     frames.append(crop)
+            else:
+                ended = True
     except ClipFailed as error:
         if error.code != "E_NO_FACE" or mode != "auto" or audio is None:
             raise
         frames = None  # no face anywhere: every chunk is ASR
     finally:
         stream.close()
+    if ended and audio is None and seen < min_video_frames:
+        raise too_short(item.path, seen, min_video_frames)
+    if ended and frames is not None and audio is not None and seen < len(audio) / SAMPLES_PER_FRAME - VIDEO_END_SLACK:
+        state.flags.append("video_ended_early")
+        log.warning("%s: the video ends at %.1f s, the audio at %.1f s; the speech after the video is transcribed from the audio alone",
+                    item.path, seen / FPS, len(audio) / SAMPLE_RATE)  # fmt: skip
     mask = detected() if frames is not None else None
     state.face_coverage = 0.0 if frames is None else (round(float(mask.mean()), 4) if mask is not None and len(mask) else 1.0)
     for k in range(k, len(spans)):
@@ -390,7 +415,8 @@ class Pipeline:
             state = InputState(index, item, time.perf_counter())
             events.put(("start", state))
             try:
-                for chunk in chunk_input(item, self.options, state):
+                for chunk in chunk_input(item, self.options, state, self.model.min_video_frames(self.rates[1])):
+                    chunk.index = state.chunks
                     state.chunks += 1
                     while not self._stop.is_set():
                         try:
@@ -468,7 +494,7 @@ class Pipeline:
             self.tokens_decoded += len(result.ids)
             end = min(chunk.end_frame / FPS, state.duration) if state.duration else chunk.end_frame / FPS
             segment = Segment(
-                id=0, start=round(chunk.start_frame / FPS, 3), end=round(max(end, chunk.start_frame / FPS), 3),
+                id=chunk.index, start=round(chunk.start_frame / FPS, 3), end=round(max(end, chunk.start_frame / FPS), 3),
                 text=tokenizer.decode(result.ids, skip_special_tokens=True, clean_up_tokenization_spaces=False), tokens=result.ids,
                 mode=task, rates=list(self.rates), face_coverage=chunk.face_coverage,
                 flags=chunk.flags + result.flags + (["retried"] if result.retried else []),
@@ -479,7 +505,7 @@ class Pipeline:
             self.on_progress("chunks", 1)
             self.on_progress("media_seconds", chunk.seconds)
             if self.stdout is not None and self.formats == ["jsonl"]:
-                self.stdout.write(json.dumps({"input": state.item.clip_id, **segment.to_dict()}, ensure_ascii=False) + "\n")
+                self.stdout.write(json_text({"input": state.item.clip_id, **segment.to_dict()}) + "\n")
                 self.stdout.flush()
             self._finish_if_complete(state)
 
@@ -490,11 +516,9 @@ class Pipeline:
             return
         del self.in_flight[state.index]
         state.segments.sort(key=lambda s: s.start)
-        for number, segment in enumerate(state.segments):
-            segment.id = number
         transcript = Transcript(state.item.clip_id, self._source(state.item), state.segments, self._info(state))
         record = RunRecord(input=self._source(state.item), id=state.item.clip_id, status="ok", media_seconds=round(state.duration, 3),
-                           chunks=len(state.segments))  # fmt: skip
+                           chunks=len(state.segments), flags=transcript.info["flags"])  # fmt: skip
         self.on_transcript(transcript)
         try:
             if self.out_dir is not None:
@@ -535,7 +559,7 @@ class Pipeline:
 
     def _info(self, state: InputState) -> dict:
         options = self.options
-        flags = [] if state.segments else ["no_speech"]
+        flags = ([] if state.segments else ["no_speech"]) + state.flags
         return {
             "duration": round(state.duration, 3),
             "speech_duration": round(state.speech_seconds, 3),
@@ -543,12 +567,12 @@ class Pipeline:
             "rates": list(self.rates),
             "face_coverage": state.face_coverage,
             "detector": state.detector,
-            "timing": "vad_chunk" if options.vad else "fixed_window",
+            "timing": "vad_chunk" if state.vad else "fixed_window",
             "flags": flags,
             "model": model_description(self.model),
             "tool": {"name": "omniavsr", "version": __version__},
             "decoding": {**asdict(options.decoding), "max_chunk_s": options.max_chunk_s, "guards": options.guards,
-                         "vad": asdict(options.vad_options) if options.vad else None},  # fmt: skip
+                         "vad": asdict(options.vad_options) if state.vad else None},  # fmt: skip
         }
 
 
@@ -574,7 +598,14 @@ def model_description(model) -> dict:
         with contextlib.suppress(OSError, ValueError):
             checksum = json.loads((directory / "checksums.json").read_text(encoding="utf-8")).get("model.safetensors")
     return {"name": directory.name if directory else None, "path": str(directory) if directory else None, "sha256": checksum,
-            "variant": model.config.variant}  # fmt: skip
+            "variant": model.config.variant, "domain": model_domain(model)}  # fmt: skip
+
+
+def model_domain(model) -> str | None:
+    """What a model trained on a narrow domain says of it (DOMAIN_FILE beside its weights); None for a general model."""
+    with contextlib.suppress(OSError, TypeError, UnicodeDecodeError):
+        return (Path(model.directory) / DOMAIN_FILE).read_text(encoding="utf-8").strip() or None
+    return None
 
 
 def check_rates(config, rates: tuple[int, int] | None) -> tuple[int, int]:

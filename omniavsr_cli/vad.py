@@ -12,19 +12,23 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .media.decode import FPS, SAMPLE_RATE
+from .media.decode import FPS, SAMPLE_RATE, SAMPLES_PER_FRAME
 
 _models = threading.local()  # the silero model keeps per-stream state: one per thread
 
 
 @dataclass(frozen=True)
 class VadOptions:
-    """silero-vad's own parameters, with faster-whisper's batched defaults for silence and padding."""
+    """silero-vad's own parameters, with faster-whisper's batched default for silence, and the context around speech.
+
+    ``speech_pad_ms`` is faster-whisper's 400 ms: a model hears each chunk's speech with the silence around it,
+    as it heard its training utterances (the demo model: whole clips, 0.3-0.5 s of silence around the sentence).
+    """
 
     threshold: float = 0.5
     min_speech_ms: int = 250
     min_silence_ms: int = 160
-    speech_pad_ms: int = 100
+    speech_pad_ms: int = 400
 
 
 def _silero():
@@ -56,29 +60,39 @@ def speech_regions(audio: np.ndarray, max_region_s: float, options: VadOptions =
     get_speech_timestamps = _silero().get_speech_timestamps
     if len(audio) < SAMPLE_RATE // 10:
         return []
+    # No padding from silero: the chunk plan adds the context (plan_speech), which must not count as speech.
     with torch.inference_mode():
         found = get_speech_timestamps(
             torch.from_numpy(np.ascontiguousarray(audio, dtype=np.float32)), _model(), threshold=options.threshold,
             sampling_rate=SAMPLE_RATE, min_speech_duration_ms=options.min_speech_ms, max_speech_duration_s=max_region_s,
-            min_silence_duration_ms=options.min_silence_ms, speech_pad_ms=options.speech_pad_ms,
+            min_silence_duration_ms=options.min_silence_ms, speech_pad_ms=0,
         )  # fmt: skip
     return [(int(r["start"]), int(r["end"])) for r in found]
 
 
-def regions_to_frames(regions: list[tuple[int, int]], samples_per_frame: int = SAMPLE_RATE // FPS) -> list[tuple[int, int]]:
-    """Sample ranges -> the video frames that contain them (first frame, end frame)."""
-    frames = [(start // samples_per_frame, math.ceil(end / samples_per_frame)) for start, end in regions]
-    return [(start, end) for start, end in frames if end > start]
+def regions_to_frames(regions: list[tuple[int, int]], samples_per_frame: int = SAMPLES_PER_FRAME) -> list[tuple[int, int]]:
+    """Sorted sample ranges -> the video frames that contain them (first frame, end frame), disjoint: regions
+    that would share a frame (less than a frame apart) become one."""
+    frames: list[tuple[int, int]] = []
+    for start, end in regions:
+        start, end = start // samples_per_frame, math.ceil(end / samples_per_frame)
+        if frames and start < frames[-1][1]:
+            frames[-1] = (frames[-1][0], max(frames[-1][1], end))
+        elif end > start:
+            frames.append((start, end))
+    return frames
 
 
-def plan_chunks(regions: list[tuple[int, int]], max_frames: int) -> list[tuple[int, int]]:
-    """Merge speech regions (in frames, sorted) into chunks of at most ``max_frames``.
+def plan_chunks(regions: list[tuple[int, int]], max_frames: int, context: int = 0) -> list[tuple[int, int]]:
+    """Merge speech regions (in frames, sorted, disjoint) into disjoint chunks of at most ``max_frames``, leaving
+    room for ``context`` frames on each side (up to half the chunk) where the regions allow it.
 
     A chunk grows over the following regions while it fits; where it must end, it ends at the longest pause
     between regions among the cuts that leave it at least half full (any cut when none does), so chunks are
-    long (few, well-filled batches) and cut where the speaker paused. A region longer than the limit on its
-    own is cut into equal pieces.
+    long (few, well-filled batches) and cut where the speaker paused. A region that leaves no room for the
+    context stays whole; one longer than ``max_frames`` on its own is cut into equal pieces.
     """
+    fill = max(max_frames - 2 * context, max_frames // 2)
     pieces: list[tuple[int, int]] = []
     for start, end in regions:
         count = math.ceil((end - start) / max_frames)
@@ -88,17 +102,42 @@ def plan_chunks(regions: list[tuple[int, int]], max_frames: int) -> list[tuple[i
     while first < len(pieces):
         start = pieces[first][0]
         last = first
-        while last + 1 < len(pieces) and pieces[last + 1][1] - start <= max_frames:
+        while last + 1 < len(pieces) and pieces[last + 1][1] - start <= fill:
             last += 1
         if last == len(pieces) - 1:
             chunks.append((start, pieces[last][1]))
             break
         cuts = range(first, last + 1)
-        well_filled = [k for k in cuts if pieces[k][1] - start >= max_frames // 2] or list(cuts)
+        well_filled = [k for k in cuts if pieces[k][1] - start >= fill // 2] or list(cuts)
         cut = max(well_filled, key=lambda k: (pieces[k + 1][0] - pieces[k][1], k))
         chunks.append((start, pieces[cut][1]))
         first = cut + 1
     return chunks
+
+
+def pad_chunks(chunks: list[tuple[int, int]], frames: int, max_frames: int, pad: int) -> list[tuple[int, int]]:
+    """Widen each chunk (frames, sorted, disjoint) by up to ``pad`` frames of context on each side, as
+    faster-whisper and silero pad speech: never before frame 0 or past ``frames``, never past the middle of
+    the gap to a neighbour (so no two chunks share a frame), never beyond ``max_frames`` in all."""
+    padded = []
+    for k, (start, end) in enumerate(chunks):
+        low = max(start - pad, 0 if k == 0 else (chunks[k - 1][1] + start) // 2)
+        high = min(end + pad, frames if k == len(chunks) - 1 else (end + chunks[k + 1][0]) // 2)
+        room = max_frames - (end - start)
+        right = min(high - end, max(room - (start - low), room // 2))  # the room shared evenly where both want more
+        left = min(start - low, room - right)
+        padded.append((start - left, end + right))
+    return padded
+
+
+def plan_speech(regions: list[tuple[int, int]], samples: int, max_frames: int, pad_ms: int) -> list[tuple[int, int]]:
+    """The chunks (frames) of an input of ``samples`` samples whose speech silero found at ``regions`` (samples).
+
+    Speech is packed into chunks leaving room for ``pad_ms`` of context on both sides, then each is padded.
+    """
+    pad = round(pad_ms / 1000 * FPS)
+    speech = plan_chunks(regions_to_frames(regions), max_frames, pad)
+    return pad_chunks(speech, math.ceil(samples / SAMPLES_PER_FRAME), max_frames, pad)
 
 
 def fixed_windows(frames: int, max_frames: int) -> list[tuple[int, int]]:

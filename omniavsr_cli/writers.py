@@ -1,8 +1,9 @@
 """Transcript writers: txt, srt, vtt, tsv and json laid out as openai/whisper writes them, plus jsonl.
 
 Downstream tools that parse whisper's files read ours unchanged (docs/transcribe.md#output-formats); the
-JSON is whisper's keys plus ours, with non-ASCII text kept as is. A writer takes a transcript (anything with
-``segments`` of ``start``, ``end``, ``text`` and a ``to_dict()``) and returns the file's text.
+JSON is whisper's keys plus ours, with non-ASCII text kept as is (a file name that is not UTF-8 is escaped:
+json_text). A writer takes a transcript (anything with ``segments`` of ``start``, ``end``, ``text`` and a
+``to_dict()``) and returns the file's text.
 """
 
 from __future__ import annotations
@@ -53,12 +54,19 @@ def write_tsv(transcript) -> str:
     return "start\tend\ttext\n" + "".join(rows)
 
 
+def json_text(data) -> str:
+    """JSON with non-ASCII kept as is, and every lone surrogate as its ``\\udcXX`` escape, so the text always
+    encodes: a file name that is not UTF-8 reaches Python as such surrogates (os.fsdecode), and json.loads
+    then os.fsencode give its bytes back."""
+    return json.dumps(data, ensure_ascii=False).encode("utf-8", "backslashreplace").decode("utf-8")
+
+
 def write_json(transcript) -> str:
-    return json.dumps(transcript.to_dict(), ensure_ascii=False)
+    return json_text(transcript.to_dict())
 
 
 def write_jsonl(transcript) -> str:
-    return "".join(json.dumps(line, ensure_ascii=False) + "\n" for line in transcript.segment_lines())
+    return "".join(json_text(line) + "\n" for line in transcript.segment_lines())
 
 
 WRITERS: dict[str, Callable[[object], str]] = {

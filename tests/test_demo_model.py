@@ -43,10 +43,11 @@ def test_the_shipped_demo_model_is_small_and_documented():
     assert model.config.audio_rates == (4, 16) and model.config.video_rates == (2, 5)
 
 
-# Measured on these 24 clips (144 words) when the model shipped: AVSR 4,2 1.4 %, ASR 4 4.9 %, VSR 2 3.5 %,
-# VSR 5 9.7 %, ASR 16 3.5 %. The bounds leave room for a few words of numerical drift, not for a broken stage;
-# AVSR at the default rates keeps the model card's 5 %.
-@pytest.mark.parametrize("mode, rates, bound", [("avsr", "4,2", 0.05), ("asr", "4,2", 0.08), ("vsr", "4,2", 0.08), ("vsr", "4,5", 0.15), ("asr", "16,2", 0.08)])
+# Measured on these 24 clips (144 words, one word 0.7 %) with 400 ms of context around the speech: AVSR 4,2
+# 0 %, ASR 4 2.1 %, VSR 2 3.5 %, VSR 5 9.7 %, ASR 16 0 %. With the 100 ms chunks before it, AVSR 4,2 made 2
+# errors, ASR 4 7 and ASR 16 5: the bounds leave a word or two of numerical drift and fail on that loss of
+# accuracy (or a broken stage). VSR has no audio to find speech in: one window per clip, as before.
+@pytest.mark.parametrize("mode, rates, bound", [("avsr", "4,2", 0.01), ("asr", "4,2", 0.04), ("vsr", "4,2", 0.08), ("vsr", "4,5", 0.15), ("asr", "16,2", 0.03)])
 def test_held_out_clips_are_transcribed_within_the_model_cards_bounds(tmp_path, mode, rates, bound):
     assert len(HELD_OUT) == 24
     assert _wer(_transcribe(tmp_path, mode, *HELD_OUT, rates=rates)) <= bound

@@ -178,3 +178,14 @@ def test_missing_streams_leave_the_other_usable(tmp_path):
 def test_decode_constants_match_the_model():
     assert (FPS, SAMPLE_RATE, SAMPLES_PER_FRAME) == (25, 16000, 640)
     assert decode.DEFAULT_CHUNK_BYTES <= 256 * 2**20
+
+
+@pytest.mark.parametrize("container", ["mp4", "mkv"])
+def test_a_video_stream_that_ends_before_the_audio_is_complete_not_corrupt(tmp_path, container):
+    """Recordings joined from parts can hold 4 s of video and 6 s of sound: each stream declares its own length."""
+    path = tmp_path / f"early.{container}"
+    ffmpeg("-f", "lavfi", "-i", "testsrc2=size=64x48:rate=25:duration=4", "-f", "lavfi", "-i", "sine=duration=6", "-c:v", "libx264",
+           "-preset", "ultrafast", str(path))  # fmt: skip
+    assert len(load_video(path)) == 100 and len(load_audio(path)) == pytest.approx(6 * SAMPLE_RATE, abs=1200)
+    info = probe(path)
+    assert info.duration == pytest.approx(6.0, abs=0.1) and info.video.duration == pytest.approx(4.0, abs=0.1)

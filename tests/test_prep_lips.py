@@ -312,3 +312,22 @@ def test_inputs_from_directories_globs_and_lists_mirror_the_tree(tmp_path, monke
         collect_inputs(["a/x.mp4", "c/x.mp4"])
     with pytest.raises(InputError, match="no files match"):
         collect_inputs(["a/*.avi"])
+
+
+def test_a_file_name_that_is_not_utf8_is_prepared_and_recorded(face_clip, tmp_path):
+    media, out = tmp_path / "media", tmp_path / "out"
+    media.mkdir()
+    stem = b"caf\xe9".decode(errors="surrogateescape")
+    try:
+        shutil.copy(face_clip, media / f"{stem}.mp4")
+    except (OSError, UnicodeEncodeError):
+        pytest.skip("this file system takes only UTF-8 names")
+    (media / f"{stem}.txt").write_text("place blue at f two now\n", encoding="utf-8")
+    shutil.copy(face_clip, media / "zz.mp4")  # after it: the batch goes on
+    result = run_cli("prep-lips", str(media), "-o", str(out), "--manifest")
+    assert result.returncode == 0, result.stderr.decode()
+    assert {k: r["status"] for k, r in records(out).items()} == {stem: "ok", "zz": "ok"}
+    assert (out / f"{stem}.mp4").is_file() and (out / f"{stem}.wav").is_file()
+    assert b"caf\xe9.mp4" in (out / "manifest.csv").read_bytes()  # the csv names the file by its bytes
+    assert os.fsencode(json.loads((out / "manifest.jsonl").read_bytes())["video"]) == b"caf\xe9.mp4"
+    assert run_cli("prep-lips", str(media), "-o", str(out)).returncode == 0  # a rerun reads its record back

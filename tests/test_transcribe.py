@@ -3,6 +3,7 @@ made here with the real ffmpeg: a real face (matplotlib's portrait) with speech-
 face without audio, a video without a face, a 96x96 mouth-crop video, a corrupt file."""
 
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -20,7 +21,7 @@ from omniavsr_cli.model.loading import load_model
 from omniavsr_cli.model.omni import DecodingOptions
 from omniavsr_cli.model.random_init import save_random_model, small_config
 from omniavsr_cli.transcribe import TranscribeOptions, transcribe
-from omniavsr_cli.vad import fixed_windows, plan_chunks, regions_to_frames, speech_regions
+from omniavsr_cli.vad import fixed_windows, plan_chunks, speech_regions
 
 SPEECH = [(0.5, 2.5), (3.0, 5.5)]
 FAST = ["--beams", "2"]
@@ -64,7 +65,6 @@ def test_chunks_never_exceed_the_limit_and_are_cut_at_the_longest_pause():
     for chunk in plan_chunks([(i * 37, i * 37 + 30) for i in range(40)], 160):
         assert chunk[1] - chunk[0] <= 160
     assert fixed_windows(1000, 400) == [(0, 333), (333, 667), (667, 1000)]
-    assert regions_to_frames([(100, 700), (640, 1280)]) == [(0, 2), (1, 2)]
 
 
 def test_silero_finds_the_speech_in_generated_audio():
@@ -127,11 +127,12 @@ def test_every_kind_of_input_gets_the_right_status_mode_and_outputs(work, tmp_pa
     face, talk, silent, noface, crops = (_json(out, i) for i in ("face", "talk", "silent", "noface", "nested/face"))
     assert {s["mode"] for s in face["segments"]} == {"avsr"} and face["detector"] == "mediapipe" and face["face_coverage"] > 0.9
     assert {s["mode"] for s in talk["segments"]} == {"asr"} and talk["segments"][0]["face_coverage"] is None
-    assert {s["mode"] for s in silent["segments"]} == {"vsr"} and silent["timing"] == "vad_chunk"
+    assert {s["mode"] for s in silent["segments"]} == {"vsr"} and silent["timing"] == "fixed_window"
     assert {s["mode"] for s in noface["segments"]} == {"asr"} and noface["face_coverage"] == 0.0
     assert {s["mode"] for s in crops["segments"]} == {"avsr"} and crops["detector"] == "pre-cropped"
-    # The speech in the VAD'd inputs is at 0.5-5.5 s; the video-only input is one fixed window over 6 s.
-    assert 0.3 < face["segments"][0]["start"] < 1.3 and 5.0 < face["segments"][-1]["end"] <= 6.0
+    # The speech in the VAD'd inputs is at 0.5-5.5 s, heard with up to 0.4 s of context on each side; the
+    # video-only input is one fixed window over 6 s.
+    assert 0.0 <= face["segments"][0]["start"] <= 0.3 and 5.8 < face["segments"][-1]["end"] <= 6.0
     assert [(s["start"], s["end"]) for s in silent["segments"]] == [(0.0, 6.0)]
     checksums = json.loads((work / "model" / "checksums.json").read_text())
     assert face["model"]["sha256"] == checksums["model.safetensors"] and face["tool"]["name"] == "omniavsr"
@@ -280,3 +281,109 @@ def test_bench_reports_every_stage_and_batched_equals_the_official_loop():
     assert report["media_seconds"] == pytest.approx(9.0, abs=0.1) and report["chunks"] >= 3 and report["tokens"] > 0
     assert report["peak_rss_mb"] > 0 and report["real_time_factor"] > 0
     assert report["loop"]["chunks"] == report["chunks"] and report["loop"]["equal_outputs"] is True
+
+
+# ------------------------------------------------------------------------------------------ hostile inputs
+
+
+def _not_utf8(folder: Path, source: Path) -> Path:
+    """A copy of ``source`` whose name is not valid UTF-8 ("caf\\xe9"), or a skip where the file system refuses one."""
+    target = folder / (b"caf\xe9" + source.suffix.encode()).decode(errors="surrogateescape")
+    try:
+        target.write_bytes(source.read_bytes())
+    except (OSError, UnicodeEncodeError):
+        pytest.skip("this file system takes only UTF-8 names")
+    return target
+
+
+def test_a_file_name_that_is_not_utf8_is_transcribed_and_recorded(work, tmp_path):
+    inputs, out = tmp_path / "inputs", tmp_path / "out"
+    inputs.mkdir()
+    odd = _not_utf8(inputs, work / "media" / "talk.wav")
+    (inputs / "zz.wav").write_bytes(odd.read_bytes())  # after it: the batch goes on
+    result = run_cli("transcribe", str(inputs), "--model", str(work / "model"), "-o", str(out), "-f", "json,srt", "--mode", "asr", "--beams", "1")
+    assert result.returncode == 0, result.stderr.decode()
+    log = _log(out)
+    assert {k: v["status"] for k, v in log.items()} == {odd.stem: "ok", "zz": "ok"}
+    assert os.fsencode(log[odd.stem]["input"]).endswith(b"caf\xe9.wav")
+    assert os.fsencode(json.loads((out / f"{odd.stem}.json").read_bytes())["id"]) == b"caf\xe9"
+    assert (out / f"{odd.stem}.srt").is_file()  # named from the original bytes
+
+
+def test_a_video_too_short_for_one_token_fails_alone_or_falls_back_to_the_audio(work, tmp_path):
+    from omniavsr_cli.inputs import InputFile
+    from omniavsr_cli.model.omni import Clip
+    from omniavsr_cli.transcribe import Pipeline
+
+    model = load_model(work / "model", attn_implementation="eager")
+    crops = face_frames(4, 160)[:, 32:128, 32:128]  # 96x96: no face detection needed
+    one, four, spoken = tmp_path / "one.mp4", tmp_path / "four.mp4", tmp_path / "spoken.mp4"
+    write_media(one, crops[:1], None)
+    write_media(four, crops, None)
+    write_media(spoken, crops[:1], speech_like(SPEECH, 6.0))  # one frame of video, six seconds of sound
+    items = [InputFile(path, path.stem) for path in (one, spoken, work / "media" / "talk.wav")]
+    records = {r.id: r for r in Pipeline(model, TranscribeOptions(decoding=DecodingOptions(num_beams=1)), ["json"], None).run(items)}
+    assert records["one"].status == "failed" and records["one"].error_code == "E_TOO_SHORT"
+    assert records["spoken"].status == records["talk"].status == "ok" and "video_ended_early" in records["spoken"].flags
+    # Video rate 5 pools five frames into a token: four make none.
+    [record] = Pipeline(model, TranscribeOptions(rates=(4, 5), decoding=DecodingOptions(num_beams=1)), ["json"], None).run([InputFile(four, "four")])
+    assert record.error_code == "E_TOO_SHORT" and "5 (200 ms)" in record.error
+    # The model itself says so too, and audio of any length has a token at every audio rate (it is padded).
+    with pytest.raises(Exception, match="too short for video rate 2") as raised:
+        model.generate([Clip(video=torch.zeros(1, 1, 88, 88))], "vsr", (4, 2), DecodingOptions(num_beams=1))
+    assert raised.value.code == "E_TOO_SHORT"
+    for rate in model.config.audio_rates:
+        assert len(model.generate([Clip(audio=torch.zeros(1))], "asr", (rate, 2), DecodingOptions(num_beams=1, max_new_tokens=2))) == 1
+
+
+def test_segments_streamed_to_stdout_are_numbered_as_in_the_file(work):
+    import io
+
+    from omniavsr_cli.inputs import InputFile
+    from omniavsr_cli.transcribe import Pipeline
+
+    model = load_model(work / "model", attn_implementation="eager")
+    stdout, transcripts = io.StringIO(), []
+    options = TranscribeOptions(decoding=DecodingOptions(num_beams=1), max_chunk_s=2.0, guards=False)
+    Pipeline(model, options, ["jsonl"], None, stdout=stdout, on_transcript=transcripts.append).run([InputFile(work / "media" / "talk.wav", "talk")])
+    streamed = sorted((line["id"], line["start"]) for line in map(json.loads, stdout.getvalue().splitlines()))
+    [transcript] = transcripts
+    assert len(streamed) >= 3
+    assert streamed == [(s.id, s.start) for s in transcript.segments] == [(n, s.start) for n, s in enumerate(transcript.segments)]
+
+
+def test_a_video_without_audio_reports_fixed_windows(work, tmp_path):
+    model = load_model(work / "model", attn_implementation="eager")
+    silent = write_media(tmp_path / "silent.mp4", face_frames(50, 160)[:, 32:128, 32:128], None)
+    [transcript] = transcribe(model, [silent], TranscribeOptions(decoding=DecodingOptions(num_beams=1)))
+    assert transcript.info["timing"] == "fixed_window" and transcript.info["decoding"]["vad"] is None
+
+
+@pytest.mark.parametrize("mode", ["auto", "avsr"])
+def test_a_video_that_ends_before_the_audio_is_transcribed_with_the_audio_alone_after_it(work, tmp_path, mode, caplog):
+    model = load_model(work / "model", attn_implementation="eager")
+    # 2.4 s of video and 6 s of sound with speech on both sides of the video's end, as in concatenated recordings.
+    early = write_media(tmp_path / "early.mp4", face_frames(60, 160)[:, 32:128, 32:128], speech_like(SPEECH, 6.0))
+    options = TranscribeOptions(mode=mode, max_chunk_s=2.0, decoding=DecodingOptions(num_beams=1), guards=False)
+    [transcript] = transcribe(model, [early], options)
+    assert "video_ended_early" in transcript.info["flags"] and transcript.info["duration"] == pytest.approx(6.0, abs=0.1)
+    assert {s.mode for s in transcript.segments if s.end <= 2.4} == {"avsr"}
+    assert {s.mode for s in transcript.segments if s.start >= 2.4} == {"asr"} and transcript.segments[-1].end > 5.0
+    assert "the video ends at 2.4 s, the audio at 6.0 s" in caplog.text
+
+
+def test_a_model_with_a_narrow_domain_says_so_once(work, tmp_path):
+    import shutil
+    from types import SimpleNamespace
+
+    from omniavsr_cli.transcribe import model_domain
+
+    assert "GRID" in model_domain(SimpleNamespace(directory=REPO / "weights" / "demo"))
+    assert model_domain(SimpleNamespace(directory=work / "model")) is None
+    narrow = shutil.copytree(work / "model", tmp_path / "narrow")
+    (narrow / "domain.txt").write_text("it knows only four words\n", encoding="utf-8")
+    result = run_cli("transcribe", str(work / "media" / "talk.wav"), "--model", str(narrow), "-o", str(tmp_path / "out"), "-f", "json",
+                     "--mode", "asr", "--beams", "1")  # fmt: skip
+    assert result.returncode == 0, result.stderr.decode()
+    assert result.stderr.decode().count("model narrow: it knows only four words\n") == 1
+    assert _json(tmp_path / "out", "talk")["model"]["domain"] == "it knows only four words"

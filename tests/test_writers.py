@@ -73,3 +73,20 @@ def test_a_failed_write_leaves_no_partial_file(transcript, tmp_path):
         write_outputs(transcript, tmp_path, "one", ["txt", "srt"])
     assert sorted(p.name for p in tmp_path.iterdir()) == ["one.srt", "one.txt"]
     assert not list(tmp_path.glob("*.part"))
+
+
+def test_a_file_name_that_is_not_utf8_is_escaped_in_json_and_comes_back(tmp_path):
+    import os
+
+    name = os.fsdecode(b"caf\xe9")  # what Python makes of such a name: a lone surrogate
+
+    class Named(_Transcript):
+        def to_dict(self):
+            return {**super().to_dict(), "id": name}
+
+        def segment_lines(self):
+            return [{**line, "input": name} for line in super().segment_lines()]
+
+    for path in write_outputs(Named([_Segment(0.0, 1.0, "café")]), tmp_path, "one", ["json", "jsonl"]):
+        data = json.loads(path.read_bytes().decode("utf-8").splitlines()[0])
+        assert os.fsencode(data.get("id", data.get("input"))) == b"caf\xe9" and "café" in data["text"]

@@ -104,7 +104,7 @@ def transcribe(
     vad: Annotated[bool, typer.Option("--vad/--no-vad", help="Find speech with silero VAD (otherwise: fixed windows).")] = True,
     vad_threshold: Annotated[float, typer.Option(min=0.0, max=1.0, help="silero speech probability threshold.")] = 0.5,
     min_silence_ms: Annotated[int, typer.Option(min=0, help="Shortest pause that separates speech regions.")] = 160,
-    speech_pad_ms: Annotated[int, typer.Option(min=0, help="Padding added around speech regions.")] = 100,
+    speech_pad_ms: Annotated[int, typer.Option(min=0, help="Silence kept on each side of the speech in a chunk, as the model heard in training (within --max-chunk-s).")] = 400,
     detector: Annotated[str, typer.Option(help="Landmark backend: mediapipe, dlib, face-alignment, or landmarks:PATH.")] = "mediapipe",
     face_select: Annotated[str, typer.Option(help="Which face when several: largest, center or track.")] = "largest",
     min_face_coverage: Annotated[float, typer.Option(min=0.0, max=1.0, help="auto: chunks with the face in fewer frames than this use ASR.")] = 0.5,
@@ -164,7 +164,10 @@ def transcribe(
         )  # fmt: skip
         loaded = _load(model, device, DTYPES[dtype], quiet)
 
-        from ..transcribe import Pipeline
+        from ..transcribe import Pipeline, model_domain
+
+        if not quiet and (domain := model_domain(loaded)):  # a narrow model says so once; its JSON says it always
+            warning_line(f"model {_model_name(loaded)}: {domain}")
 
         show_bar = progress == "bar" or (progress == "auto" and sys.stderr.isatty() and not quiet)
         with _Progress(len(items), show_bar) as bar:
@@ -219,11 +222,6 @@ def _load(name: str, device: str | None, dtype: str | None, quiet: bool, command
                 "says how to get it (a manual download and `omniavsr weights import-official`), or pass --model DIR",
                 code="E_NO_MODEL", exit_code=ExitCode.MODEL_UNAVAILABLE,
             ) from None  # fmt: skip
-        raise
-    except (RuntimeError, AssertionError) as error:
-        if device and ("CUDA" in str(error) or "device" in str(error).lower()):
-            raise OmniAVSRError(f"--device {device}: not usable here ({str(error).splitlines()[0]}); try --device cpu",
-                                code="E_DEVICE", exit_code=ExitCode.USAGE) from None  # fmt: skip
         raise
     if not quiet:
         print(f"{command}: model {Path(model.directory).name} ({model.directory}) on {next(model.parameters()).device}, "

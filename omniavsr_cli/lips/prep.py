@@ -34,6 +34,7 @@ from ..inputs import InputFile
 from ..media.decode import FPS
 from ..media.encode import VideoWriter, write_wav
 from ..media.probe import probe
+from ..writers import json_text
 from . import roi
 from .contact_sheet import ContactSheet
 from .tracking import MouthTrack, longest_run
@@ -72,7 +73,7 @@ class ClipRecord:
     def to_json(self) -> str:
         data = asdict(self)
         del data["skipped"]
-        return json.dumps(data, ensure_ascii=False)
+        return json_text(data)
 
 
 def output_paths(out_dir: Path, clip_id: str) -> dict[str, Path]:
@@ -294,9 +295,10 @@ def write_manifests(out_dir: Path, items: list[InputFile], records: list[ClipRec
             })  # fmt: skip
     table = io.StringIO()
     csv.writer(table, lineterminator="\n").writerows((row["dataset"], row["video"], row["frames"], "", row["text"]) for row in rows)
-    lines = "".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows)
+    lines = "".join(json_text(row) + "\n" for row in rows)
     for name, content in (("manifest.csv", table.getvalue()), ("manifest.jsonl", lines)):
         part = _part(out_dir / name)
-        part.write_text(content, encoding="utf-8")
+        # A csv path that is not UTF-8 is written as its bytes, so it names the file; jsonl escapes it (json_text).
+        part.write_text(content, encoding="utf-8", errors="surrogateescape")
         os.replace(part, out_dir / name)
     return len(rows)

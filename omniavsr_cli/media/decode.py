@@ -93,11 +93,13 @@ def stream_video(
     """Yield the first video stream at 25 fps as uint8 RGB arrays of shape (frames, height, width, 3).
 
     Each chunk holds as many frames as fit in ``max_chunk_bytes`` (at least one), so memory stays bounded
-    whatever the duration and resolution. Rotated phone video comes out upright.
+    whatever the duration and resolution. Rotated phone video comes out upright. A video stream that ends
+    before the audio is complete when it reaches its own declared length.
     """
     name = _checked(path)
     info = info or probe(name)
-    width, height = info.require_video().display_size
+    video = info.require_video()
+    width, height = video.display_size
     frame_bytes = width * height * 3
     frames_per_chunk = max(1, max_chunk_bytes // frame_bytes)
     arguments = ["-map", "0:v:0", "-an", "-vf", f"fps={FPS}:start_time=0", "-pix_fmt", "rgb24", "-f", "rawvideo"]
@@ -106,7 +108,7 @@ def stream_video(
         usable = len(data) - len(data) % frame_bytes
         frames += usable // frame_bytes
         yield np.frombuffer(data[:usable], dtype=np.uint8).reshape(-1, height, width, 3)
-    _check_complete(name, frames / FPS, info.duration)
+    _check_complete(name, frames / FPS, video.duration or info.duration)
 
 
 def load_video(path: str | Path) -> np.ndarray:

@@ -22,6 +22,7 @@ class VideoStream:
     codec: str
     frames: int | None  # as declared by the container, when it says
     rotation: int = 0  # degrees from the display matrix; ffmpeg applies it when decoding
+    duration: float | None = None  # seconds, the stream's own (it may end before the audio), when the container says
 
     @property
     def display_size(self) -> tuple[int, int]:
@@ -77,6 +78,17 @@ def _frame_intervals(container, stream) -> list[float]:
     return [b - a for a, b in zip(stamps, stamps[1:]) if b > a]
 
 
+def _stream_seconds(stream) -> float | None:
+    """A stream's own declared length: MP4/MOV tracks carry one, Matroska/WebM a DURATION tag (HH:MM:SS.nnnnnnnnn)."""
+    if stream.duration and stream.time_base:
+        return float(stream.duration * stream.time_base)
+    try:
+        hours, minutes, seconds = stream.metadata.get("DURATION", "").split(":")
+        return int(hours) * 3600 + int(minutes) * 60 + float(seconds)
+    except ValueError:
+        return None
+
+
 def _video_stream(container, stream) -> VideoStream:
     average, nominal = _rate(stream.average_rate), _rate(stream.base_rate or stream.guessed_rate)
     first = next(container.decode(stream), None)
@@ -96,6 +108,7 @@ def _video_stream(container, stream) -> VideoStream:
         stream.codec_context.name,
         stream.frames or None,
         rotation,
+        _stream_seconds(stream),
     )
 
 

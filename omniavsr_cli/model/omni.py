@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from ..errors import ExitCode, OmniAVSRError
 from . import transforms
 
 from .audio_encoder import AudioEncoder
@@ -83,6 +84,23 @@ class OmniAVSR(nn.Module):
         config = self.config
         return transforms.kept_audio_frames(samples, config.frame_count_rule, config.min_audio_frames, config.whisper.max_source_positions)
 
+    def min_video_frames(self, rate: int) -> int:
+        """Frames one video token needs at ``rate``: the pooling drops a window it cannot fill."""
+        return rate
+
+    def _check_lengths(self, clips: list[Clip], task: str, rates: tuple[int, int]) -> None:
+        """A clip too short for one token of a modality its task uses is a clear error, not a pooling crash."""
+        needed = self.min_video_frames(rates[1])
+        for clip in clips:
+            if task != "asr" and clip.video is not None and len(clip.video) < needed:
+                raise OmniAVSRError(f"a clip of {len(clip.video)} video frame(s) is too short for video rate {rates[1]}: it needs at least "
+                                    f"{needed} ({needed * 40} ms); give a longer clip or use its audio (asr)", code="E_TOO_SHORT",
+                                    exit_code=ExitCode.USAGE)  # fmt: skip
+            # Audio is kept for at least min_audio_frames (25 in every shipped config), so only a smaller one can fall short.
+            if task != "vsr" and clip.audio is not None and (kept := self.kept_audio_frames(len(clip.audio_for(task)))) < rates[0]:
+                raise OmniAVSRError(f"a clip's audio keeps {kept} Whisper frame(s), too few for audio rate {rates[0]}; give a longer clip",
+                                    code="E_TOO_SHORT", exit_code=ExitCode.USAGE)  # fmt: skip
+
     def _audio_blocks(self, waveforms: list[torch.Tensor], rate: int) -> list[torch.Tensor]:
         standardised = [transforms.standardise(w) for w in waveforms]
         if next(self.audio_encoder.parameters()).dtype == torch.bfloat16:
@@ -106,6 +124,7 @@ class OmniAVSR(nn.Module):
         """Each clip's LLM input up to the end of the prompt: BOS, [<audio> A </audio>], [<video> V </video>], prompt."""
         if task not in TASKS:
             raise ValueError(f"unknown task {task!r}")
+        self._check_lengths(clips, task, rates)
         tokens = self.config.tokens
         parts = [[self._embed_ids(tokens.bos)] for _ in clips]
         if task in ("asr", "avsr"):
