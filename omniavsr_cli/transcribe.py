@@ -413,25 +413,34 @@ class Pipeline:
             except queue.Empty:
                 break
             state = InputState(index, item, time.perf_counter())
-            events.put(("start", state))
+            if not self._send(events, ("start", state)):
+                return
             try:
-                for chunk in chunk_input(item, self.options, state, self.model.min_video_frames(self.rates[1])):
-                    chunk.index = state.chunks
-                    state.chunks += 1
-                    while not self._stop.is_set():
-                        try:
-                            events.put(("chunk", state, chunk), timeout=0.2)
-                            break
-                        except queue.Full:
-                            continue
-                    if self._stop.is_set():
-                        return
-                events.put(("done", state))
+                # closed here, in this thread, when the run stops: the input's decoder and face tracker end with it
+                with contextlib.closing(chunk_input(item, self.options, state, self.model.min_video_frames(self.rates[1]))) as chunks:
+                    for chunk in chunks:
+                        chunk.index = state.chunks
+                        state.chunks += 1
+                        if not self._send(events, ("chunk", state, chunk)):
+                            return
+                event = ("done", state)
             except OmniAVSRError as error:
-                events.put(("failed", state, error))
+                event = ("failed", state, error)
             except Exception as error:  # a bug: this input fails, the others go on
-                events.put(("failed", state, OmniAVSRError(f"{item.path}: internal error: {type(error).__name__}: {error}", code="E_INTERNAL")))
-        events.put((_DONE,))
+                event = ("failed", state, OmniAVSRError(f"{item.path}: internal error: {type(error).__name__}: {error}", code="E_INTERNAL"))
+            if not self._send(events, event):
+                return
+        self._send(events, (_DONE,))
+
+    def _send(self, events: queue.Queue, event: tuple) -> bool:
+        """Hand an event to the decoding thread; False once the run is stopping and nobody reads them any more."""
+        while not self._stop.is_set():
+            try:
+                events.put(event, timeout=0.2)
+                return True
+            except queue.Full:
+                continue
+        return False
 
     def _run(self, items: list[InputFile]) -> None:
         work: queue.Queue = queue.Queue()
@@ -466,7 +475,11 @@ class Pipeline:
                     self._fail(event[1], event[2])
             self._decode(everything=True)
         finally:
+            # Workers must leave native code (ffmpeg pipes, FaceMesh, silero) before the interpreter ends: a thread
+            # still inside C++ then is unwound by force and aborts the process (exit 134 instead of 130).
             self._stop.set()
+            for worker in workers:
+                worker.join()
 
     # ........................................................................ decoding
 

@@ -387,3 +387,24 @@ def test_a_model_with_a_narrow_domain_says_so_once(work, tmp_path):
     assert result.returncode == 0, result.stderr.decode()
     assert result.stderr.decode().count("model narrow: it knows only four words\n") == 1
     assert _json(tmp_path / "out", "talk")["model"]["domain"] == "it knows only four words"
+
+
+def test_ctrl_c_while_workers_are_in_native_code_always_exits_130(work, tmp_path):
+    """Worker threads decode video, track faces and run the VAD in native code. Left running at exit, they were
+    unwound by force and aborted the process (SIGABRT, exit 134) in most runs; every run must end in 130."""
+    inputs = tmp_path / "inputs"
+    inputs.mkdir()
+    frames, audio = np.concatenate([face_frames(150, 160)] * 6), speech_like([(0.5 + 3 * k, 2.5 + 3 * k) for k in range(12)], 36.0)
+    for n in range(3):
+        write_media(inputs / f"long{n}.mp4", frames, audio)
+    for attempt, delay in enumerate((0.5, 1.5, 2.5, 3.5)):
+        out = tmp_path / f"out{attempt}"
+        command = [str(Path(sys.executable).parent / "omniavsr"), "transcribe", str(inputs), "--model", str(work / "model"), "-o", str(out),
+                   "--workers", "2", *FAST]  # fmt: skip
+        process = subprocess.Popen(command, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        assert process.stderr.readline().startswith(b"transcribe: model")  # loaded: the workers start now
+        time.sleep(delay)
+        process.send_signal(signal.SIGINT)
+        stderr = process.communicate(timeout=120)[1].decode()
+        assert process.returncode == 130, (delay, process.returncode, stderr)
+        assert "interrupted" in stderr and "terminate called" not in stderr
