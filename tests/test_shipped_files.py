@@ -92,7 +92,11 @@ def test_the_path_pattern_catches_machine_paths(sample):
     assert ABSOLUTE.search(sample)
 
 
-@pytest.mark.parametrize("sample", [b"#!/usr/bin/env bash", b"/proc/self/status", b"/dev/null", b"--model ../../init", b"https://example.org/work/x"])
+@pytest.mark.parametrize(
+    "sample",
+    [b"#!" + _path("", "usr", "bin", "env") + b" bash", _path("", "proc", "self", "status"), _path("", "dev", "null"),
+     b"--model ../../init", b"https://example.org" + _path("", "work", "x")],
+)  # fmt: skip
 def test_the_path_pattern_leaves_system_paths_and_urls_alone(sample):
     assert not ABSOLUTE.search(sample)
 
