@@ -1,6 +1,7 @@
 """The transcription pipeline: media files in, timed transcripts out.
 
-For each input, in worker threads: probe; decode the 16 kHz audio and find speech (vad.py); plan chunks of
+For each input, in worker threads: probe; stream the 16 kHz audio into a temporary file (never whole in
+memory), finding speech block by block on the way (vad.py); plan chunks of
 at most ``max_chunk_s`` cut at pauses; stream the 25 fps video through the landmark detector and mouth
 cropper (lips/tracking.py) and hand each chunk over as soon as its frames are cropped, with the task it
 will be decoded with (``auto``: AVSR where the face is seen, ASR where not, VSR without audio). The main
@@ -32,12 +33,12 @@ from .decoding import BatchDecoder, BatchLimits
 from .errors import ExitCode, OmniAVSRError
 from .inputs import InputFile
 from .lips.tracking import ClipFailed, MouthTrack
-from .media.decode import FPS, SAMPLE_RATE, SAMPLES_PER_FRAME, load_audio, stream_video
+from .media.decode import FPS, SAMPLE_RATE, SAMPLES_PER_FRAME, AudioSpool, stream_audio, stream_video
 from .media.errors import too_short
 from .media.probe import MediaInfo, probe
 from .model.omni import Clip, DecodingOptions
 from .model.transforms import video_input
-from .vad import VadOptions, fixed_windows, plan_speech, speech_regions
+from .vad import SpeechDetector, VadOptions, fixed_windows, plan_speech
 from .writers import WRITERS, json_text, output_path, write_outputs
 
 MODES = ("auto", "asr", "vsr", "avsr")
@@ -193,6 +194,7 @@ class InputState:
     segments: list[Segment] = field(default_factory=list)
     stage_seconds: dict[str, float] = field(default_factory=dict)
     track: MouthTrack | None = None
+    cancel: threading.Event = field(default_factory=threading.Event)  # set when the run stops: preparing ends early
 
     def timed(self, stage: str):
         return _timer(self.stage_seconds, stage)
@@ -218,14 +220,30 @@ def _decide(options: TranscribeOptions, has_audio: bool, coverage: float | None)
     return ("avsr" if has_audio else "vsr"), flags
 
 
-def _plan(options: TranscribeOptions, state: InputState, audio: np.ndarray | None) -> list[tuple[int, int]]:
+def _plan(item: InputFile, info: MediaInfo, options: TranscribeOptions, state: InputState, audio: AudioSpool | None) -> list[tuple[int, int]]:
+    """The input's chunks (frames). With audio, first decode it all into ``audio``, finding the speech on the way."""
     if audio is None:  # lip reading only: nothing to find pauses in
         return fixed_windows(math.ceil(state.duration * FPS), options.max_chunk_frames)
-    if not options.vad:
-        return fixed_windows(math.ceil(len(audio) / SAMPLES_PER_FRAME), options.max_chunk_frames)
+    detector = SpeechDetector() if options.vad else None
+    with contextlib.closing(stream_audio(item.path, info=info)) as blocks:
+        while not state.cancel.is_set():
+            with state.timed("decode_audio"):
+                block = next(blocks, None)
+            if block is None:
+                break
+            audio.append(block)
+            if detector is not None:
+                with state.timed("vad"):
+                    detector.feed(block)
+    state.duration = max(state.duration, audio.samples / SAMPLE_RATE)
+    state.vad = options.vad
+    if state.cancel.is_set():
+        return []
+    if detector is None:
+        return fixed_windows(math.ceil(audio.samples / SAMPLES_PER_FRAME), options.max_chunk_frames)
     with state.timed("vad"):
-        regions = speech_regions(audio, options.max_chunk_s - VAD_MARGIN_S, options.vad_options)
-    return plan_speech(regions, len(audio), options.max_chunk_frames, options.vad_options.speech_pad_ms)
+        regions = detector.regions(options.max_chunk_s - VAD_MARGIN_S, options.vad_options)
+    return plan_speech(regions, audio.samples, options.max_chunk_frames, options.vad_options.speech_pad_ms)
 
 
 def _crop_stream(item: InputFile, info: MediaInfo, options: TranscribeOptions, state: InputState):
@@ -272,14 +290,16 @@ def chunk_input(item: InputFile, options: TranscribeOptions, state: InputState, 
         info.require_audio()
     if mode in ("vsr", "avsr"):
         info.require_video()
-    audio = None
-    if info.audio is not None and mode != "vsr":
-        with state.timed("decode_audio"):
-            audio = load_audio(item.path)
-        state.duration = max(state.duration, len(audio) / 16000)
-        state.vad = options.vad
-    spans = _plan(options, state, audio)
-    state.speech_seconds = sum(end - start for start, end in spans) / FPS
+    with AudioSpool() if info.audio is not None and mode != "vsr" else contextlib.nullcontext() as audio:
+        spans = _plan(item, info, options, state, audio)
+        state.speech_seconds = sum(end - start for start, end in spans) / FPS
+        yield from _chunks(item, info, options, state, audio, spans, min_video_frames)
+
+
+def _chunks(item: InputFile, info: MediaInfo, options: TranscribeOptions, state: InputState, audio: AudioSpool | None,
+            spans: list[tuple[int, int]], min_video_frames: int) -> Iterator[Chunk]:  # fmt: skip
+    """chunk_input's chunks once the plan is made: each as soon as the video stream has passed its end."""
+    mode = options.mode
 
     def make(k: int, crops: list | None, detected: np.ndarray | None) -> Chunk | None:
         start, end = spans[k]
@@ -296,7 +316,7 @@ def chunk_input(item: InputFile, options: TranscribeOptions, state: InputState, 
             if audio is None:
                 return None  # nothing left to read the lips from, and no audio
             task, flags = "asr", []  # also in avsr mode: the speech the video does not cover is still transcribed
-        piece = audio[start * SAMPLES_PER_FRAME : end * SAMPLES_PER_FRAME] if audio is not None and task != "vsr" else None
+        piece = audio.read(start * SAMPLES_PER_FRAME, end * SAMPLES_PER_FRAME) if audio is not None and task != "vsr" else None
         if piece is not None and not len(piece):
             return None
         video = np.stack(crops) if task != "asr" else None
@@ -332,10 +352,10 @@ def chunk_input(item: InputFile, options: TranscribeOptions, state: InputState, 
         stream.close()
     if ended and audio is None and seen < min_video_frames:
         raise too_short(item.path, seen, min_video_frames)
-    if ended and frames is not None and audio is not None and seen < len(audio) / SAMPLES_PER_FRAME - VIDEO_END_SLACK:
+    if ended and frames is not None and audio is not None and seen < audio.samples / SAMPLES_PER_FRAME - VIDEO_END_SLACK:
         state.flags.append("video_ended_early")
         log.warning("%s: the video ends at %.1f s, the audio at %.1f s; the speech after the video is transcribed from the audio alone",
-                    item.path, seen / FPS, len(audio) / SAMPLE_RATE)  # fmt: skip
+                    item.path, seen / FPS, audio.samples / SAMPLE_RATE)  # fmt: skip
     mask = detected() if frames is not None else None
     state.face_coverage = 0.0 if frames is None else (round(float(mask.mean()), 4) if mask is not None and len(mask) else 1.0)
     for k in range(k, len(spans)):
@@ -412,7 +432,7 @@ class Pipeline:
                 index, item = work.get_nowait()
             except queue.Empty:
                 break
-            state = InputState(index, item, time.perf_counter())
+            state = InputState(index, item, time.perf_counter(), cancel=self._stop)
             if not self._send(events, ("start", state)):
                 return
             try:

@@ -49,25 +49,57 @@ def _model():
     return _models.silero
 
 
-def speech_regions(audio: np.ndarray, max_region_s: float, options: VadOptions = VadOptions()) -> list[tuple[int, int]]:
-    """Speech in 16 kHz mono audio as (first sample, end sample) pairs, none longer than ``max_region_s``.
+class SpeechDetector:
+    """silero's speech probabilities for audio fed block by block, as ``get_speech_timestamps`` computes them for
+    the whole (512-sample windows through one model state, the last padded with zeros), so a long input's speech
+    is found without holding its audio: what is kept is one float per 32 ms."""
 
-    silero splits a region that would be longer at the longest silence inside it (or hard at the limit when
-    there is none).
-    """
-    import torch
+    WINDOW = 512
 
-    get_speech_timestamps = _silero().get_speech_timestamps
-    if len(audio) < SAMPLE_RATE // 10:
-        return []
-    # No padding from silero: the chunk plan adds the context (plan_speech), which must not count as speech.
-    with torch.inference_mode():
-        found = get_speech_timestamps(
-            torch.from_numpy(np.ascontiguousarray(audio, dtype=np.float32)), _model(), threshold=options.threshold,
-            sampling_rate=SAMPLE_RATE, min_speech_duration_ms=options.min_speech_ms, max_speech_duration_s=max_region_s,
-            min_silence_duration_ms=options.min_silence_ms, speech_pad_ms=0,
+    def __init__(self):
+        self.model = _model()
+        self.model.reset_states()
+        self.probabilities: list[float] = []
+        self.samples = 0
+        self._rest = np.zeros(0, dtype=np.float32)  # the samples after the last whole window
+
+    def feed(self, block: np.ndarray) -> None:
+        import torch
+
+        data = np.concatenate([self._rest, np.asarray(block, dtype=np.float32)]) if len(self._rest) else np.asarray(block, dtype=np.float32)
+        whole = len(data) - len(data) % self.WINDOW
+        windows = torch.tensor(data[:whole]).view(-1, self.WINDOW)  # a copy: decoded blocks are read-only
+        with torch.inference_mode():
+            self.probabilities += [self.model(window, SAMPLE_RATE).item() for window in windows]
+        self._rest = data[whole:].copy()
+        self.samples += len(block)
+
+    def regions(self, max_region_s: float, options: VadOptions = VadOptions()) -> list[tuple[int, int]]:
+        """Speech as (first sample, end sample) pairs, none longer than ``max_region_s``, once all audio is fed.
+
+        silero splits a region that would be longer at the longest silence inside it (or hard at the limit when
+        there is none).
+        """
+        if len(self._rest):
+            padding = self.WINDOW - len(self._rest)
+            self.feed(np.zeros(padding, dtype=np.float32))
+            self.samples -= padding
+        if self.samples < SAMPLE_RATE // 10:
+            return []
+        # No padding from silero: the chunk plan adds the context (plan_speech), which must not count as speech.
+        found = _silero().get_speech_timestamps_from_probs(
+            self.probabilities, sampling_rate=SAMPLE_RATE, threshold=options.threshold, min_speech_duration_ms=options.min_speech_ms,
+            max_speech_duration_s=max_region_s, min_silence_duration_ms=options.min_silence_ms, speech_pad_ms=0,
+            audio_length_samples=self.samples,
         )  # fmt: skip
-    return [(int(r["start"]), int(r["end"])) for r in found]
+        return [(int(r["start"]), int(r["end"])) for r in found]
+
+
+def speech_regions(audio: np.ndarray, max_region_s: float, options: VadOptions = VadOptions()) -> list[tuple[int, int]]:
+    """Speech in 16 kHz mono audio held whole: :meth:`SpeechDetector.regions` after feeding it all at once."""
+    detector = SpeechDetector()
+    detector.feed(audio)
+    return detector.regions(max_region_s, options)
 
 
 def regions_to_frames(regions: list[tuple[int, int]], samples_per_frame: int = SAMPLES_PER_FRAME) -> list[tuple[int, int]]:

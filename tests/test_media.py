@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from omniavsr_cli.media import decode
-from omniavsr_cli.media.decode import FPS, SAMPLE_RATE, SAMPLES_PER_FRAME, load_audio, load_video, stream_audio, stream_video
+from omniavsr_cli.media.decode import FPS, SAMPLE_RATE, SAMPLES_PER_FRAME, AudioSpool, load_audio, load_video, stream_audio, stream_video
 from omniavsr_cli.media.errors import MediaError
 from omniavsr_cli.media.ffmpeg import find_ffmpeg
 from omniavsr_cli.media.probe import probe
@@ -113,6 +113,21 @@ def test_streaming_yields_bounded_chunks_equal_to_the_whole(tmp_path):
     pieces = list(stream_audio(audio_path, chunk_seconds=1.0))
     assert [len(p) for p in pieces[:2]] == [SAMPLE_RATE, SAMPLE_RATE]
     assert np.array_equal(np.concatenate(pieces), load_audio(audio_path))
+
+
+def test_spooled_audio_reads_back_any_stretch_exactly_and_holds_none_of_it_in_memory(tmp_path):
+    audio_path = tmp_path / "a.wav"
+    ffmpeg("-f", "lavfi", "-i", "sine=frequency=300:sample_rate=16000:duration=3", str(audio_path))
+    whole = load_audio(audio_path)
+    with AudioSpool() as spool:
+        for piece in stream_audio(audio_path, chunk_seconds=0.7):
+            spool.append(piece)
+        assert spool.samples == len(whole)
+        for start, end in [(0, 640), (11_200, 29_000), (40_000, 10**9), (-5, 3)]:
+            assert np.array_equal(spool.read(start, end), whole[max(start, 0) : end])
+        assert spool.read(len(whole), len(whole) + 100).size == 0
+        assert spool.read(0, 10).flags.writeable
+        assert all(not isinstance(value, np.ndarray) for value in vars(spool).values())  # the samples are on disk
 
 
 def test_stopping_early_ends_the_ffmpeg_process(tmp_path):

@@ -2,10 +2,14 @@
 
 import math
 
+import numpy as np
+import pytest
+import torch
+
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from omniavsr_cli.vad import pad_chunks, plan_chunks, plan_speech, regions_to_frames
+from omniavsr_cli.vad import SpeechDetector, VadOptions, pad_chunks, plan_chunks, plan_speech, regions_to_frames
 
 FRAME = 640  # samples per 25 fps frame
 
@@ -58,3 +62,31 @@ def test_chunks_leave_room_for_the_context():
     assert plan_chunks([(0, 30), (40, 70)], 100, context=10) == [(0, 70)]
     assert plan_chunks([(0, 30), (40, 70)], 100, context=20) == [(0, 30), (40, 70)]
     assert plan_chunks([(0, 90)], 100, context=20) == [(0, 90)]  # one region keeps whole, with less context
+
+
+@pytest.mark.parametrize("block", [511, 7_777, 960_000])
+def test_speech_found_block_by_block_is_what_silero_finds_in_the_whole(block):
+    """transcribe feeds silero the decoded audio as it streams: the regions must not depend on the blocks."""
+    from faces import speech_like
+
+    from omniavsr_cli.vad import _model, _silero
+
+    rng = np.random.default_rng(block)
+    pattern, t = [], 0.3
+    while t < 50:
+        length = rng.uniform(0.3, 6)
+        pattern.append((t, t + length))
+        t += length + rng.uniform(0.05, 2)
+    audio = speech_like(pattern, 55.0)[: -rng.integers(1, 512)]
+    audio += (0.01 * rng.standard_normal(len(audio))).astype(np.float32)
+    options = VadOptions()
+    whole = _silero().get_speech_timestamps(
+        torch.from_numpy(audio), _model(), threshold=options.threshold, sampling_rate=16000, min_speech_duration_ms=options.min_speech_ms,
+        max_speech_duration_s=3.9, min_silence_duration_ms=options.min_silence_ms, speech_pad_ms=0,
+    )  # fmt: skip
+    detector = SpeechDetector()
+    for start in range(0, len(audio), block):
+        detector.feed(audio[start : start + block])
+    assert detector.samples == len(audio)
+    found = detector.regions(3.9, options)
+    assert len(found) > 8 and found == [(r["start"], r["end"]) for r in whole]

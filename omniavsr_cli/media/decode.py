@@ -87,6 +87,37 @@ def load_audio(path: str | Path) -> np.ndarray:
     return np.concatenate(chunks) if chunks else np.zeros(0, dtype=np.float32)
 
 
+class AudioSpool:
+    """Decoded 16 kHz samples kept in an unnamed temporary file (``$TMPDIR``, 230 MB per hour) instead of memory,
+    read back a stretch at a time: a long input's audio is decoded once and never held whole."""
+
+    def __init__(self):
+        self._file = tempfile.TemporaryFile(prefix="omniavsr-audio-")
+        self.samples = 0
+
+    def append(self, block: np.ndarray) -> None:
+        self._file.seek(0, 2)
+        np.ascontiguousarray(block, dtype="<f4").tofile(self._file)
+        self.samples += len(block)
+
+    def read(self, start: int, end: int) -> np.ndarray:
+        """Samples ``start`` to ``end`` (clipped to what was appended) as a new float32 array."""
+        start, end = max(0, start), min(end, self.samples)
+        if end <= start:
+            return np.zeros(0, dtype=np.float32)
+        self._file.seek(start * 4)
+        return np.fromfile(self._file, dtype="<f4", count=end - start).astype(np.float32, copy=False)
+
+    def close(self) -> None:
+        self._file.close()
+
+    def __enter__(self) -> AudioSpool:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
 def stream_video(
     path: str | Path, max_chunk_bytes: int = DEFAULT_CHUNK_BYTES, info: MediaInfo | None = None
 ) -> Iterator[np.ndarray]:
