@@ -18,8 +18,8 @@ EXAMPLE = "examples/demo/grid-example.mp4"
 CLIPS = [f"tests/data/demo/s4-00000{k}.mp4" for k in range(3)]
 CASES = {
     "files": ["transcribe", EXAMPLE, CLIPS[0], CLIPS[1], "--model", "demo", "-o", "{out}"],
-    "asr-jsonl-stdout": ["transcribe", CLIPS[2], "--model", "demo", "--mode", "asr", "--rates", "16,5", "-f", "jsonl"],
-    "vsr-srt-stdout": ["transcribe", EXAMPLE, "--model", "demo", "--mode", "vsr", "--rates", "4,5", "-f", "srt"],
+    "asr-jsonl-stdout": ["transcribe", CLIPS[2], "--model", "demo", "--mode", "asr", "--rates", "16,5", "-f", "jsonl", "-o", "-"],
+    "vsr-srt-stdout": ["transcribe", EXAMPLE, "--model", "demo", "--mode", "vsr", "--rates", "4,5", "-f", "srt", "-o", "-"],
     "missing-input": ["transcribe", "tests/data/demo/absent.mp4", CLIPS[0], "--model", "demo", "-o", "{out}", "-f", "txt"],
     "bad-rates": ["transcribe", EXAMPLE, "--model", "demo", "--rates", "3,3"],
 }
