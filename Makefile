@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 # Every install goes through constraints.txt so torch stays on 2.13.0 (the CPU build here, CUDA on GPU boxes).
 PIP := $(BIN)/python -m pip install --disable-pip-version-check --quiet -c constraints.txt
 
-.PHONY: setup test demo bench clean
+.PHONY: setup test lint demo bench clean
 
 setup: $(STAMP)
 
@@ -22,6 +22,11 @@ $(STAMP): pyproject.toml constraints.txt
 
 test: setup
 	$(BIN)/python -m pytest -q
+
+# The formatter and linter configured in pyproject.toml ([tool.ruff]); `ruff format .` applies the layout.
+lint: setup
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
 
 demo: setup
 	@bash examples/demo.sh $(BIN)

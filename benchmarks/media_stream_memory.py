@@ -36,11 +36,29 @@ def main() -> None:
         for minutes in args.minutes:
             path = Path(tmp) / f"{minutes}min.mp4"
             subprocess.run(
-                [find_ffmpeg().path, "-loglevel", "error", "-f", "lavfi", "-i", f"testsrc2=size=1280x720:rate=30:duration={minutes * 60}",
-                 "-f", "lavfi", "-i", f"sine=duration={minutes * 60}", "-c:v", "libx264", "-preset", "ultrafast", "-c:a", "aac",
-                 "-shortest", str(path)],
+                [
+                    find_ffmpeg().path,
+                    "-loglevel",
+                    "error",
+                    "-f",
+                    "lavfi",
+                    "-i",
+                    f"testsrc2=size=1280x720:rate=30:duration={minutes * 60}",
+                    "-f",
+                    "lavfi",
+                    "-i",
+                    f"sine=duration={minutes * 60}",
+                    "-c:v",
+                    "libx264",
+                    "-preset",
+                    "ultrafast",
+                    "-c:a",
+                    "aac",
+                    "-shortest",
+                    str(path),
+                ],
                 check=True,
-            )  # fmt: skip
+            )
             out = subprocess.run([sys.executable, "-c", MEASURE, str(path)], capture_output=True, text=True, check=True)
             frames, samples, seconds, peak_mb = out.stdout.split()
             print(

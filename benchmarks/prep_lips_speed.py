@@ -62,7 +62,12 @@ def measure(clip: Path, mode: str, repeats: int) -> dict:
             result = subprocess.run([sys.executable, "-c", CHILD, str(clip), out, mode], capture_output=True, text=True, check=True)
             runs.append(json.loads(result.stdout.strip().splitlines()[-1]))
     seconds = statistics.median(run["seconds"] for run in runs)
-    return {"frames": runs[0]["frames"], "seconds": seconds, "fps": runs[0]["frames"] / seconds, "peak_rss_mb": max(r["peak_rss_mb"] for r in runs)}
+    return {
+        "frames": runs[0]["frames"],
+        "seconds": seconds,
+        "fps": runs[0]["frames"] / seconds,
+        "peak_rss_mb": max(r["peak_rss_mb"] for r in runs),
+    }
 
 
 def main() -> None:

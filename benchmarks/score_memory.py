@@ -18,7 +18,6 @@ import time
 from pathlib import Path
 
 import psutil
-
 from score_speed import make_files
 
 BYTES_PER_PAIR = 160  # bytes of one reference line plus one hypothesis line of make_files

@@ -54,7 +54,9 @@ def main() -> None:
         words = [line.split()[1:] for line in open(ref)]
         total = sum(len(w) for w in words)
         letters = sum(len(x) for w in words for x in w)
-        print(f"{args.pairs} pairs, {total} reference words ({total / args.pairs:.1f} per utterance, {letters / total:.1f} letters per word)")
+        print(
+            f"{args.pairs} pairs, {total} reference words ({total / args.pairs:.1f} per utterance, {letters / total:.1f} letters per word)"
+        )
         for label, extra in [
             ("summary, lrs3", []),
             ("json report, lrs3", ["--report", "json"]),

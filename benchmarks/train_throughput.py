@@ -66,16 +66,28 @@ def main() -> None:
         for workers, cached in ((0, False), (2, False), (0, True), (2, True)):
             output = root / f"run-{workers}-{cached}"
             finished: list[float] = []
-            train(TrainOptions(manifest=manifest, output=output, model=str(model), max_steps=arguments.steps,
-                               max_frames=arguments.max_frames, workers=workers, cache=cache if cached else None,
-                               log_every=10**6, save_every=10**6),
-                  on_step=lambda step, record: finished.append(time.perf_counter()))  # fmt: skip
+            train(
+                TrainOptions(
+                    manifest=manifest,
+                    output=output,
+                    model=str(model),
+                    max_steps=arguments.steps,
+                    max_frames=arguments.max_frames,
+                    workers=workers,
+                    cache=cache if cached else None,
+                    log_every=10**6,
+                    save_every=10**6,
+                ),
+                on_step=lambda step, record, finished=finished: finished.append(time.perf_counter()),
+            )
             records = [json.loads(line) for line in (output / LOG_FILE).read_text().splitlines()][1:]
             wall = (finished[-1] - finished[0]) / (len(finished) - 1)  # loading included
             compute = statistics.mean(r["seconds"] for r in records)
             tokens = statistics.mean(r["tokens_per_s"] * r["seconds"] for r in records) / wall
-            print(f"| {'in process' if workers == 0 else f'{workers} workers'} | {'cache' if cached else 'decoded'} | {wall:.3f} | {compute:.3f} | {tokens:.0f} | "
-                  f"{max(r['memory_gb'] for r in records):.2f} GB |")
+            print(
+                f"| {'in process' if workers == 0 else f'{workers} workers'} | {'cache' if cached else 'decoded'} | {wall:.3f} | {compute:.3f} | {tokens:.0f} | "
+                f"{max(r['memory_gb'] for r in records):.2f} GB |"
+            )
 
 
 if __name__ == "__main__":

@@ -25,7 +25,9 @@ def clips(count: int) -> list[Clip]:
     made = []
     for n in range(count):
         frames = 60 + (n * 7) % 51
-        made.append(Clip(audio=torch.randn(frames * 640, generator=generator) * 0.1, video=torch.randn(frames, 1, 88, 88, generator=generator)))
+        made.append(
+            Clip(audio=torch.randn(frames * 640, generator=generator) * 0.1, video=torch.randn(frames, 1, 88, 88, generator=generator))
+        )
     return made
 
 
@@ -52,14 +54,16 @@ def main() -> None:
     for task in ("asr", "vsr", "avsr"):
         loops, batches = [], []
         for _ in range(arguments.repeats):
-            loops.append(timed(model, lambda: [model.generate([c], task, (4, 2), options)[0] for c in inputs]))
+            loops.append(timed(model, lambda task=task: [model.generate([c], task, (4, 2), options)[0] for c in inputs]))
             decoder = BatchDecoder(model, (4, 2), options, BatchLimits(), guards=False)
-            batches.append(timed(model, lambda: [r.ids for r in decoder.decode(inputs, task)]))
+            batches.append(timed(model, lambda task=task, decoder=decoder: [r.ids for r in decoder.decode(inputs, task)]))
         loop = sorted(loops, key=lambda r: r[0])[len(loops) // 2]
         batch = sorted(batches, key=lambda r: r[0])[len(batches) // 2]
         same = all(b[2] == loop[2] for b in batches + loops)
         split = lambda r: f"{r[1].get('encoders', 0):.2f}/{r[1].get('llm', 0):.2f}"  # noqa: E731
-        print(f"{task:<5} {loop[0]:>8.2f} {split(loop):>12} {batch[0]:>10.2f} {split(batch):>12} {loop[0] / batch[0]:>7.1f}x  {'yes' if same else 'NO'}")
+        print(
+            f"{task:<5} {loop[0]:>8.2f} {split(loop):>12} {batch[0]:>10.2f} {split(batch):>12} {loop[0] / batch[0]:>7.1f}x  {'yes' if same else 'NO'}"
+        )
 
 
 if __name__ == "__main__":

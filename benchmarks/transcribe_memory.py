@@ -57,8 +57,11 @@ def one_minute_of_speech(path: Path, seed: int = 0) -> int:
         count += 1
     audio = np.concatenate(pieces)
     audio = np.pad(audio, (0, 60 * 16000 - len(audio)))
-    subprocess.run([find_ffmpeg().path, "-nostdin", "-loglevel", "error", "-f", "f32le", "-ar", "16000", "-ac", "1", "-i", "-", str(path)],
-                   input=audio.astype("<f4").tobytes(), check=True)  # fmt: skip
+    subprocess.run(
+        [find_ffmpeg().path, "-nostdin", "-loglevel", "error", "-f", "f32le", "-ar", "16000", "-ac", "1", "-i", "-", str(path)],
+        input=audio.astype("<f4").tobytes(),
+        check=True,
+    )
     return count
 
 
@@ -74,22 +77,49 @@ def main() -> None:
         sentences = one_minute_of_speech(minute)
         for minutes in args.minutes:
             path = Path(tmp) / f"{minutes}min.m4a"
-            subprocess.run([find_ffmpeg().path, "-nostdin", "-loglevel", "error", "-stream_loop", str(minutes - 1), "-i", str(minute),
-                            "-c:a", "aac", "-b:a", "64k", str(path)], check=True)  # fmt: skip
+            subprocess.run(
+                [
+                    find_ffmpeg().path,
+                    "-nostdin",
+                    "-loglevel",
+                    "error",
+                    "-stream_loop",
+                    str(minutes - 1),
+                    "-i",
+                    str(minute),
+                    "-c:a",
+                    "aac",
+                    "-b:a",
+                    "64k",
+                    str(path),
+                ],
+                check=True,
+            )
             peaks = []
             for attempt in range(args.repeat):
                 out = Path(tmp) / f"out{minutes}-{attempt}"
                 start = time.perf_counter()
-                run = subprocess.run([sys.executable, "-c", MEASURE, "transcribe", str(path), "--model", args.model, "-o", str(out), "-f", "json"],
-                                     cwd=args.code, capture_output=True, text=True)  # fmt: skip
+                run = subprocess.run(
+                    [sys.executable, "-c", MEASURE, "transcribe", str(path), "--model", args.model, "-o", str(out), "-f", "json"],
+                    cwd=args.code,
+                    capture_output=True,
+                    text=True,
+                )
                 seconds = time.perf_counter() - start
                 peak = next((int(line.split()[1]) for line in run.stderr.splitlines() if line.startswith("PEAK_KB")), 0) / 1024
                 segments = len(json.loads((out / f"{minutes}min.json").read_text())["segments"]) if run.returncode == 0 else 0
                 status = "ok" if run.returncode == 0 else f"exit {run.returncode}: {run.stderr.strip().splitlines()[-2:]}"
-                print(f"{minutes:>4} min ({sentences * minutes} sentences): {segments} segments, {seconds:.0f} s, "
-                      f"peak RSS {peak:.0f} MiB, {status}", flush=True)  # fmt: skip
+                print(
+                    f"{minutes:>4} min ({sentences * minutes} sentences): {segments} segments, {seconds:.0f} s, "
+                    f"peak RSS {peak:.0f} MiB, {status}",
+                    flush=True,
+                )
                 peaks.append(peak)
-            print(f"{minutes:>4} min: peak RSS median {statistics.median(peaks):.0f} MiB, range {min(peaks):.0f}-{max(peaks):.0f} MiB", flush=True)
+            print(
+                f"{minutes:>4} min: peak RSS median {statistics.median(peaks):.0f} MiB, range {min(peaks):.0f}-{max(peaks):.0f} MiB",
+                flush=True,
+            )
+
 
 if __name__ == "__main__":
     main()

@@ -60,19 +60,46 @@ def main() -> None:
         if not (crops / "manifest.csv").exists():
             omniavsr(code, "prep-lips", str(corpus / "clips"), "-o", str(crops), "--manifest", "--workers", "2")
         if not (results / "results.json").exists():
-            omniavsr(code, "eval", str(crops / "manifest.csv"), "--model", arguments.model, "--tasks", ",".join(TASKS),
-                     "--rates", arguments.rates, "-o", str(results))  # fmt: skip
+            omniavsr(
+                code,
+                "eval",
+                str(crops / "manifest.csv"),
+                "--model",
+                arguments.model,
+                "--tasks",
+                ",".join(TASKS),
+                "--rates",
+                arguments.rates,
+                "-o",
+                str(results),
+            )
         cells = {c["task"]: c["wer"] for c in json.loads((results / "results.json").read_text())["cells"]}
         for task in TASKS:
             wers = [cells[task]]
             # VSR reads no audio, so it has no speech to find: its chunks are the --no-vad windows either way.
             for vad in ("--vad", "--no-vad")[: 1 if task == "vsr" else 2]:
                 out = work / f"transcribe-{seed}-{task}{vad.replace('--', '-')}"
-                omniavsr(code, "transcribe", str(corpus / "clips"), "--model", arguments.model, "--mode", task,
-                         "--rates", arguments.rates, vad, "-o", str(out), "-f", "json", "--skip-existing", "--quiet")  # fmt: skip
+                omniavsr(
+                    code,
+                    "transcribe",
+                    str(corpus / "clips"),
+                    "--model",
+                    arguments.model,
+                    "--mode",
+                    task,
+                    "--rates",
+                    arguments.rates,
+                    vad,
+                    "-o",
+                    str(out),
+                    "-f",
+                    "json",
+                    "--skip-existing",
+                    "--quiet",
+                )
                 wers.append(transcript_wer(out, corpus / "clips"))
             rows.append((seed, labels[task], wers[0], wers[1], wers[-1]))
-    print(f"| seed | task | eval | transcribe | transcribe --no-vad | transcribe - eval |\n|---|---|---|---|---|---|")
+    print("| seed | task | eval | transcribe | transcribe --no-vad | transcribe - eval |\n|---|---|---|---|---|---|")
     for seed, label, evaluated, default, whole in rows:
         print(f"| {seed} | {label} | {evaluated:.2%} | {default:.2%} | {whole:.2%} | {(default - evaluated) * 100:+.2f} |")
 

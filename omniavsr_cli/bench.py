@@ -73,10 +73,38 @@ def generated_media(directory: Path, seconds: float = 32.0, size: int = 224) -> 
     pcm = directory / "bench-audio.f32"
     pcm.write_bytes(audio.tobytes())
     command = [
-        find_ffmpeg().path, "-nostdin", "-y", "-loglevel", "error", "-f", "rawvideo", "-pix_fmt", "bgr24", "-s", f"{size}x{size}",
-        "-r", "25", "-i", "-", "-f", "f32le", "-ar", "16000", "-ac", "1", "-i", str(pcm), "-c:v", "libx264", "-pix_fmt", "yuv420p",
-        "-c:a", "aac", "-shortest", str(path),
-    ]  # fmt: skip
+        find_ffmpeg().path,
+        "-nostdin",
+        "-y",
+        "-loglevel",
+        "error",
+        "-f",
+        "rawvideo",
+        "-pix_fmt",
+        "bgr24",
+        "-s",
+        f"{size}x{size}",
+        "-r",
+        "25",
+        "-i",
+        "-",
+        "-f",
+        "f32le",
+        "-ar",
+        "16000",
+        "-ac",
+        "1",
+        "-i",
+        str(pcm),
+        "-c:v",
+        "libx264",
+        "-pix_fmt",
+        "yuv420p",
+        "-c:a",
+        "aac",
+        "-shortest",
+        str(path),
+    ]
     with subprocess.Popen(command, stdin=subprocess.PIPE) as ffmpeg:
         for k in range(frames):
             matrix = cv2.getRotationMatrix2D((264, 240), 4 * math.sin(k / 6), size / 300 * (1 + 0.05 * math.sin(k / 9)))
@@ -109,9 +137,12 @@ def run_bench(model, files: list[Path], options: TranscribeOptions, against_loop
     # With --against-loop the chunks and their tokens are kept for the comparison, and the guards are off
     # (a retry would decode some chunks twice).
     pipeline = Pipeline(
-        model, replace(options, guards=options.guards and not against_loop), ["json"], None,
+        model,
+        replace(options, guards=options.guards and not against_loop),
+        ["json"],
+        None,
         on_segment=(lambda chunk, segment: chunks.append((chunk, segment.tokens))) if against_loop else None,
-    )  # fmt: skip
+    )
     started = time.perf_counter()
     records = pipeline.run([InputFile(path, f"{n}") for n, path in enumerate(files)])
     wall = time.perf_counter() - started
@@ -122,12 +153,24 @@ def run_bench(model, files: list[Path], options: TranscribeOptions, against_loop
         raise OmniAVSRError(failed[0].error, code=failed[0].error_code)
     stages = {**pipeline.stage_seconds, **model.stage_seconds}
     result = BenchResult(
-        media_seconds=sum(r.media_seconds for r in records), chunks=sum(r.chunks for r in records), wall_seconds=wall,
-        tokens=pipeline.tokens_decoded, stage_seconds=stages, peak_rss_mb=peak_rss_mb(),
-        peak_gpu_mb=torch.cuda.max_memory_allocated() / 2**20 if on_gpu else None, device=str(next(model.parameters()).device),
-        settings={"mode": options.mode, "rates": list(pipeline.rates), "beams": options.decoding.num_beams,
-                  "batch_size": options.batch_size or "auto", "guards": pipeline.options.guards, "files": len(files), "threads": torch.get_num_threads()},
-    )  # fmt: skip
+        media_seconds=sum(r.media_seconds for r in records),
+        chunks=sum(r.chunks for r in records),
+        wall_seconds=wall,
+        tokens=pipeline.tokens_decoded,
+        stage_seconds=stages,
+        peak_rss_mb=peak_rss_mb(),
+        peak_gpu_mb=torch.cuda.max_memory_allocated() / 2**20 if on_gpu else None,
+        device=str(next(model.parameters()).device),
+        settings={
+            "mode": options.mode,
+            "rates": list(pipeline.rates),
+            "beams": options.decoding.num_beams,
+            "batch_size": options.batch_size or "auto",
+            "guards": pipeline.options.guards,
+            "files": len(files),
+            "threads": torch.get_num_threads(),
+        },
+    )
     if against_loop:
         result.loop = _batched_vs_loop(model, pipeline, chunks)
     return result
@@ -158,20 +201,28 @@ def _batched_vs_loop(model, pipeline: Pipeline, chunks: list[tuple[Chunk, list[i
             looped += model.generate([clip], chunk.task, pipeline.rates, pipeline.options.decoding)
     loop_seconds = time.perf_counter() - started
     expected = [tokens for _, tokens in chunks]
-    return {"chunks": len(chunks), "loop_seconds": loop_seconds, "batched_seconds": batched_seconds,
-            "speedup": loop_seconds / batched_seconds if batched_seconds else None,
-            "equal_outputs": batched == looped == expected}  # fmt: skip
+    return {
+        "chunks": len(chunks),
+        "loop_seconds": loop_seconds,
+        "batched_seconds": batched_seconds,
+        "speedup": loop_seconds / batched_seconds if batched_seconds else None,
+        "equal_outputs": batched == looped == expected,
+    }
 
 
 def format_report(result: BenchResult) -> str:
     lines = [f"{'stage':<14} {'seconds':>9} {'x real time':>12}  note"]
     for stage, seconds, speed, note in result.rows():
         lines.append(f"{stage:<14} {seconds:>9.2f} {speed:>12.1f}  {note}")
-    lines.append(f"media {result.media_seconds:.1f} s on {result.device}; peak RSS {result.peak_rss_mb:.0f} MB"
-                 + (f", peak GPU {result.peak_gpu_mb:.0f} MB" if result.peak_gpu_mb is not None else ""))  # fmt: skip
+    lines.append(
+        f"media {result.media_seconds:.1f} s on {result.device}; peak RSS {result.peak_rss_mb:.0f} MB"
+        + (f", peak GPU {result.peak_gpu_mb:.0f} MB" if result.peak_gpu_mb is not None else "")
+    )
     if result.loop:
         loop = result.loop
-        lines.append(f"{loop['chunks']} chunks one at a time (official loop): {loop['loop_seconds']:.2f} s; batched: {loop['batched_seconds']:.2f} s "
-                     f"({loop['speedup']:.1f}x faster), same tokens: {'yes' if loop['equal_outputs'] else 'NO'}")  # fmt: skip
+        lines.append(
+            f"{loop['chunks']} chunks one at a time (official loop): {loop['loop_seconds']:.2f} s; batched: {loop['batched_seconds']:.2f} s "
+            f"({loop['speedup']:.1f}x faster), same tokens: {'yes' if loop['equal_outputs'] else 'NO'}"
+        )
     lines.append("settings: " + ", ".join(f"{k}={v}" for k, v in result.settings.items()) + f"; cpu cores {os.cpu_count()}")
     return "\n".join(lines)

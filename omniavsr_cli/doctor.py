@@ -147,13 +147,23 @@ def run_checks() -> list[Check]:
         forbidden_packages_check(),
         ffmpeg_check(),
         _import_check("av", "av", reinstall, name="PyAV (media probing)"),
-        _import_check("mediapipe", "mediapipe", "pip install --no-deps mediapipe==0.10.21 (docs/install.md)", name="mediapipe (face landmarks, default)"),
+        _import_check(
+            "mediapipe",
+            "mediapipe",
+            "pip install --no-deps mediapipe==0.10.21 (docs/install.md)",
+            name="mediapipe (face landmarks, default)",
+        ),
         _import_check("silero_vad", "silero-vad", "pip install silero-vad (docs/install.md)", name="silero-vad (voice activity)"),
         _import_check(
-            "face_alignment", "face-alignment", "pip install --no-deps face-alignment==1.5.0 scikit-image numba (docs/prep-lips.md)",
-            required=False, name="face-alignment (optional landmarks)",
+            "face_alignment",
+            "face-alignment",
+            "pip install --no-deps face-alignment==1.5.0 scikit-image numba (docs/prep-lips.md)",
+            required=False,
+            name="face-alignment (optional landmarks)",
         ),
-        _import_check("dlib", "dlib-bin", "pip install 'omniavsr[dlib]' (docs/install.md)", required=False, name="dlib (optional landmarks)"),
+        _import_check(
+            "dlib", "dlib-bin", "pip install 'omniavsr[dlib]' (docs/install.md)", required=False, name="dlib (optional landmarks)"
+        ),
         speech_check(),
         *weights_checks(),
     ]

@@ -34,10 +34,11 @@ def _scan(directory: Path, exclude: Path | None, recursive: bool = True) -> list
     found = []
     for folder, subfolders, files in os.walk(directory):
         here = Path(folder)
-        subfolders[:] = [] if not recursive else sorted(
-            name for name in subfolders
-            if not name.startswith(".") and (exclude is None or (here / name).resolve() != exclude)
-        )  # fmt: skip
+        subfolders[:] = (
+            []
+            if not recursive
+            else sorted(name for name in subfolders if not name.startswith(".") and (exclude is None or (here / name).resolve() != exclude))
+        )
         found += [here / name for name in sorted(files) if not name.startswith(".") and Path(name).suffix.lower() in MEDIA_SUFFIXES]
     return found
 
@@ -70,7 +71,9 @@ def _read_list(argument: str, exclude: Path | None, recursive: bool = True) -> l
     try:
         lines = list_path.read_text(encoding="utf-8").splitlines()
     except (OSError, UnicodeDecodeError) as error:
-        raise InputError(f"{list_path}: cannot read this input list ({error.__class__.__name__}); give a UTF-8 text file with one path per line") from None
+        raise InputError(
+            f"{list_path}: cannot read this input list ({error.__class__.__name__}); give a UTF-8 text file with one path per line"
+        ) from None
     entries = [line.strip() for line in lines if line.strip() and not line.lstrip().startswith("#")]
     if not entries:
         raise InputError(f"{list_path}: the input list is empty")

@@ -51,7 +51,11 @@ class ModelEntry:
 
 def registry() -> dict[str, ModelEntry]:
     override = os.environ.get("OMNIAVSR_REGISTRY")
-    text = Path(override).read_text(encoding="utf-8") if override else resources.files(__package__).joinpath("registry.json").read_text(encoding="utf-8")
+    text = (
+        Path(override).read_text(encoding="utf-8")
+        if override
+        else resources.files(__package__).joinpath("registry.json").read_text(encoding="utf-8")
+    )
     models = json.loads(text)["models"]
     return {
         name: ModelEntry(name=name, **{**entry, "files": tuple(ModelFile(**f) for f in entry.get("files", []))})
@@ -62,7 +66,9 @@ def registry() -> dict[str, ModelEntry]:
 def entry(name: str) -> ModelEntry:
     known = registry()
     if name not in known:
-        raise RegistryError(f"{name}: not a known model; choose one of {', '.join(known)} (omniavsr weights list)", exit_code=ExitCode.USAGE)
+        raise RegistryError(
+            f"{name}: not a known model; choose one of {', '.join(known)} (omniavsr weights list)", exit_code=ExitCode.USAGE
+        )
     return known[name]
 
 
@@ -75,7 +81,9 @@ def sha256_of(path: Path) -> str:
 
 
 def write_checksums(directory: Path) -> Path:
-    sums = {p.name: sha256_of(p) for p in sorted(directory.iterdir()) if p.is_file() and p.name != CHECKSUMS and not p.name.endswith(".part")}
+    sums = {
+        p.name: sha256_of(p) for p in sorted(directory.iterdir()) if p.is_file() and p.name != CHECKSUMS and not p.name.endswith(".part")
+    }
     path = directory / CHECKSUMS
     path.write_text(json.dumps(sums, indent=2) + "\n", encoding="utf-8")
     return path
@@ -128,7 +136,9 @@ def download(name: str, directory: Path | None = None, timeout: float = 30.0) ->
     model = entry(name)
     target = (directory or weights_dir()) / name
     if not model.files:
-        raise RegistryError(f"{name} cannot be downloaded automatically: {model.manual.replace('WEIGHTS', str(target.parent))} (source: {model.source})")
+        raise RegistryError(
+            f"{name} cannot be downloaded automatically: {model.manual.replace('WEIGHTS', str(target.parent))} (source: {model.source})"
+        )
     target.mkdir(parents=True, exist_ok=True)
     for file in model.files:
         destination = target / file.name

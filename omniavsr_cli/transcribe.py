@@ -101,10 +101,18 @@ class Segment:
 
     def to_dict(self) -> dict:
         return {
-            "id": self.id, "seek": round(self.start * 100), "start": self.start, "end": self.end, "text": self.text,
-            "tokens": self.tokens, "temperature": self.temperature, "mode": self.mode, "rates": self.rates,
-            "face_coverage": self.face_coverage, "flags": self.flags,
-        }  # fmt: skip
+            "id": self.id,
+            "seek": round(self.start * 100),
+            "start": self.start,
+            "end": self.end,
+            "text": self.text,
+            "tokens": self.tokens,
+            "temperature": self.temperature,
+            "mode": self.mode,
+            "rates": self.rates,
+            "face_coverage": self.face_coverage,
+            "flags": self.flags,
+        }
 
 
 @dataclass
@@ -121,8 +129,14 @@ class Transcript:
         return " ".join(s.text.strip() for s in self.segments if s.text.strip())
 
     def to_dict(self) -> dict:
-        return {"text": self.text, "segments": [s.to_dict() for s in self.segments], "language": "en", "id": self.id,
-                "source": self.source, **self.info}  # fmt: skip
+        return {
+            "text": self.text,
+            "segments": [s.to_dict() for s in self.segments],
+            "language": "en",
+            "id": self.id,
+            "source": self.source,
+            **self.info,
+        }
 
     def segment_lines(self) -> list[dict]:
         return [{"input": self.id, **s.to_dict()} for s in self.segments]
@@ -220,7 +234,9 @@ def _decide(options: TranscribeOptions, has_audio: bool, coverage: float | None)
     return ("avsr" if has_audio else "vsr"), flags
 
 
-def _plan(item: InputFile, info: MediaInfo, options: TranscribeOptions, state: InputState, audio: AudioSpool | None) -> list[tuple[int, int]]:
+def _plan(
+    item: InputFile, info: MediaInfo, options: TranscribeOptions, state: InputState, audio: AudioSpool | None
+) -> list[tuple[int, int]]:
     """The input's chunks (frames). With audio, first decode it all into ``audio``, finding the speech on the way."""
     if audio is None:  # lip reading only: nothing to find pauses in
         return fixed_windows(math.ceil(state.duration * FPS), options.max_chunk_frames)
@@ -296,8 +312,15 @@ def chunk_input(item: InputFile, options: TranscribeOptions, state: InputState, 
         yield from _chunks(item, info, options, state, audio, spans, min_video_frames)
 
 
-def _chunks(item: InputFile, info: MediaInfo, options: TranscribeOptions, state: InputState, audio: AudioSpool | None,
-            spans: list[tuple[int, int]], min_video_frames: int) -> Iterator[Chunk]:  # fmt: skip
+def _chunks(
+    item: InputFile,
+    info: MediaInfo,
+    options: TranscribeOptions,
+    state: InputState,
+    audio: AudioSpool | None,
+    spans: list[tuple[int, int]],
+    min_video_frames: int,
+) -> Iterator[Chunk]:
     """chunk_input's chunks once the plan is made: each as soon as the video stream has passed its end."""
     mode = options.mode
 
@@ -354,12 +377,16 @@ def _chunks(item: InputFile, info: MediaInfo, options: TranscribeOptions, state:
         raise too_short(item.path, seen, min_video_frames)
     if ended and frames is not None and audio is not None and seen < audio.samples / SAMPLES_PER_FRAME - VIDEO_END_SLACK:
         state.flags.append("video_ended_early")
-        log.warning("%s: the video ends at %.1f s, the audio at %.1f s; the speech after the video is transcribed from the audio alone",
-                    item.path, seen / FPS, audio.samples / SAMPLE_RATE)  # fmt: skip
+        log.warning(
+            "%s: the video ends at %.1f s, the audio at %.1f s; the speech after the video is transcribed from the audio alone",
+            item.path,
+            seen / FPS,
+            audio.samples / SAMPLE_RATE,
+        )
     mask = detected() if frames is not None else None
     state.face_coverage = 0.0 if frames is None else (round(float(mask.mean()), 4) if mask is not None and len(mask) else 1.0)
-    for k in range(k, len(spans)):
-        if (chunk := make(k, frames, mask)) is not None:
+    for rest in range(k, len(spans)):
+        if (chunk := make(rest, frames, mask)) is not None:
             yield chunk
         frames = None if frames is None else []
 
@@ -388,8 +415,11 @@ class Pipeline:
         on_segment: Callable[[Chunk, Segment], None] | None = None,
     ):
         if model.tokenizer is None:
-            raise OmniAVSRError("this model has no tokenizer files; import it again with --tokenizer", code="E_NO_TOKENIZER",
-                                exit_code=ExitCode.MODEL_UNAVAILABLE)  # fmt: skip
+            raise OmniAVSRError(
+                "this model has no tokenizer files; import it again with --tokenizer",
+                code="E_NO_TOKENIZER",
+                exit_code=ExitCode.MODEL_UNAVAILABLE,
+            )
         # A model with a short audio window cannot take more; one trained on short clips transcribes no more.
         longest = min(float(model.config.whisper.window_seconds), model.config.longest_chunk_seconds)
         if options.max_chunk_s > longest:
@@ -416,8 +446,14 @@ class Pipeline:
         todo = []
         for item in items:
             if self.skip_existing and self.out_dir is not None and self._finished(item):
-                self._record(RunRecord(input=self._source(item), id=item.clip_id, status="skipped",
-                                       outputs=[str(output_path(self.out_dir, item.clip_id, f)) for f in self.formats]))  # fmt: skip
+                self._record(
+                    RunRecord(
+                        input=self._source(item),
+                        id=item.clip_id,
+                        status="skipped",
+                        outputs=[str(output_path(self.out_dir, item.clip_id, f)) for f in self.formats],
+                    )
+                )
             else:
                 todo.append(item)
         if todo:
@@ -467,7 +503,10 @@ class Pipeline:
         for pair in enumerate(items):
             work.put(pair)
         events: queue.Queue = queue.Queue(maxsize=64)
-        workers = [threading.Thread(target=self._produce, args=(work, events), daemon=True) for _ in range(max(1, min(self.options.workers, len(items))))]
+        workers = [
+            threading.Thread(target=self._produce, args=(work, events), daemon=True)
+            for _ in range(max(1, min(self.options.workers, len(items))))
+        ]
         for worker in workers:
             worker.start()
         running = len(workers)
@@ -527,12 +566,17 @@ class Pipeline:
             self.tokens_decoded += len(result.ids)
             end = min(chunk.end_frame / FPS, state.duration) if state.duration else chunk.end_frame / FPS
             segment = Segment(
-                id=chunk.index, start=round(chunk.start_frame / FPS, 3), end=round(max(end, chunk.start_frame / FPS), 3),
-                text=tokenizer.decode(result.ids, skip_special_tokens=True, clean_up_tokenization_spaces=False), tokens=result.ids,
-                mode=task, rates=list(self.rates), face_coverage=chunk.face_coverage,
+                id=chunk.index,
+                start=round(chunk.start_frame / FPS, 3),
+                end=round(max(end, chunk.start_frame / FPS), 3),
+                text=tokenizer.decode(result.ids, skip_special_tokens=True, clean_up_tokenization_spaces=False),
+                tokens=result.ids,
+                mode=task,
+                rates=list(self.rates),
+                face_coverage=chunk.face_coverage,
                 flags=chunk.flags + result.flags + (["retried"] if result.retried else []),
                 temperature=self.options.decoding.temperature if self.options.decoding.sample else 0.0,
-            )  # fmt: skip
+            )
             state.segments.append(segment)
             self.on_segment(chunk, segment)
             self.on_progress("chunks", 1)
@@ -550,8 +594,14 @@ class Pipeline:
         del self.in_flight[state.index]
         state.segments.sort(key=lambda s: s.start)
         transcript = Transcript(state.item.clip_id, self._source(state.item), state.segments, self._info(state))
-        record = RunRecord(input=self._source(state.item), id=state.item.clip_id, status="ok", media_seconds=round(state.duration, 3),
-                           chunks=len(state.segments), flags=transcript.info["flags"])  # fmt: skip
+        record = RunRecord(
+            input=self._source(state.item),
+            id=state.item.clip_id,
+            status="ok",
+            media_seconds=round(state.duration, 3),
+            chunks=len(state.segments),
+            flags=transcript.info["flags"],
+        )
         self.on_transcript(transcript)
         try:
             if self.out_dir is not None:
@@ -561,7 +611,9 @@ class Pipeline:
                 self.stdout.flush()
         except OSError as error:
             record.status, record.error_code = "failed", "E_WRITE"
-            record.error = f"{self.out_dir}: cannot write {state.item.clip_id}'s outputs ({error.strerror or error}); free space or choose another -o"
+            record.error = (
+                f"{self.out_dir}: cannot write {state.item.clip_id}'s outputs ({error.strerror or error}); free space or choose another -o"
+            )
         if state.track is not None:  # split the video stage into decoding+cropping and landmarks
             state.stage_seconds["landmarks"] = state.track.detect_seconds
             state.stage_seconds["video"] -= state.track.detect_seconds
@@ -573,8 +625,16 @@ class Pipeline:
     def _fail(self, state: InputState, error: OmniAVSRError) -> None:
         self.in_flight.pop(state.index, None)
         self.pending = [p for p in self.pending if p[0] is not state]
-        self._record(RunRecord(input=self._source(state.item), id=state.item.clip_id, status="failed", error_code=error.code,
-                               error=str(error), seconds=round(time.perf_counter() - state.started, 3)))  # fmt: skip
+        self._record(
+            RunRecord(
+                input=self._source(state.item),
+                id=state.item.clip_id,
+                status="failed",
+                error_code=error.code,
+                error=str(error),
+                seconds=round(time.perf_counter() - state.started, 3),
+            )
+        )
 
     def _record(self, record: RunRecord) -> None:
         self.records.append(record)
@@ -604,8 +664,12 @@ class Pipeline:
             "flags": flags,
             "model": model_description(self.model),
             "tool": {"name": "omniavsr", "version": __version__},
-            "decoding": {**asdict(options.decoding), "max_chunk_s": options.max_chunk_s, "guards": options.guards,
-                         "vad": asdict(options.vad_options) if state.vad else None},  # fmt: skip
+            "decoding": {
+                **asdict(options.decoding),
+                "max_chunk_s": options.max_chunk_s,
+                "guards": options.guards,
+                "vad": asdict(options.vad_options) if state.vad else None,
+            },
         }
 
 
@@ -630,8 +694,13 @@ def model_description(model) -> dict:
     if directory is not None and (directory / "checksums.json").is_file():
         with contextlib.suppress(OSError, ValueError):
             checksum = json.loads((directory / "checksums.json").read_text(encoding="utf-8")).get("model.safetensors")
-    return {"name": directory.name if directory else None, "path": str(directory) if directory else None, "sha256": checksum,
-            "variant": model.config.variant, "domain": model_domain(model)}  # fmt: skip
+    return {
+        "name": directory.name if directory else None,
+        "path": str(directory) if directory else None,
+        "sha256": checksum,
+        "variant": model.config.variant,
+        "domain": model_domain(model),
+    }
 
 
 def model_domain(model) -> str | None:
@@ -648,5 +717,9 @@ def check_rates(config, rates: tuple[int, int] | None) -> tuple[int, int]:
     if rates[0] in config.audio_rates and rates[1] in config.video_rates:
         return tuple(rates)
     valid = " ".join(f"{a},{v}" for a in config.audio_rates for v in config.video_rates)
-    raise OmniAVSRError(f"--rates {rates[0]},{rates[1]}: this model was trained with audio rates {list(config.audio_rates)} and video rates "
-                        f"{list(config.video_rates)}; choose one of {valid}", code="E_USAGE", exit_code=ExitCode.USAGE)  # fmt: skip
+    raise OmniAVSRError(
+        f"--rates {rates[0]},{rates[1]}: this model was trained with audio rates {list(config.audio_rates)} and video rates "
+        f"{list(config.video_rates)}; choose one of {valid}",
+        code="E_USAGE",
+        exit_code=ExitCode.USAGE,
+    )

@@ -88,10 +88,15 @@ class SpeechDetector:
             return []
         # No padding from silero: the chunk plan adds the context (plan_speech), which must not count as speech.
         found = _silero().get_speech_timestamps_from_probs(
-            self.probabilities, sampling_rate=SAMPLE_RATE, threshold=options.threshold, min_speech_duration_ms=options.min_speech_ms,
-            max_speech_duration_s=max_region_s, min_silence_duration_ms=options.min_silence_ms, speech_pad_ms=0,
+            self.probabilities,
+            sampling_rate=SAMPLE_RATE,
+            threshold=options.threshold,
+            min_speech_duration_ms=options.min_speech_ms,
+            max_speech_duration_s=max_region_s,
+            min_silence_duration_ms=options.min_silence_ms,
+            speech_pad_ms=0,
             audio_length_samples=self.samples,
-        )  # fmt: skip
+        )
         return [(int(r["start"]), int(r["end"])) for r in found]
 
 

@@ -70,8 +70,13 @@ def write_jsonl(transcript) -> str:
 
 
 WRITERS: dict[str, Callable[[object], str]] = {
-    "txt": write_txt, "srt": write_srt, "vtt": write_vtt, "tsv": write_tsv, "json": write_json, "jsonl": write_jsonl,
-}  # fmt: skip
+    "txt": write_txt,
+    "srt": write_srt,
+    "vtt": write_vtt,
+    "tsv": write_tsv,
+    "json": write_json,
+    "jsonl": write_jsonl,
+}
 
 
 def parse_formats(value: str) -> list[str]:

@@ -36,10 +36,12 @@ def face_motion(frames: int, size: int) -> list[np.ndarray]:
 
 def face_frames(frames: int = 50, size: int = 224) -> np.ndarray:
     image = portrait()
-    return np.stack([
-        cv2.warpAffine(image, matrix, (size, size), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
-        for matrix in face_motion(frames, size)
-    ])  # fmt: skip
+    return np.stack(
+        [
+            cv2.warpAffine(image, matrix, (size, size), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+            for matrix in face_motion(frames, size)
+        ]
+    )
 
 
 def write_video(path: Path, frames: np.ndarray, *, rate: str = "25", audio_seconds: float | None = None, codec: str = "libx264") -> Path:
@@ -47,11 +49,24 @@ def write_video(path: Path, frames: np.ndarray, *, rate: str = "25", audio_secon
     height, width = frames.shape[1:3]
     audio = ["-f", "lavfi", "-i", f"sine=frequency=440:sample_rate=44100:duration={audio_seconds}"] if audio_seconds else []
     ffmpeg(
-        "-f", "rawvideo", "-pix_fmt", "rgb24", "-s", f"{width}x{height}", "-r", rate, "-i", "-", *audio,
-        "-c:v", codec, *(["-crf", "12", "-pix_fmt", "yuv420p"] if codec == "libx264" else []),
-        *(["-ac", "2", "-c:a", "aac", "-shortest"] if audio else []), str(path),
+        "-f",
+        "rawvideo",
+        "-pix_fmt",
+        "rgb24",
+        "-s",
+        f"{width}x{height}",
+        "-r",
+        rate,
+        "-i",
+        "-",
+        *audio,
+        "-c:v",
+        codec,
+        *(["-crf", "12", "-pix_fmt", "yuv420p"] if codec == "libx264" else []),
+        *(["-ac", "2", "-c:a", "aac", "-shortest"] if audio else []),
+        str(path),
         input=np.ascontiguousarray(frames).tobytes(),
-    )  # fmt: skip
+    )
     return path
 
 

@@ -7,7 +7,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-
 from faces import write_media
 
 TRANSCRIPTS = ("we have that", "they are not", "what was it", "you do this")
@@ -46,7 +45,12 @@ def write_dataset(root: Path, count: int = 4, seconds: float = 1.0, suffix: str 
         if suffix == ".csv":
             lines.append(f"rois,spk/c{number}.mp4,{frames},,{text}\n")
         else:
-            lines.append(json.dumps({"dataset": "rois", "video": f"spk/c{number}.mp4", "audio": f"spk/c{number}.wav", "frames": frames, "text": text}) + "\n")
+            lines.append(
+                json.dumps(
+                    {"dataset": "rois", "video": f"spk/c{number}.mp4", "audio": f"spk/c{number}.wav", "frames": frames, "text": text}
+                )
+                + "\n"
+            )
     manifest = root / "rois" / f"manifest{suffix}"
     manifest.write_text("".join(lines), encoding="utf-8")
     return manifest

@@ -10,8 +10,8 @@ import json
 from pathlib import Path
 
 import pytest
-
 from conftest import REPO, run_cli
+
 from omniavsr_cli.model.loading import load_model
 from omniavsr_cli.scoring.scorer import score_texts
 
@@ -23,8 +23,22 @@ ISOLATED = {"OMNIAVSR_WEIGHTS": "no-weights-installed-here"}
 
 
 def _transcribe(out: Path, mode: str, *inputs: Path, rates: str = "4,2") -> dict[str, dict]:
-    result = run_cli("transcribe", *map(str, inputs), "--model", "demo", "--mode", mode, "--rates", rates,
-                     "-o", str(out), "-f", "json,srt", "--quiet", env=ISOLATED)  # fmt: skip
+    result = run_cli(
+        "transcribe",
+        *map(str, inputs),
+        "--model",
+        "demo",
+        "--mode",
+        mode,
+        "--rates",
+        rates,
+        "-o",
+        str(out),
+        "-f",
+        "json,srt",
+        "--quiet",
+        env=ISOLATED,
+    )
     assert result.returncode == 0, result.stderr.decode()
     return {clip.stem: json.loads((out / f"{clip.stem}.json").read_text()) for clip in inputs}
 
@@ -47,7 +61,9 @@ def test_the_shipped_demo_model_is_small_and_documented():
 # 0 %, ASR 4 2.1 %, VSR 2 3.5 %, VSR 5 9.7 %, ASR 16 0 %. With the 100 ms chunks before it, AVSR 4,2 made 2
 # errors, ASR 4 7 and ASR 16 5: the bounds leave a word or two of numerical drift and fail on that loss of
 # accuracy (or a broken stage). VSR has no audio to find speech in: one window per clip, as before.
-@pytest.mark.parametrize("mode, rates, bound", [("avsr", "4,2", 0.01), ("asr", "4,2", 0.04), ("vsr", "4,2", 0.08), ("vsr", "4,5", 0.15), ("asr", "16,2", 0.03)])
+@pytest.mark.parametrize(
+    "mode, rates, bound", [("avsr", "4,2", 0.01), ("asr", "4,2", 0.04), ("vsr", "4,2", 0.08), ("vsr", "4,5", 0.15), ("asr", "16,2", 0.03)]
+)
 def test_held_out_clips_are_transcribed_within_the_model_cards_bounds(tmp_path, mode, rates, bound):
     assert len(HELD_OUT) == 24
     assert _wer(_transcribe(tmp_path, mode, *HELD_OUT, rates=rates)) <= bound

@@ -31,7 +31,6 @@ def by_name(checks):
 def test_reports_python_torch_device_and_ffmpeg(monkeypatch, tmp_path):
     monkeypatch.setenv("OMNIAVSR_WEIGHTS", str(tmp_path))
     checks = by_name(run_checks())
-    import torch
 
     assert checks["python"].ok
     # the distribution's version: torch.__version__ adds the build's label (+cpu, +cu130) where there is one

@@ -7,10 +7,10 @@ import json
 import jiwer
 import numpy as np
 import pytest
-from typer.testing import CliRunner
-
 from conftest import run_cli
 from faces import speech_like, write_media
+from typer.testing import CliRunner
+
 from omniavsr_cli.cli import app
 from omniavsr_cli.model.loading import load_model
 from omniavsr_cli.model.omni import Clip, DecodingOptions
@@ -113,7 +113,9 @@ def test_a_cell_is_the_corpus_wer_of_the_model_own_transcripts_and_each_clip_is_
 
 def test_a_clip_cache_gives_the_same_table_and_holds_each_clip_once(work, tmp_path):
     cache = tmp_path / "cache"
-    plain, filling, cached = (_eval(work, "--rates", "4,2", "--json", *extra) for extra in ([], ["--cache", str(cache)], ["--cache", str(cache)]))
+    plain, filling, cached = (
+        _eval(work, "--rates", "4,2", "--json", *extra) for extra in ([], ["--cache", str(cache)], ["--cache", str(cache)])
+    )
     assert plain.exit_code == filling.exit_code == cached.exit_code == 0
     cells = [[(c["label"], c["wer"]) for c in json.loads(r.stdout)["cells"]] for r in (plain, filling, cached)]
     assert cells[0] == cells[1] == cells[2] and len(cells[0]) == 3
@@ -122,13 +124,24 @@ def test_a_clip_cache_gives_the_same_table_and_holds_each_clip_once(work, tmp_pa
 
 def test_unreadable_missing_and_repeated_clips_are_skipped_once_and_counted(work):
     def row(name, audio=True, frames=30):
-        return json.dumps({"dataset": "rois", "video": f"spk1/{name}.mp4", "audio": f"spk1/{name}.wav" if audio else None,
-                           "frames": frames, "text": CLIPS.get(name, (0, "x"))[1]}) + "\n"  # fmt: skip
+        return (
+            json.dumps(
+                {
+                    "dataset": "rois",
+                    "video": f"spk1/{name}.mp4",
+                    "audio": f"spk1/{name}.wav" if audio else None,
+                    "frames": frames,
+                    "text": CLIPS.get(name, (0, "x"))[1],
+                }
+            )
+            + "\n"
+        )
 
     manifest = work / "data" / "rois" / "mixed.jsonl"
     manifest.write_text(row("c0") + row("c1", audio=False) + row("short", frames=50) + row("gone") + row("c2") + row("c0") + "{broken\n")
-    result = CliRunner().invoke(app, ["eval", str(manifest), "--model", str(work / "model"), "--tasks", "asr", "--tasks", "vsr",
-                                      "--rates", "4,2", "--json", *FAST])  # fmt: skip
+    result = CliRunner().invoke(
+        app, ["eval", str(manifest), "--model", str(work / "model"), "--tasks", "asr", "--tasks", "vsr", "--rates", "4,2", "--json", *FAST]
+    )
     assert result.exit_code == 3, result.stderr
     results = json.loads(result.stdout)
     assert [(c["label"], c["utterances"], c["without_audio"]) for c in results["cells"]] == [("ASR 4", 2, 1), ("VSR 2", 3, 0)]
@@ -147,8 +160,15 @@ def test_snr_mixes_the_same_seeded_noise_into_every_audio_cell(work):
 
     def inputs(seed: int, group_frames: int) -> dict[str, dict[int, np.ndarray]]:
         recording = _Recording(model)
-        options = EvalOptions(tasks=("asr", "avsr"), rates=((4, 2),), snr_db=-5.0, noise_files=(work / "babble.wav",), seed=seed,
-                              decoding=DecodingOptions(num_beams=1), group_frames=group_frames)  # fmt: skip
+        options = EvalOptions(
+            tasks=("asr", "avsr"),
+            rates=((4, 2),),
+            snr_db=-5.0,
+            noise_files=(work / "babble.wav",),
+            seed=seed,
+            decoding=DecodingOptions(num_beams=1),
+            group_frames=group_frames,
+        )
         evaluate(recording, work / "data" / "rois" / "test.csv", options)
         return {task: {len(c.audio): c.audio.numpy() for c in clips} for task, clips in recording.clips.items()}
 

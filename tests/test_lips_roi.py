@@ -95,7 +95,7 @@ def moving_clip(frames: int, missing: set[int]):
     points = [
         None if k in missing else apply(similarity(0.35 + 0.002 * k, 3 * math.sin(k / 4), (10 + k * 0.3, 5.0)), roi.mean_face())
         for k in range(frames)
-    ]  # fmt: skip
+    ]
     return video, points
 
 

@@ -4,9 +4,16 @@ import pytest
 import torch
 
 from omniavsr_cli.model.config import OmniAVSRConfig
-from omniavsr_cli.model.llm import adapter_names, activate, build_llm
+from omniavsr_cli.model.llm import activate, adapter_names, build_llm
 
-TINY_LLM = {"vocab_size": 300, "hidden_size": 64, "intermediate_size": 128, "num_hidden_layers": 2, "num_attention_heads": 4, "num_key_value_heads": 2}
+TINY_LLM = {
+    "vocab_size": 300,
+    "hidden_size": 64,
+    "intermediate_size": 128,
+    "num_hidden_layers": 2,
+    "num_attention_heads": 4,
+    "num_key_value_heads": 2,
+}
 
 
 def tiny(variant: str) -> OmniAVSRConfig:

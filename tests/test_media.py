@@ -22,7 +22,23 @@ def numbered_video(path, frames: int, rate: str, size: int = 32, extra: tuple[st
     pixels = np.zeros((frames, size, size, 3), np.uint8)
     for k in range(frames):
         pixels[k] = (4 * k) % 256
-    ffmpeg("-f", "rawvideo", "-pix_fmt", "rgb24", "-s", f"{size}x{size}", "-r", rate, "-i", "-", *extra, "-c:v", "ffv1", str(path), input=pixels.tobytes())
+    ffmpeg(
+        "-f",
+        "rawvideo",
+        "-pix_fmt",
+        "rgb24",
+        "-s",
+        f"{size}x{size}",
+        "-r",
+        rate,
+        "-i",
+        "-",
+        *extra,
+        "-c:v",
+        "ffv1",
+        str(path),
+        input=pixels.tobytes(),
+    )
 
 
 def source_index(frames: np.ndarray) -> np.ndarray:
@@ -199,8 +215,21 @@ def test_decode_constants_match_the_model():
 def test_a_video_stream_that_ends_before_the_audio_is_complete_not_corrupt(tmp_path, container):
     """Recordings joined from parts can hold 4 s of video and 6 s of sound: each stream declares its own length."""
     path = tmp_path / f"early.{container}"
-    ffmpeg("-f", "lavfi", "-i", "testsrc2=size=64x48:rate=25:duration=4", "-f", "lavfi", "-i", "sine=duration=6", "-c:v", "libx264",
-           "-preset", "ultrafast", str(path))  # fmt: skip
+    ffmpeg(
+        "-f",
+        "lavfi",
+        "-i",
+        "testsrc2=size=64x48:rate=25:duration=4",
+        "-f",
+        "lavfi",
+        "-i",
+        "sine=duration=6",
+        "-c:v",
+        "libx264",
+        "-preset",
+        "ultrafast",
+        str(path),
+    )
     assert len(load_video(path)) == 100 and len(load_audio(path)) == pytest.approx(6 * SAMPLE_RATE, abs=1200)
     info = probe(path)
     assert info.duration == pytest.approx(6.0, abs=0.1) and info.video.duration == pytest.approx(4.0, abs=0.1)

@@ -31,7 +31,9 @@ def model():
 def clip(seconds: float, seed: int) -> Clip:
     generator = torch.Generator().manual_seed(seed)
     frames = int(seconds * 25)
-    return Clip(audio=torch.randn(int(seconds * 16000), generator=generator) * 0.1, video=torch.randn(frames, 1, 88, 88, generator=generator))
+    return Clip(
+        audio=torch.randn(int(seconds * 16000), generator=generator) * 0.1, video=torch.randn(frames, 1, 88, 88, generator=generator)
+    )
 
 
 def test_the_llm_input_is_bos_audio_block_video_block_prompt(model):
@@ -40,7 +42,13 @@ def test_the_llm_input_is_bos_audio_block_video_block_prompt(model):
     # 1 s: 50 Whisper frames -> 12 tokens at rate 4; 25 video frames -> 12 tokens at rate 2; prompt 4 tokens.
     assert prefix.shape == (1 + (1 + 12 + 1) + (1 + 12 + 1) + 4, 64)
     table = model.llm.get_input_embeddings().weight
-    for position, token in ((0, TOKENS["bos"]), (1, TOKENS["audio_start"]), (14, TOKENS["audio_end"]), (15, TOKENS["video_start"]), (28, TOKENS["video_end"])):
+    for position, token in (
+        (0, TOKENS["bos"]),
+        (1, TOKENS["audio_start"]),
+        (14, TOKENS["audio_end"]),
+        (15, TOKENS["video_start"]),
+        (28, TOKENS["video_end"]),
+    ):
         torch.testing.assert_close(prefix[position], table[token])
     torch.testing.assert_close(prefix[-4:], model.prompt_audiovisual[0])
     with torch.no_grad():
@@ -109,7 +117,9 @@ def test_a_mixed_task_batch_equals_single_task_batches(model):
         mixed_scores = model.token_logprobs(clips, tasks, (4, 2), targets)
         mixed_ids = model.generate(clips, tasks, (4, 2), options)
         for i, task in enumerate(tasks):
-            torch.testing.assert_close(mixed_scores[i], model.token_logprobs([clips[i]], task, (4, 2), [targets[i]])[0], atol=1e-4, rtol=1e-4)
+            torch.testing.assert_close(
+                mixed_scores[i], model.token_logprobs([clips[i]], task, (4, 2), [targets[i]])[0], atol=1e-4, rtol=1e-4
+            )
             assert mixed_ids[i] == model.generate([clips[i]], task, (4, 2), options)[0]
 
 

@@ -37,11 +37,17 @@ def test_standardise_is_zero_mean_unit_variance_over_the_whole_utterance_padding
 @pytest.mark.parametrize(
     "samples, rule, frames",
     [
-        (67840, "exact", 212), (67840, "float32", 211), (67840, "bf16", 211),
-        (480000, "float32", 1500), (480000, "bf16", 1500), (960000, "exact", 1500),
-        (6000, "exact", 25), (6000, "bf16", 25), (48123, "exact", 150),
+        (67840, "exact", 212),
+        (67840, "float32", 211),
+        (67840, "bf16", 211),
+        (480000, "float32", 1500),
+        (480000, "bf16", 1500),
+        (960000, "exact", 1500),
+        (6000, "exact", 25),
+        (6000, "bf16", 25),
+        (48123, "exact", 150),
     ],
-)  # fmt: skip
+)
 def test_kept_whisper_frames_follow_the_official_arithmetic(samples, rule, frames):
     assert transforms.kept_audio_frames(samples, rule) == frames
     assert torch.get_default_dtype() == torch.float32  # restored

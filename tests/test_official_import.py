@@ -52,7 +52,9 @@ def official_name(name: str, variant: str) -> str:
 
 
 def official_checkpoint(model: OmniAVSR, path, extra: dict | None = None):
-    state = {official_name(k, model.config.variant): v.to(torch.bfloat16) if v.is_floating_point() else v for k, v in model.state_dict().items()}
+    state = {
+        official_name(k, model.config.variant): v.to(torch.bfloat16) if v.is_floating_point() else v for k, v in model.state_dict().items()
+    }
     state["video_encoder.mask_emb"] = torch.zeros(104)  # pretraining leftovers the released files carry
     state["video_encoder.final_proj.weight"] = torch.zeros(8, 32)
     state["video_encoder.feature_extractor_audio.proj.weight"] = torch.zeros(32, 104)
@@ -94,7 +96,9 @@ def test_every_official_tensor_lands_where_it_belongs_and_the_logits_agree(varia
         for task in ("asr", "vsr", "avsr"):
             torch.testing.assert_close(
                 loaded.token_logprobs([clip(1.0, 9)], task, (4, 2), targets)[0],
-                source.token_logprobs([clip(1.0, 9)], task, (4, 2), targets)[0], atol=1e-5, rtol=1e-5,
+                source.token_logprobs([clip(1.0, 9)], task, (4, 2), targets)[0],
+                atol=1e-5,
+                rtol=1e-5,
             )
 
 
@@ -102,7 +106,9 @@ def test_the_cli_imports_with_a_config_override_and_says_where(tmp_path):
     source = random_model("ST")
     official_checkpoint(source, tmp_path / "model_avg_1.pth")
     (tmp_path / "tiny.json").write_text(json.dumps(tiny_config("ST").to_dict()))
-    result = run_cli("weights", "import-official", str(tmp_path / "model_avg_1.pth"), "--config", str(tmp_path / "tiny.json"), "-o", str(tmp_path / "m"))
+    result = run_cli(
+        "weights", "import-official", str(tmp_path / "model_avg_1.pth"), "--config", str(tmp_path / "tiny.json"), "-o", str(tmp_path / "m")
+    )
     assert result.returncode == 0, result.stderr.decode()
     assert "variant ST" in result.stdout.decode()
     assert json.loads((tmp_path / "m" / "config.json").read_text())["variant"] == "ST"
@@ -153,11 +159,24 @@ def tiny_tokenizer(directory):
 
     words = ["hello", "world", "lips", "move", "transcribe", "speech", "video", "and", "to", "text."]
     vocab = {word: i for i, word in enumerate(words)} | {f"w{i}": i for i in range(len(words), 250)}
-    vocab |= {"<|begin_of_text|>": 250, "<|end_of_text|>": 251, "<pad>": 295, "<audio>": 296, "</audio>": 297, "<video>": 298, "</video>": 299}
+    vocab |= {
+        "<|begin_of_text|>": 250,
+        "<|end_of_text|>": 251,
+        "<pad>": 295,
+        "<audio>": 296,
+        "</audio>": 297,
+        "<video>": 298,
+        "</video>": 299,
+    }
     tokenizer = Tokenizer(models.WordLevel(vocab, unk_token="w249"))
     tokenizer.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
-    fast = PreTrainedTokenizerFast(tokenizer_object=tokenizer, bos_token="<|begin_of_text|>", eos_token="<|end_of_text|>", pad_token="<pad>",
-                                   additional_special_tokens=["<audio>", "</audio>", "<video>", "</video>"])  # fmt: skip
+    fast = PreTrainedTokenizerFast(
+        tokenizer_object=tokenizer,
+        bos_token="<|begin_of_text|>",
+        eos_token="<|end_of_text|>",
+        pad_token="<pad>",
+        additional_special_tokens=["<audio>", "</audio>", "<video>", "</video>"],
+    )
     fast.save_pretrained(directory)
     return fast
 
@@ -167,8 +186,17 @@ def test_text_in_and_out_through_the_imported_tokenizer(tmp_path):
     official_checkpoint(source, tmp_path / "model_avg_1.pth")
     tiny_tokenizer(tmp_path / "tok")
     (tmp_path / "tiny.json").write_text(json.dumps(tiny_config("ST").to_dict()))
-    result = run_cli("weights", "import-official", str(tmp_path / "model_avg_1.pth"), "--config", str(tmp_path / "tiny.json"),
-                     "--tokenizer", str(tmp_path / "tok"), "-o", str(tmp_path / "m"))  # fmt: skip
+    result = run_cli(
+        "weights",
+        "import-official",
+        str(tmp_path / "model_avg_1.pth"),
+        "--config",
+        str(tmp_path / "tiny.json"),
+        "--tokenizer",
+        str(tmp_path / "tok"),
+        "-o",
+        str(tmp_path / "m"),
+    )
     assert result.returncode == 0, result.stderr.decode()
     from omniavsr_cli import load_model
     from omniavsr_cli.model.omni import DecodingOptions

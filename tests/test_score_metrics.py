@@ -51,7 +51,13 @@ def test_other_normalisers():
     assert NORMALIZERS["basic"].words("Well-known, isn\u2019t it?") == ["well", "known", "isn't", "it"]
     assert NORMALIZERS["none"].words("Hello, World") == ["Hello,", "World"]
     assert NORMALIZERS["whisper-en"].words("Mr. Smith won't pay twenty five colours") == [
-        "mister", "smith", "will", "not", "pay", "25", "colors"
+        "mister",
+        "smith",
+        "will",
+        "not",
+        "pay",
+        "25",
+        "colors",
     ]
     report = score_texts(["i will not pay 25"], ["I won't pay twenty-five"], normalizer="whisper-en")
     assert report.systems[0].wer == 0
@@ -152,7 +158,9 @@ def test_line_count_mismatch_suggests_the_fix(write):
         score(write("h.txt", "a\nb\n"), write("r.txt", "a\nb\nc\n"))
     assert info.value.code == "E_COUNT_MISMATCH"
     with pytest.raises(InputError, match="pass --join"):
-        score(write("talk.srt", "1\n00:00:00,000 --> 00:00:01,000\na b\n\n2\n00:00:01,000 --> 00:00:02,000\nc\n"), write("one.txt", "a b c\n"))
+        score(
+            write("talk.srt", "1\n00:00:00,000 --> 00:00:01,000\na b\n\n2\n00:00:01,000 --> 00:00:02,000\nc\n"), write("one.txt", "a b c\n")
+        )
 
 
 def test_join_scores_whole_files_as_one_utterance(write):
@@ -214,8 +222,11 @@ def test_counts_and_alignments_equal_jiwers(pairs):
     jiwer_words, jiwer_characters = jiwer.process_words(refs, hyps), jiwer.process_characters(refs, hyps)
     for measured, expected in [(system.words, jiwer_words), (system.characters, jiwer_characters)]:
         assert (measured.hits, measured.substitutions, measured.deletions, measured.insertions) == (
-            expected.hits, expected.substitutions, expected.deletions, expected.insertions
-        )  # fmt: skip
+            expected.hits,
+            expected.substitutions,
+            expected.deletions,
+            expected.insertions,
+        )
     assert [u.alignment for u in system.utterances] == jiwer_words.alignments
 
 

@@ -22,8 +22,28 @@ SHIPPED_MODELS = sorted(p.parent for p in (REPO / "weights").glob("*/config.json
 
 # Top-level directories where a machine keeps its users' and jobs' files. System paths (/usr, /proc, /dev,
 # /etc) are the same everywhere, and a placeholder such as /path/to names no machine.
-PRIVATE_ROOTS = ("home", "root", "Users", "work", "workspace", "tmp", "var", "mnt", "media", "data", "scratch", "srv", "opt", "private", "nfs", "gpfs", "lustre")
-ABSOLUTE = re.compile(rb"(?<![\w.~:/-])/(?:" + b"|".join(r.encode() for r in PRIVATE_ROOTS) + rb")/[\w.+-]+|\b[A-Za-z]:\\\\?(?:Users|home)\\")
+PRIVATE_ROOTS = (
+    "home",
+    "root",
+    "Users",
+    "work",
+    "workspace",
+    "tmp",
+    "var",
+    "mnt",
+    "media",
+    "data",
+    "scratch",
+    "srv",
+    "opt",
+    "private",
+    "nfs",
+    "gpfs",
+    "lustre",
+)
+ABSOLUTE = re.compile(
+    rb"(?<![\w.~:/-])/(?:" + b"|".join(r.encode() for r in PRIVATE_ROOTS) + rb")/[\w.+-]+|\b[A-Za-z]:\\\\?(?:Users|home)\\"
+)
 
 
 def test_the_shipped_models_are_the_ones_this_checks():
@@ -85,25 +105,34 @@ def _path(*parts: str, separator: str = "/") -> bytes:
 
 @pytest.mark.parametrize(
     "sample",
-    [b"base " + _path("", "work", "demo", "coarse", "model"), b'{"omniavsr_base":"' + _path("", "home", "me", "run") + b'"}',
-     _path("C:", "Users", "me", "model", separator="\\"), _path("", "tmp", "tmpab12", "x")],
-)  # fmt: skip
+    [
+        b"base " + _path("", "work", "demo", "coarse", "model"),
+        b'{"omniavsr_base":"' + _path("", "home", "me", "run") + b'"}',
+        _path("C:", "Users", "me", "model", separator="\\"),
+        _path("", "tmp", "tmpab12", "x"),
+    ],
+)
 def test_the_path_pattern_catches_machine_paths(sample):
     assert ABSOLUTE.search(sample)
 
 
 @pytest.mark.parametrize(
     "sample",
-    [b"#!" + _path("", "usr", "bin", "env") + b" bash", _path("", "proc", "self", "status"), _path("", "dev", "null"),
-     b"--model ../../init", b"https://example.org" + _path("", "work", "x")],
-)  # fmt: skip
+    [
+        b"#!" + _path("", "usr", "bin", "env") + b" bash",
+        _path("", "proc", "self", "status"),
+        _path("", "dev", "null"),
+        b"--model ../../init",
+        b"https://example.org" + _path("", "work", "x"),
+    ],
+)
 def test_the_path_pattern_leaves_system_paths_and_urls_alone(sample):
     assert not ABSOLUTE.search(sample)
 
 
 def test_the_safetensors_header_is_what_is_searched(tmp_path):
-    from safetensors.torch import save_file
     import torch
+    from safetensors.torch import save_file
 
     base = _path("", "work", "demo", "coarse", "model").decode()
     save_file({"x": torch.zeros(2)}, str(tmp_path / "m.safetensors"), metadata={loading.BASE_KEY: base})

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from conftest import run_cli
+
 from omniavsr_cli.errors import InputError
 from omniavsr_cli.synthetic import grammar
 from omniavsr_cli.synthetic import speech as espeak
@@ -205,7 +205,9 @@ def test_prep_lips_finds_the_drawn_face_and_its_lips_where_they_were_drawn(corpu
 def test_prep_lips_with_two_workers_keeps_every_clip(corpus, tmp_path):
     # Five clips, two workers: the fifth is the first one past the initial 2 x workers submissions.
     clips = corpus / "clips"
-    result = run_cli("prep-lips", str(clips), "-o", str(tmp_path / "rois"), "--workers", "2", "--manifest", "--detector", f"landmarks:{clips}")
+    result = run_cli(
+        "prep-lips", str(clips), "-o", str(tmp_path / "rois"), "--workers", "2", "--manifest", "--detector", f"landmarks:{clips}"
+    )
     assert result.returncode == 0, result.stderr.decode()
     rows = (tmp_path / "rois" / "manifest.csv").read_text().splitlines()
     assert sorted(row.split(",")[1] for row in rows) == [f"s3-{k:06d}.mp4" for k in range(5)]
@@ -214,7 +216,9 @@ def test_prep_lips_with_two_workers_keeps_every_clip(corpus, tmp_path):
 def test_the_cli_makes_a_noisy_corpus_and_reports_bad_options(corpus, tmp_path):
     from omniavsr_cli.media.decode import load_audio
 
-    result = run_cli("synth-corpus", str(tmp_path / "noisy"), "--clips", "1", "--seed", "3", "--split", "test", "--snr", "0", "--workers", "1")
+    result = run_cli(
+        "synth-corpus", str(tmp_path / "noisy"), "--clips", "1", "--seed", "3", "--split", "test", "--snr", "0", "--workers", "1"
+    )
     assert result.returncode == 0, result.stderr.decode()
     assert "1 clips made" in result.stderr.decode()
     record = json.loads((tmp_path / "noisy" / "corpus.jsonl").read_text())

@@ -2,18 +2,17 @@
 load as models, resume equal to an uninterrupted run, bad clips skipped, and learnability from scratch."""
 
 import json
-import random
 import shutil
 
-import numpy as np
 import pytest
 import torch
 from safetensors.torch import load_file
+from synthetic import TRANSCRIPTS, clip_audio, clip_frames, write_dataset
 from typer.testing import CliRunner
 
 from omniavsr_cli.cli import app
-from omniavsr_cli.model.config import OmniAVSRConfig
 from omniavsr_cli.model import loading
+from omniavsr_cli.model.config import OmniAVSRConfig
 from omniavsr_cli.model.loading import load_model
 from omniavsr_cli.model.omni import Clip, DecodingOptions
 from omniavsr_cli.model.random_init import random_model, save_random_model, small_config
@@ -22,11 +21,12 @@ from omniavsr_cli.training import checkpoints
 from omniavsr_cli.training.augment import Augmentation
 from omniavsr_cli.training.data import load_example, read_manifest
 from omniavsr_cli.training.trainer import TrainOptions, draw_rates, pad_batch, train, weighted_loss
-from synthetic import TRANSCRIPTS, clip_audio, clip_frames, write_dataset
 
-TASK_ADAPTERS = {"S": {t: {"shared"} for t in ("asr", "vsr", "avsr")},
-                 "T": {"asr": {"audio"}, "vsr": {"video"}, "avsr": {"audiovisual"}},
-                 "ST": {"asr": {"audio", "shared"}, "vsr": {"video", "shared"}, "avsr": {"audiovisual", "shared"}}}  # fmt: skip
+TASK_ADAPTERS = {
+    "S": {t: {"shared"} for t in ("asr", "vsr", "avsr")},
+    "T": {"asr": {"audio"}, "vsr": {"video"}, "avsr": {"audiovisual"}},
+    "ST": {"asr": {"audio", "shared"}, "vsr": {"video", "shared"}, "avsr": {"audiovisual", "shared"}},
+}
 
 
 def config(variant="ST", dropout=0.1) -> OmniAVSRConfig:
@@ -81,8 +81,11 @@ def test_each_task_pass_trains_only_its_own_adapters(variant):
     for task, expected in TASK_ADAPTERS[variant].items():
         model.zero_grad()
         losses[task].backward(retain_graph=True)
-        trained = {name.split("lora_")[1].split(".")[1] for name, p in model.llm.named_parameters()
-                   if "lora_" in name and p.grad is not None and p.grad.abs().sum() > 0}  # fmt: skip
+        trained = {
+            name.split("lora_")[1].split(".")[1]
+            for name, p in model.llm.named_parameters()
+            if "lora_" in name and p.grad is not None and p.grad.abs().sum() > 0
+        }
         assert trained == expected, task
     # switching adapters between the passes does not change what is trainable
     assert all(p.requires_grad for name, p in model.llm.named_parameters() if "lora_" in name)
@@ -120,8 +123,10 @@ def test_an_asr_only_run_never_runs_the_video_encoder_and_trains_only_the_rates_
     video = [n for n, _ in after.named_parameters() if n.startswith("video_") or ".video." in n or ".audiovisual." in n]
     assert video and all(torch.equal(p, old[n]) for n, p in after.named_parameters() if n in video)
     # not even the BatchNorm statistics moved: the encoder did not run
-    assert torch.equal(after.video_encoder.hubert.feature_extractor.resnet.frontend3D[1].running_mean,
-                       before.video_encoder.hubert.feature_extractor.resnet.frontend3D[1].running_mean)  # fmt: skip
+    assert torch.equal(
+        after.video_encoder.hubert.feature_extractor.resnet.frontend3D[1].running_mean,
+        before.video_encoder.hubert.feature_extractor.resnet.frontend3D[1].running_mean,
+    )
     assert any(not torch.equal(p, old[n]) for n, p in after.named_parameters() if n.startswith("audio_proj.projectors.1"))
     assert all(torch.equal(p, old[n]) for n, p in after.named_parameters() if n.startswith("audio_proj.projectors.0"))  # rate 4
 
@@ -172,8 +177,10 @@ def test_a_step_changes_the_trainable_tensors_only_and_checkpoints_hold_just_tho
     expected |= {"prompt_audio", "prompt_video", "prompt_audiovisual", checkpoints.ADDED_ROWS, checkpoints.ADDED_IDS}
     assert set(stored) == expected
     # the BatchNorm statistics of the video encoder moved (it trains in train mode, as upstream)
-    assert not torch.equal(after.video_encoder.hubert.feature_extractor.resnet.frontend3D[1].running_mean,
-                           before.video_encoder.hubert.feature_extractor.resnet.frontend3D[1].running_mean)  # fmt: skip
+    assert not torch.equal(
+        after.video_encoder.hubert.feature_extractor.resnet.frontend3D[1].running_mean,
+        before.video_encoder.hubert.feature_extractor.resnet.frontend3D[1].running_mean,
+    )
     state = torch.load(tmp_path / "run" / "checkpoint-0000002" / "training.pt", weights_only=True)
     assert state["step"] == 2 and len(state["optimizer"]["param_groups"][0]["params"]) == len(trainable)
     records = [json.loads(line) for line in (tmp_path / "run" / "train_log.jsonl").read_text().splitlines()]
@@ -214,8 +221,22 @@ class _Payload:
 
 
 def test_resuming_never_runs_code_pickled_into_a_checkpoint(data, base, tmp_path):
-    arguments = ["train", str(data), "-o", str(tmp_path / "run"), "--model", str(base), "--max-steps", "2", "--save-every", "2",
-                 "--max-frames", "50", "--workers", "0"]  # fmt: skip
+    arguments = [
+        "train",
+        str(data),
+        "-o",
+        str(tmp_path / "run"),
+        "--model",
+        str(base),
+        "--max-steps",
+        "2",
+        "--save-every",
+        "2",
+        "--max-frames",
+        "50",
+        "--workers",
+        "0",
+    ]
     assert CliRunner().invoke(app, arguments).exit_code == 0
     [checkpoint] = checkpoints.step_checkpoints(tmp_path / "run")
     state = torch.load(checkpoint / checkpoints.TRAINING_STATE, weights_only=True)  # what train writes loads safely
@@ -224,7 +245,10 @@ def test_resuming_never_runs_code_pickled_into_a_checkpoint(data, base, tmp_path
     result = CliRunner().invoke(app, arguments)
     assert not marker.exists()
     assert result.exit_code == 5 and result.stderr.count("\n") == 1, result.output
-    assert f"{checkpoint}: training.pt is damaged or holds more than tensors" in result.stderr and "delete that checkpoint directory" in result.stderr
+    assert (
+        f"{checkpoint}: training.pt is damaged or holds more than tensors" in result.stderr
+        and "delete that checkpoint directory" in result.stderr
+    )
     (checkpoint / checkpoints.TRAINING_STATE).write_bytes(b"PK\x03\x04 truncated")
     result = CliRunner().invoke(app, arguments)
     assert result.exit_code == 5 and result.stderr.count("\n") == 1 and "training.pt is unreadable" in result.stderr, result.output
@@ -279,7 +303,9 @@ def test_the_final_model_is_complete_and_checkpoints_name_their_base_relatively(
     assert all(torch.equal(state[k], expected[k]) for k in expected)
     shutil.rmtree(moved / "init")
     load_model(moved / "runs" / "one" / "model")  # the complete final model loads without its base
-    with pytest.raises(loading.OmniAVSRError, match=r"base model \.\./\.\./\.\./init \(weights sha256 [0-9a-f]{12}\) is missing") as missing:
+    with pytest.raises(
+        loading.OmniAVSRError, match=r"base model \.\./\.\./\.\./init \(weights sha256 [0-9a-f]{12}\) is missing"
+    ) as missing:
         load_model(moved_checkpoint)
     assert missing.value.exit_code == 5 and "weights merge" in str(missing.value)
 
@@ -347,7 +373,10 @@ def test_train_cli_rejects_bad_arguments_in_one_line(data, base, tmp_path):
         (["train", str(data), "-o", str(tmp_path / "o"), "--model", str(tmp_path / "nomodel")], "no such model"),
         (["train", str(data), "-o", str(tmp_path / "o"), "--model", str(base), "--task-weights", "0,0,0"], "at least one above 0"),
         (["train", str(data), "-o", str(tmp_path / "o"), "--model", str(base), "--rates", "4"], "split by '/'"),
-        (["train", str(data), "-o", str(tmp_path / "o"), "--model", str(base), "--rates", "4,8/2"], "audio rate 8 is not one of this model's"),
+        (
+            ["train", str(data), "-o", str(tmp_path / "o"), "--model", str(base), "--rates", "4,8/2"],
+            "audio rate 8 is not one of this model's",
+        ),
         (["train", str(data), "-o", str(tmp_path / "o"), "--model", str(base), "--cache", str(data)], "--cache"),
     ]
     for arguments, message in cases:
@@ -366,8 +395,19 @@ def test_train_on_an_absent_cuda_device_is_a_usage_error(data, base, tmp_path):
 def test_a_tiny_model_learns_every_task_from_scratch(tmp_path, data):
     """Loss, labels, adapters, rates and decoding fit together: 4 clips, every task and rate pair exact."""
     base = save_random_model(tmp_path / "scratch", config("ST"))
-    result = train(options(data, base, tmp_path / "run", max_steps=100, lr=2e-3, max_frames=100, save_every=1000,
-                           unfreeze=("audio-encoder", "video-encoder", "llm"), augmentation=Augmentation.off()))  # fmt: skip
+    result = train(
+        options(
+            data,
+            base,
+            tmp_path / "run",
+            max_steps=100,
+            lr=2e-3,
+            max_frames=100,
+            save_every=1000,
+            unfreeze=("audio-encoder", "video-encoder", "llm"),
+            augmentation=Augmentation.off(),
+        )
+    )
     model = load_model(result.model)
     examples = read_manifest(data).examples
     clips = []
@@ -396,13 +436,17 @@ def test_two_processes_with_ddp_equal_one_process_with_the_combined_batch(tmp_pa
     assert single.exit_code == 0, single.output
     environment = os.environ | {"GLOO_SOCKET_IFNAME": "lo", "OMP_NUM_THREADS": "1"}
     launch = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2", "-m", "omniavsr_cli"]
-    run = subprocess.run([*launch, *common, "-o", str(tmp_path / "two"), "--max-frames", "50"], capture_output=True, text=True, env=environment)
+    run = subprocess.run(
+        [*launch, *common, "-o", str(tmp_path / "two"), "--max-frames", "50"], capture_output=True, text=True, env=environment
+    )
     assert run.returncode == 0, run.stderr[-3000:]
     records = [json.loads(line) for line in (tmp_path / "two" / "train_log.jsonl").read_text().splitlines()]
     assert len(records) == 3  # one log, from the main process
     one, two = (load_file(str(tmp_path / name / "model" / "model.safetensors")) for name in ("one", "two"))
     assert one.keys() == two.keys()
-    worst = max(float((one[k].double() - two[k].double()).abs().max()) for k in one if one[k].is_floating_point() and "running_var" not in k)
+    worst = max(
+        float((one[k].double() - two[k].double()).abs().max()) for k in one if one[k].is_floating_point() and "running_var" not in k
+    )
     assert worst < 1e-5
     # BatchNorm's running variance is the unbiased estimate over each process's own frames: n/(n-1) with half the n
     assert all(torch.allclose(one[k], two[k], rtol=3e-3) for k in one if "running_var" in k)
@@ -417,8 +461,22 @@ def test_ctrl_c_saves_the_step_and_rerunning_the_command_finishes_the_same_run(d
     import time
 
     def command(output):
-        return ["train", str(data), "-o", str(output), "--model", str(base), "--max-steps", "30", "--max-frames", "50",
-                "--workers", "0", "--save-every", "100"]  # fmt: skip
+        return [
+            "train",
+            str(data),
+            "-o",
+            str(output),
+            "--model",
+            str(base),
+            "--max-steps",
+            "30",
+            "--max-frames",
+            "50",
+            "--workers",
+            "0",
+            "--save-every",
+            "100",
+        ]
 
     process = subprocess.Popen([sys.executable, "-m", "omniavsr_cli", *command(tmp_path / "stopped")], stderr=subprocess.PIPE, text=True)
     log = tmp_path / "stopped" / "train_log.jsonl"

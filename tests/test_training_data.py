@@ -5,8 +5,8 @@ import json
 
 import numpy as np
 import pytest
-
 from faces import speech_like, write_media
+
 from omniavsr_cli.errors import InputError
 from omniavsr_cli.training.data import BadExample, check_files, epoch_order, frame_batches, load_example, read_manifest
 
@@ -37,8 +37,10 @@ def test_csv_manifests_are_parsed_with_quoting_and_paths_under_root_dataset(data
 
 def test_jsonl_manifests_and_missing_files_are_skipped_with_a_reason(dataset):
     manifest = dataset / "rois" / "manifest.jsonl"
-    rows = [{"dataset": "rois", "video": "spk1/a.mp4", "audio": "spk1/a.wav", "frames": 50, "text": "hello  world"},
-            {"dataset": "rois", "video": "spk1/gone.mp4", "audio": None, "frames": 10, "text": "x"}]  # fmt: skip
+    rows = [
+        {"dataset": "rois", "video": "spk1/a.mp4", "audio": "spk1/a.wav", "frames": 50, "text": "hello  world"},
+        {"dataset": "rois", "video": "spk1/gone.mp4", "audio": None, "frames": 10, "text": "x"},
+    ]
     manifest.write_text("".join(json.dumps(r) + "\n" for r in rows) + "{broken\n", encoding="utf-8")
     result = check_files(read_manifest(manifest))
     assert [e.text for e in result.examples] == ["hello world"]

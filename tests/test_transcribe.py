@@ -13,9 +13,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-
 from conftest import REPO, run_cli
 from faces import face_frames, speech_like, write_media
+
 from omniavsr_cli.decoding import BatchDecoder, BatchLimits, hallucination_flags, repeated_ngram
 from omniavsr_cli.model.loading import load_model
 from omniavsr_cli.model.omni import DecodingOptions
@@ -80,8 +80,10 @@ def test_running_silero_leaves_torch_on_every_core():
     import subprocess
     import sys
 
-    script = ("import numpy, torch; torch.set_num_threads(3); from omniavsr_cli.vad import speech_regions; "
-              "speech_regions(numpy.zeros(16000, dtype=numpy.float32), 16.0); print(torch.get_num_threads())")  # fmt: skip
+    script = (
+        "import numpy, torch; torch.set_num_threads(3); from omniavsr_cli.vad import speech_regions; "
+        "speech_regions(numpy.zeros(16000, dtype=numpy.float32), 16.0); print(torch.get_num_threads())"
+    )
     assert subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True).stdout.strip() == "3"
 
 
@@ -93,8 +95,21 @@ def test_a_ten_minute_input_is_chunked_within_the_limit_and_covered(work, tmp_pa
         pattern.append((t, min(t + length, 599.5)))
         t += length + float(rng.choice([0.3, 0.6, 1.5]))
     write_media(tmp_path / "long.wav", None, speech_like(pattern, 600.0))
-    result = run_cli("transcribe", str(tmp_path / "long.wav"), "--model", str(work / "model"), "-o", str(tmp_path / "out"),
-                     "-f", "json", "--beams", "1", "--max-chunk-s", "12", "--no-guards")  # fmt: skip
+    result = run_cli(
+        "transcribe",
+        str(tmp_path / "long.wav"),
+        "--model",
+        str(work / "model"),
+        "-o",
+        str(tmp_path / "out"),
+        "-f",
+        "json",
+        "--beams",
+        "1",
+        "--max-chunk-s",
+        "12",
+        "--no-guards",
+    )
     assert result.returncode == 0, result.stderr.decode()
     segments = _json(tmp_path / "out", "long")["segments"]
     assert len(segments) >= 50
@@ -115,13 +130,18 @@ def test_every_kind_of_input_gets_the_right_status_mode_and_outputs(work, tmp_pa
     assert result.returncode == 3, result.stderr.decode()  # some failed
     log = _log(out)
     assert {k: v["status"] for k, v in log.items()} == {
-        "broken": "failed", "face": "ok", "nested/face": "ok", "noface": "ok", "silent": "ok", "talk": "ok"
-    }  # fmt: skip
+        "broken": "failed",
+        "face": "ok",
+        "nested/face": "ok",
+        "noface": "ok",
+        "silent": "ok",
+        "talk": "ok",
+    }
     assert log["broken"]["error_code"] == "E_CORRUPT" and log["broken"]["outputs"] == []
     for clip_id in ("face", "nested/face", "noface", "silent", "talk"):
         assert sorted(p.name for p in (out / clip_id).parent.glob(Path(clip_id).name + ".*")) == [
             f"{Path(clip_id).name}.{ext}" for ext in sorted(["txt", "srt", "vtt", "tsv", "json", "jsonl"])
-        ]  # fmt: skip
+        ]
     assert not list(out.rglob("*.part")) and not (out / "broken.json").exists()
 
     face, talk, silent, noface, crops = (_json(out, i) for i in ("face", "talk", "silent", "noface", "nested/face"))
@@ -150,7 +170,9 @@ def test_every_kind_of_input_gets_the_right_status_mode_and_outputs(work, tmp_pa
 
 
 def test_all_inputs_failing_and_a_missing_model_have_their_own_exit_codes(work, tmp_path):
-    result = run_cli("transcribe", str(work / "media" / "broken.mp4"), str(tmp_path / "nope.mp4"), "--model", str(work / "model"), "-o", str(tmp_path))
+    result = run_cli(
+        "transcribe", str(work / "media" / "broken.mp4"), str(tmp_path / "nope.mp4"), "--model", str(work / "model"), "-o", str(tmp_path)
+    )
     assert result.returncode == 4
     assert {r["error_code"] for r in _log(tmp_path).values()} == {"E_CORRUPT", "E_NOT_FOUND"}
 
@@ -186,7 +208,9 @@ def test_media_on_stdin_gives_only_results_on_stdout(work, tmp_path):
     assert "transcribe:" in result.stderr.decode()
 
     srt = run_cli("transcribe", "-", "--model", str(work / "model"), "-o", "-", "-f", "srt", *FAST, input=data)
-    written = run_cli("transcribe", str(work / "media" / "face.mp4"), "--model", str(work / "model"), "-o", str(tmp_path), "-f", "srt", *FAST)
+    written = run_cli(
+        "transcribe", str(work / "media" / "face.mp4"), "--model", str(work / "model"), "-o", str(tmp_path), "-f", "srt", *FAST
+    )
     assert srt.returncode == written.returncode == 0
     assert srt.stdout.decode() == (tmp_path / "face.srt").read_text(encoding="utf-8")
 
@@ -198,8 +222,20 @@ def test_a_killed_run_resumes_without_losing_or_redoing_anything(work, tmp_path)
     for n in range(6):
         write_media(inputs / f"talk{n}.wav", None, audio * (0.5 + 0.1 * n))
     out = tmp_path / "out"
-    command = [str(Path(sys.executable).parent / "omniavsr"), "transcribe", str(inputs), "--model", str(work / "model"), "-o", str(out),
-               "--batch-size", "1", "-f", "json,srt", *FAST]  # fmt: skip
+    command = [
+        str(Path(sys.executable).parent / "omniavsr"),
+        "transcribe",
+        str(inputs),
+        "--model",
+        str(work / "model"),
+        "-o",
+        str(out),
+        "--batch-size",
+        "1",
+        "-f",
+        "json,srt",
+        *FAST,
+    ]
     process = subprocess.Popen(command, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline and not ((out / "run.jsonl").exists() and (out / "run.jsonl").read_text().count("\n") >= 2):
@@ -301,7 +337,9 @@ def test_a_file_name_that_is_not_utf8_is_transcribed_and_recorded(work, tmp_path
     inputs.mkdir()
     odd = _not_utf8(inputs, work / "media" / "talk.wav")
     (inputs / "zz.wav").write_bytes(odd.read_bytes())  # after it: the batch goes on
-    result = run_cli("transcribe", str(inputs), "--model", str(work / "model"), "-o", str(out), "-f", "json,srt", "--mode", "asr", "--beams", "1")
+    result = run_cli(
+        "transcribe", str(inputs), "--model", str(work / "model"), "-o", str(out), "-f", "json,srt", "--mode", "asr", "--beams", "1"
+    )
     assert result.returncode == 0, result.stderr.decode()
     log = _log(out)
     assert {k: v["status"] for k, v in log.items()} == {odd.stem: "ok", "zz": "ok"}
@@ -326,7 +364,9 @@ def test_a_video_too_short_for_one_token_fails_alone_or_falls_back_to_the_audio(
     assert records["one"].status == "failed" and records["one"].error_code == "E_TOO_SHORT"
     assert records["spoken"].status == records["talk"].status == "ok" and "video_ended_early" in records["spoken"].flags
     # Video rate 5 pools five frames into a token: four make none.
-    [record] = Pipeline(model, TranscribeOptions(rates=(4, 5), decoding=DecodingOptions(num_beams=1)), ["json"], None).run([InputFile(four, "four")])
+    [record] = Pipeline(model, TranscribeOptions(rates=(4, 5), decoding=DecodingOptions(num_beams=1)), ["json"], None).run(
+        [InputFile(four, "four")]
+    )
     assert record.error_code == "E_TOO_SHORT" and "5 (200 ms)" in record.error
     # The model itself says so too, and audio of any length has a token at every audio rate (it is padded).
     with pytest.raises(Exception, match="too short for video rate 2") as raised:
@@ -345,7 +385,9 @@ def test_segments_streamed_to_stdout_are_numbered_as_in_the_file(work):
     model = load_model(work / "model", attn_implementation="eager")
     stdout, transcripts = io.StringIO(), []
     options = TranscribeOptions(decoding=DecodingOptions(num_beams=1), max_chunk_s=2.0, guards=False)
-    Pipeline(model, options, ["jsonl"], None, stdout=stdout, on_transcript=transcripts.append).run([InputFile(work / "media" / "talk.wav", "talk")])
+    Pipeline(model, options, ["jsonl"], None, stdout=stdout, on_transcript=transcripts.append).run(
+        [InputFile(work / "media" / "talk.wav", "talk")]
+    )
     streamed = sorted((line["id"], line["start"]) for line in map(json.loads, stdout.getvalue().splitlines()))
     [transcript] = transcripts
     assert len(streamed) >= 3
@@ -382,8 +424,20 @@ def test_a_model_with_a_narrow_domain_says_so_once(work, tmp_path):
     assert model_domain(SimpleNamespace(directory=work / "model")) is None
     narrow = shutil.copytree(work / "model", tmp_path / "narrow")
     (narrow / "domain.txt").write_text("it knows only four words\n", encoding="utf-8")
-    result = run_cli("transcribe", str(work / "media" / "talk.wav"), "--model", str(narrow), "-o", str(tmp_path / "out"), "-f", "json",
-                     "--mode", "asr", "--beams", "1")  # fmt: skip
+    result = run_cli(
+        "transcribe",
+        str(work / "media" / "talk.wav"),
+        "--model",
+        str(narrow),
+        "-o",
+        str(tmp_path / "out"),
+        "-f",
+        "json",
+        "--mode",
+        "asr",
+        "--beams",
+        "1",
+    )
     assert result.returncode == 0, result.stderr.decode()
     assert result.stderr.decode().count("model narrow: it knows only four words\n") == 1
     assert _json(tmp_path / "out", "talk")["model"]["domain"] == "it knows only four words"
@@ -399,8 +453,18 @@ def test_ctrl_c_while_workers_are_in_native_code_always_exits_130(work, tmp_path
         write_media(inputs / f"long{n}.mp4", frames, audio)
     for attempt, delay in enumerate((0.5, 1.5, 2.5, 3.5)):
         out = tmp_path / f"out{attempt}"
-        command = [str(Path(sys.executable).parent / "omniavsr"), "transcribe", str(inputs), "--model", str(work / "model"), "-o", str(out),
-                   "--workers", "2", *FAST]  # fmt: skip
+        command = [
+            str(Path(sys.executable).parent / "omniavsr"),
+            "transcribe",
+            str(inputs),
+            "--model",
+            str(work / "model"),
+            "-o",
+            str(out),
+            "--workers",
+            "2",
+            *FAST,
+        ]
         process = subprocess.Popen(command, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         assert process.stderr.readline().startswith(b"transcribe: model")  # loaded: the workers start now
         time.sleep(delay)

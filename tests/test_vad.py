@@ -5,7 +5,6 @@ import math
 import numpy as np
 import pytest
 import torch
-
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -81,9 +80,15 @@ def test_speech_found_block_by_block_is_what_silero_finds_in_the_whole(block):
     audio += (0.01 * rng.standard_normal(len(audio))).astype(np.float32)
     options = VadOptions()
     whole = _silero().get_speech_timestamps(
-        torch.from_numpy(audio), _model(), threshold=options.threshold, sampling_rate=16000, min_speech_duration_ms=options.min_speech_ms,
-        max_speech_duration_s=3.9, min_silence_duration_ms=options.min_silence_ms, speech_pad_ms=0,
-    )  # fmt: skip
+        torch.from_numpy(audio),
+        _model(),
+        threshold=options.threshold,
+        sampling_rate=16000,
+        min_speech_duration_ms=options.min_speech_ms,
+        max_speech_duration_s=3.9,
+        min_silence_duration_ms=options.min_silence_ms,
+        speech_pad_ms=0,
+    )
     detector = SpeechDetector()
     for start in range(0, len(audio), block):
         detector.feed(audio[start : start + block])

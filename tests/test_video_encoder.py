@@ -6,7 +6,15 @@ import torch
 from omniavsr_cli.model.config import AVHubertConfig
 from omniavsr_cli.model.video_encoder import VideoEncoder
 
-TINY = AVHubertConfig(hidden_size=64, num_hidden_layers=2, num_attention_heads=4, intermediate_size=128, resnet_width=8, num_conv_pos_embeddings=16, num_conv_pos_embedding_groups=4)
+TINY = AVHubertConfig(
+    hidden_size=64,
+    num_hidden_layers=2,
+    num_attention_heads=4,
+    intermediate_size=128,
+    resnet_width=8,
+    num_conv_pos_embeddings=16,
+    num_conv_pos_embedding_groups=4,
+)
 
 
 @pytest.fixture
@@ -23,14 +31,21 @@ def encoder():
 def test_module_names_follow_the_official_checkpoint(encoder):
     keys = set(encoder.hubert.state_dict())
     for key in (
-        "feature_extractor.resnet.frontend3D.0.weight", "feature_extractor.resnet.frontend3D.1.running_var",
-        "feature_extractor.resnet.frontend3D.2.weight", "feature_extractor.resnet.trunk.layer2.0.downsample.1.weight",
-        "feature_extractor.resnet.trunk.layer4.1.relu2.weight", "feature_extractor.proj.weight",
-        "feature_projection.layer_norm.weight", "feature_projection.projection.weight",
-        "encoder.pos_conv_embed.conv.parametrizations.weight.original0", "encoder.layers.1.attention.q_proj.base_layer.weight",
-        "encoder.layers.1.attention.q_proj.lora_A.default.weight", "encoder.layers.0.attention.v_proj.lora_B.default.weight",
-        "encoder.layers.0.feed_forward.intermediate_dense.weight", "encoder.layer_norm.weight",
-    ):  # fmt: skip
+        "feature_extractor.resnet.frontend3D.0.weight",
+        "feature_extractor.resnet.frontend3D.1.running_var",
+        "feature_extractor.resnet.frontend3D.2.weight",
+        "feature_extractor.resnet.trunk.layer2.0.downsample.1.weight",
+        "feature_extractor.resnet.trunk.layer4.1.relu2.weight",
+        "feature_extractor.proj.weight",
+        "feature_projection.layer_norm.weight",
+        "feature_projection.projection.weight",
+        "encoder.pos_conv_embed.conv.parametrizations.weight.original0",
+        "encoder.layers.1.attention.q_proj.base_layer.weight",
+        "encoder.layers.1.attention.q_proj.lora_A.default.weight",
+        "encoder.layers.0.attention.v_proj.lora_B.default.weight",
+        "encoder.layers.0.feed_forward.intermediate_dense.weight",
+        "encoder.layer_norm.weight",
+    ):
         assert key in keys, key
     assert not any(key.startswith("feature_extractor.conv_layers") for key in keys)
     assert encoder.hubert.feature_projection.layer_norm.normalized_shape == (128,)

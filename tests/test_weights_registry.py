@@ -44,12 +44,23 @@ def server():
 def registry_file(tmp_path, base, sha=None):
     RangeHandler.files = {"/tiny/model.safetensors": PAYLOAD, "/tiny/config.json": b"{}"}
     models = {
-        "tiny": {"description": "test model", "files": [
-            {"name": "config.json", "url": f"{base}/tiny/config.json", "sha256": hashlib.sha256(b"{}").hexdigest()},
-            {"name": "model.safetensors", "url": f"{base}/tiny/model.safetensors", "sha256": sha or hashlib.sha256(PAYLOAD).hexdigest()},
-        ]},
-        "manual-only": {"description": "released by hand", "files": [], "manual": "fetch X.pth, then run: omniavsr weights import-official X.pth -o WEIGHTS/manual-only"},
-    }  # fmt: skip
+        "tiny": {
+            "description": "test model",
+            "files": [
+                {"name": "config.json", "url": f"{base}/tiny/config.json", "sha256": hashlib.sha256(b"{}").hexdigest()},
+                {
+                    "name": "model.safetensors",
+                    "url": f"{base}/tiny/model.safetensors",
+                    "sha256": sha or hashlib.sha256(PAYLOAD).hexdigest(),
+                },
+            ],
+        },
+        "manual-only": {
+            "description": "released by hand",
+            "files": [],
+            "manual": "fetch X.pth, then run: omniavsr weights import-official X.pth -o WEIGHTS/manual-only",
+        },
+    }
     path = tmp_path / "registry.json"
     path.write_text(json.dumps({"models": models}))
     return {"OMNIAVSR_REGISTRY": str(path), "OMNIAVSR_WEIGHTS": str(tmp_path / "w")}

@@ -35,7 +35,9 @@ class _Transcript:
 
 @pytest.fixture
 def transcript():
-    return _Transcript([_Segment(s["start"], s["end"], s["text"]) for s in json.loads((DATA / "segments.json").read_text(encoding="utf-8"))])
+    return _Transcript(
+        [_Segment(s["start"], s["end"], s["text"]) for s in json.loads((DATA / "segments.json").read_text(encoding="utf-8"))]
+    )
 
 
 @pytest.mark.parametrize("fmt", ["txt", "srt", "vtt", "tsv"])

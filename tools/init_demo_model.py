@@ -1,6 +1,6 @@
 """Writes the untrained demo model (random weights, the GRID word tokenizer) that tools/make_demo_model.sh trains:
 
-    python tools/init_demo_model.py OUT_DIR
+python tools/init_demo_model.py OUT_DIR
 """
 
 import sys

@@ -19,8 +19,7 @@ from ._errors import OneLineUsageErrors
 app = typer.Typer(
     name="omniavsr",
     cls=OneLineUsageErrors,
-    help="Audio-visual speech recognition with Omni-AVSR: lip reading, audio, or both. "
-    "Exit codes: docs/exit-codes.md.",
+    help="Audio-visual speech recognition with Omni-AVSR: lip reading, audio, or both. Exit codes: docs/exit-codes.md.",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
@@ -36,21 +35,25 @@ def _print_version(value: bool) -> None:
 
 @app.callback()
 def _root(
-    version: Annotated[
-        bool, typer.Option("--version", callback=_print_version, is_eager=True, help="Print the version and exit.")
-    ] = False,
+    version: Annotated[bool, typer.Option("--version", callback=_print_version, is_eager=True, help="Print the version and exit.")] = False,
 ) -> None:
     """Global options; the subcommands do the work."""
 
 
-app.command("transcribe", help=transcribe.HELP, short_help="Transcribe videos and audio: subtitles and transcripts out.")(transcribe.transcribe)
+app.command("transcribe", help=transcribe.HELP, short_help="Transcribe videos and audio: subtitles and transcripts out.")(
+    transcribe.transcribe
+)
 app.command("score", help=score.HELP, short_help="Word and character error rates of transcripts against references.")(score.score)
 app.command("prep-lips", help=prep_lips.HELP, short_help="Crop the mouth region of videos as the model was trained (96x96, 25 fps).")(
     prep_lips.prep_lips
 )
-app.command("train", help=train.HELP, short_help="Train Omni-AVSR on prep-lips data with the paper's recipe; resumable, multi-GPU.")(train.train)
+app.command("train", help=train.HELP, short_help="Train Omni-AVSR on prep-lips data with the paper's recipe; resumable, multi-GPU.")(
+    train.train
+)
 app.command("bench", help=bench.HELP, short_help="Time each transcription stage: real-time factor, tokens/s, peak memory.")(bench.bench)
-app.command("eval", help=eval.HELP, short_help="Table I of the paper on a labelled set: WER per task and rate, and their average.")(eval.evaluate)
+app.command("eval", help=eval.HELP, short_help="Table I of the paper on a labelled set: WER per task and rate, and their average.")(
+    eval.evaluate
+)
 app.command("synth-corpus", help=synth_corpus.HELP, short_help="Make a synthetic audio-visual corpus (espeak-ng speech, a talking face).")(
     synth_corpus.synth_corpus
 )

@@ -61,8 +61,15 @@ def bench(
         loaded = random_model(OmniAVSRConfig() if model == "random" else small_config()).to(device=target, dtype=dtype)
     else:
         loaded = load_model(model, device=device)
-    options = TranscribeOptions(mode=mode, rates=_rates(rates), max_chunk_s=max_chunk_s, batch_size=_batch_size(batch_size),
-                                decoding=DecodingOptions(num_beams=beams), detector=detector, workers=workers)  # fmt: skip
+    options = TranscribeOptions(
+        mode=mode,
+        rates=_rates(rates),
+        max_chunk_s=max_chunk_s,
+        batch_size=_batch_size(batch_size),
+        decoding=DecodingOptions(num_beams=beams),
+        detector=detector,
+        workers=workers,
+    )
     with tempfile.TemporaryDirectory(prefix="omniavsr-bench-") as scratch:
         inputs = list(files or [generated_media(Path(scratch), seconds)])
         missing = [str(f) for f in inputs if not f.is_file()]

@@ -38,36 +38,72 @@ def _progress_bar(total: int, enabled: bool):
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
-    with Progress(TextColumn("eval"), BarColumn(), MofNCompleteColumn(), TextColumn("clips x cells"), TimeElapsedColumn(),
-                  TextColumn("ETA"), TimeRemainingColumn(), console=Console(stderr=True), transient=True) as bar:  # fmt: skip
+    with Progress(
+        TextColumn("eval"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("clips x cells"),
+        TimeElapsedColumn(),
+        TextColumn("ETA"),
+        TimeRemainingColumn(),
+        console=Console(stderr=True),
+        transient=True,
+    ) as bar:
         task = bar.add_task("decodes", total=total)
         yield lambda amount: bar.update(task, advance=amount)
 
 
 @reports_errors
 def evaluate(
-    manifest: Annotated[Path, typer.Argument(metavar="MANIFEST", help="Labelled clips: manifest.csv / manifest.jsonl (prep-lips --manifest).", show_default=False)],
+    manifest: Annotated[
+        Path,
+        typer.Argument(
+            metavar="MANIFEST", help="Labelled clips: manifest.csv / manifest.jsonl (prep-lips --manifest).", show_default=False
+        ),
+    ],
     model: Annotated[str, typer.Option(help="Installed model name or model directory.")] = "omni-avsr-st",
-    root: Annotated[Path | None, typer.Option(help="Folder the manifest's paths start from (default: the manifest's grandparent).", show_default=False)] = None,
-    tasks: Annotated[list[str] | None, typer.Option(help="Only these tasks: asr, vsr, avsr, as a comma list or repeated (default: all).", show_default=False)] = None,
-    rates: Annotated[list[str] | None, typer.Option(help="Only the rates of these audio,video pairs, e.g. --rates 4,2 --rates 16,5 (default: all).", show_default=False)] = None,
-    snr: Annotated[float | None, typer.Option(help="Noisy evaluation: mix --noise into the audio at this SNR in dB.", show_default=False)] = None,
-    noise: Annotated[list[Path] | None, typer.Option(help="Noise recording for --snr (repeat for several; one is drawn per clip).", show_default=False)] = None,
+    root: Annotated[
+        Path | None, typer.Option(help="Folder the manifest's paths start from (default: the manifest's grandparent).", show_default=False)
+    ] = None,
+    tasks: Annotated[
+        list[str] | None,
+        typer.Option(help="Only these tasks: asr, vsr, avsr, as a comma list or repeated (default: all).", show_default=False),
+    ] = None,
+    rates: Annotated[
+        list[str] | None,
+        typer.Option(help="Only the rates of these audio,video pairs, e.g. --rates 4,2 --rates 16,5 (default: all).", show_default=False),
+    ] = None,
+    snr: Annotated[
+        float | None, typer.Option(help="Noisy evaluation: mix --noise into the audio at this SNR in dB.", show_default=False)
+    ] = None,
+    noise: Annotated[
+        list[Path] | None, typer.Option(help="Noise recording for --snr (repeat for several; one is drawn per clip).", show_default=False)
+    ] = None,
     seed: Annotated[int, typer.Option(help="Seed of the noise draws (and of --sample).")] = 0,
     device: Annotated[str | None, typer.Option(help="cpu, cuda or cuda:N (default: cuda when available).", show_default=False)] = None,
     dtype: Annotated[str, typer.Option(help="auto (bf16 on GPU, fp32 on CPU), bf16, fp16 or fp32.")] = "auto",
     batch_size: Annotated[str, typer.Option(help="Clips per model call, or auto (pack by length, halve on out-of-memory).")] = "auto",
     beams: Annotated[int, typer.Option(min=1, help="Beam width (official: 15).")] = 15,
-    sample: Annotated[bool, typer.Option("--sample", help="Sample within the beams as the official evaluation did (temperature 0.6, top-p 0.9).")] = False,
-    guards: Annotated[bool, typer.Option("--guards/--no-guards", help="Retry repeating or runaway transcripts (the official evaluation does not).")] = False,
-    cache: Annotated[Path | None, typer.Option(help="Keep decoded clips here so later evaluations of the set skip decoding.", show_default=False)] = None,
-    output: Annotated[Path | None, typer.Option("--output", "-o", help="Write per-cell hypotheses, reference.jsonl and results.json here.", show_default=False)] = None,
+    sample: Annotated[
+        bool, typer.Option("--sample", help="Sample within the beams as the official evaluation did (temperature 0.6, top-p 0.9).")
+    ] = False,
+    guards: Annotated[
+        bool, typer.Option("--guards/--no-guards", help="Retry repeating or runaway transcripts (the official evaluation does not).")
+    ] = False,
+    cache: Annotated[
+        Path | None, typer.Option(help="Keep decoded clips here so later evaluations of the set skip decoding.", show_default=False)
+    ] = None,
+    output: Annotated[
+        Path | None,
+        typer.Option("--output", "-o", help="Write per-cell hypotheses, reference.jsonl and results.json here.", show_default=False),
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the results as JSON instead of the table.")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Only errors on stderr.")] = False,
 ) -> int:
     from ..errors import ExitCode, OmniAVSRError
     from ..model.omni import DecodingOptions
-    from ..training.evaluate import TASKS, EvalOptions, evaluate as run_eval, plan_cells, read_eval_set, render_table, write_results
+    from ..training.evaluate import TASKS, EvalOptions, plan_cells, read_eval_set, render_table, write_results
+    from ..training.evaluate import evaluate as run_eval
     from .transcribe import DTYPES, _batch_size, _load, _rates
 
     if dtype not in DTYPES:
@@ -75,10 +111,16 @@ def evaluate(
     if output is not None and output.exists() and not output.is_dir():
         raise InputError(f"{output}: exists and is not a directory; choose another -o")
     options = EvalOptions(
-        tasks=_tasks(tasks) if tasks else TASKS, rates=tuple(_rates(value) for value in rates) if rates else None, snr_db=snr,
-        noise_files=tuple(noise or ()), seed=seed, decoding=DecodingOptions(num_beams=beams, sample=sample, seed=seed if sample else None),
-        guards=guards, batch_size=_batch_size(batch_size), cache=cache,
-    )  # fmt: skip
+        tasks=_tasks(tasks) if tasks else TASKS,
+        rates=tuple(_rates(value) for value in rates) if rates else None,
+        snr_db=snr,
+        noise_files=tuple(noise or ()),
+        seed=seed,
+        decoding=DecodingOptions(num_beams=beams, sample=sample, seed=seed if sample else None),
+        guards=guards,
+        batch_size=_batch_size(batch_size),
+        cache=cache,
+    )
     eval_set = read_eval_set(manifest, root)
     loaded = _load(model, device, DTYPES[dtype], quiet, command="eval")
     total = len(eval_set.examples) * len(plan_cells(loaded.config, options))
@@ -90,8 +132,11 @@ def evaluate(
     if len(result.skipped) > 10:
         warning_line(f"... and {len(result.skipped) - 10} more skipped clips (all listed in the JSON results)")
     if not result.references:
-        raise OmniAVSRError(f"{manifest}: none of its {len(result.skipped)} clips could be read; see the warnings above",
-                            code="E_NO_CLIPS", exit_code=ExitCode.ALL_FAILED)  # fmt: skip
+        raise OmniAVSRError(
+            f"{manifest}: none of its {len(result.skipped)} clips could be read; see the warnings above",
+            code="E_NO_CLIPS",
+            exit_code=ExitCode.ALL_FAILED,
+        )
     if output is not None:
         try:
             write_results(result, output)

@@ -29,9 +29,16 @@ def _progress_reporter(total: int):
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
     progress = Progress(
-        TextColumn("prep-lips"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[frames]} frames"),
-        TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(), console=Console(stderr=True), transient=True,
-    )  # fmt: skip
+        TextColumn("prep-lips"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[frames]} frames"),
+        TimeElapsedColumn(),
+        TextColumn("ETA"),
+        TimeRemainingColumn(),
+        console=Console(stderr=True),
+        transient=True,
+    )
     task = progress.add_task("clips", total=total, frames=0)
     frames = 0
 
@@ -63,9 +70,15 @@ def prep_lips(
         bool, typer.Option("--skip-existing/--overwrite", help="Skip clips already finished in OUT, or redo them.")
     ] = True,
     manifest: Annotated[
-        bool, typer.Option("--manifest", help="Also write OUT/manifest.csv (Omni-AVSR 5 columns) and manifest.jsonl for clips with a transcript .txt beside them.")
+        bool,
+        typer.Option(
+            "--manifest",
+            help="Also write OUT/manifest.csv (Omni-AVSR 5 columns) and manifest.jsonl for clips with a transcript .txt beside them.",
+        ),
     ] = False,
-    debug_crops: Annotated[bool, typer.Option("--debug-crops", help="Write <id>.crops.png: frames with landmarks beside their crops.")] = False,
+    debug_crops: Annotated[
+        bool, typer.Option("--debug-crops", help="Write <id>.crops.png: frames with landmarks beside their crops.")
+    ] = False,
 ) -> int:
     from ..errors import ExitCode, InputError, OmniAVSRError
     from ..inputs import collect_inputs
@@ -79,7 +92,9 @@ def prep_lips(
         raise InputError(f"{output}: exists and is not a directory; choose another --output")
     items = collect_inputs(inputs, exclude=output)
     if detector.startswith(PRECOMPUTED_PREFIX) and Path(detector[len(PRECOMPUTED_PREFIX) :]).is_file() and len(items) > 1:
-        raise InputError(f"{detector}: one landmarks file for {len(items)} clips; give a directory with <id>.landmarks.npz or <id>.pkl per clip")
+        raise InputError(
+            f"{detector}: one landmarks file for {len(items)} clips; give a directory with <id>.landmarks.npz or <id>.pkl per clip"
+        )
     check_backend(detector)
     options = PrepOptions(detector=detector, face_select=face_select, min_face_coverage=min_face_coverage, debug_crops=debug_crops)
 
@@ -98,7 +113,8 @@ def prep_lips(
     except KeyboardInterrupt:
         raise OmniAVSRError(
             f"interrupted: {finished} of {len(items)} clips are finished in {output}; rerun the same command to do the rest",
-            code="E_INTERRUPTED", exit_code=ExitCode.INTERRUPTED,
+            code="E_INTERRUPTED",
+            exit_code=ExitCode.INTERRUPTED,
         ) from None
     except OSError as error:
         raise InputError(f"{output}: cannot write the outputs here ({error.strerror or error}); choose another --output") from None
@@ -117,7 +133,11 @@ def prep_lips(
         summary += f"; manifest: {rows} clips with transcripts"
     print(summary, file=sys.stderr)
     if failed:
-        print(f"prep-lips: {len(failed)} failed: " + ", ".join(f"{r.id} ({r.error['code']})" for r in failed[:10])
-              + (", ..." if len(failed) > 10 else ""), file=sys.stderr)  # fmt: skip
+        print(
+            f"prep-lips: {len(failed)} failed: "
+            + ", ".join(f"{r.id} ({r.error['code']})" for r in failed[:10])
+            + (", ..." if len(failed) > 10 else ""),
+            file=sys.stderr,
+        )
         return ExitCode.ALL_FAILED if len(failed) == len(records) else ExitCode.PARTIAL
     return ExitCode.OK

@@ -24,7 +24,6 @@ HELP = (
 )
 
 
-
 @reports_errors
 def score(
     hyp: Annotated[str, typer.Argument(metavar="HYP", help="Hypothesis transcript ('-' reads standard input).", show_default=False)],
@@ -45,11 +44,14 @@ def score(
     compare: Annotated[
         str | None, typer.Option("--compare", metavar="HYP2", help="Score a second system on the same references and test the difference.")
     ] = None,
-    bootstrap_samples: Annotated[int, typer.Option("--bootstrap-samples", min=100, help="Bootstrap resamples for --ci and --compare.")] = 1000,
+    bootstrap_samples: Annotated[
+        int, typer.Option("--bootstrap-samples", min=100, help="Bootstrap resamples for --ci and --compare.")
+    ] = 1000,
     seed: Annotated[int, typer.Option("--seed", help="Seed of the bootstrap resampling (results are reproducible).")] = 0,
 ) -> int:
     from ..errors import InputError
-    from ..scoring import RENDERERS, score as score_files
+    from ..scoring import RENDERERS
+    from ..scoring import score as score_files
 
     if report not in REPORTS:
         raise InputError(f"unknown report {report!r}; use one of: {', '.join(REPORTS)}", code="E_USAGE")

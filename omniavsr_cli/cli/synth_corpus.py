@@ -31,7 +31,9 @@ def synth_corpus(
     seed: Annotated[int, typer.Option(help="Seed: clip i of a seed is always the same clip.")] = 0,
     split: Annotated[str, typer.Option(help="Sentences from train, test (the held-out tenth) or all.")] = "train",
     sentences: Annotated[int, typer.Option(min=1, help="Sentences per clip, with a pause between them.")] = 1,
-    snr: Annotated[float | None, typer.Option(help="Mix OUT/babble.wav into every clip at this SNR in dB (default: clean).", show_default=False)] = None,
+    snr: Annotated[
+        float | None, typer.Option(help="Mix OUT/babble.wav into every clip at this SNR in dB (default: clean).", show_default=False)
+    ] = None,
     size: Annotated[int, typer.Option(min=96, help="Frame width and height in pixels.")] = 224,
     workers: Annotated[int, typer.Option(min=1, help="Clips made in parallel (processes).")] = 2,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Only errors on stderr.")] = False,
@@ -51,9 +53,15 @@ def synth_corpus(
     try:
         result = generate(output, options, workers=workers, on_clip=on_clip)
     except KeyboardInterrupt:
-        raise OmniAVSRError(f"interrupted: {made} new clips are in {output}; rerun the same command to finish",
-                            code="E_INTERRUPTED", exit_code=ExitCode.INTERRUPTED) from None  # fmt: skip
+        raise OmniAVSRError(
+            f"interrupted: {made} new clips are in {output}; rerun the same command to finish",
+            code="E_INTERRUPTED",
+            exit_code=ExitCode.INTERRUPTED,
+        ) from None
     if not quiet:
-        print(("\r" if sys.stderr.isatty() else "") + f"synth-corpus: {result.made} clips made, {result.skipped} already there; "
-              f"{output / 'corpus.jsonl'}", file=sys.stderr)  # fmt: skip
+        print(
+            ("\r" if sys.stderr.isatty() else "") + f"synth-corpus: {result.made} clips made, {result.skipped} already there; "
+            f"{output / 'corpus.jsonl'}",
+            file=sys.stderr,
+        )
     return ExitCode.OK

@@ -31,8 +31,11 @@ def list_models() -> int:
     return 0
 
 
-@app.command("download", help="Download a registered model (resumes an interrupted download, checks sha256). "
-             "Models without a download URL print exactly which file to fetch and how to import it (exit 5).")
+@app.command(
+    "download",
+    help="Download a registered model (resumes an interrupted download, checks sha256). "
+    "Models without a download URL print exactly which file to fetch and how to import it (exit 5).",
+)
 @reports_errors
 def download(
     name: Annotated[str, typer.Argument(help="Model name (omniavsr weights list).", show_default=False)],
@@ -47,7 +50,9 @@ def download(
 @app.command("verify", help="Check the sha256 of every file of installed models (exit 5 when one is damaged).")
 @reports_errors
 def verify(
-    names: Annotated[list[str] | None, typer.Argument(help="Model names or directories (default: all installed).", show_default=False)] = None,
+    names: Annotated[
+        list[str] | None, typer.Argument(help="Model names or directories (default: all installed).", show_default=False)
+    ] = None,
 ) -> int:
     from ..errors import ExitCode
     from ..model.loading import resolve
@@ -74,7 +79,9 @@ def verify(
 def merge(
     model: Annotated[str, typer.Argument(help="The partial model: a directory or an installed name.", show_default=False)],
     output: Annotated[Path, typer.Option("--output", "-o", help="New directory for the complete model.", show_default=False)],
-    base: Annotated[Path | None, typer.Option(help="Where the base model is, when not where the checkpoint names it.", show_default=False)] = None,
+    base: Annotated[
+        Path | None, typer.Option(help="Where the base model is, when not where the checkpoint names it.", show_default=False)
+    ] = None,
 ) -> int:
     from ..model.loading import merge as flatten
 

@@ -25,14 +25,78 @@ from ..errors import ExitCode, OmniAVSRError
 
 # FaceMesh vertex for each iBUG-68 point, 0-based (lip-roi.md §4): jaw 0-16, brows 17-26, nose 27-35,
 # eyes 36-47, outer lip 48-59, inner lip 60-67. "Right" is the subject's right (image left), as in dlib.
-FACEMESH_TO_IBUG68 = np.array([
-    127, 234, 93, 132, 58, 136, 150, 176, 152, 400, 379, 365, 288, 361, 323, 454, 356,
-    70, 63, 105, 66, 107, 336, 296, 334, 293, 300,
-    168, 197, 5, 4, 75, 97, 2, 326, 305,
-    33, 160, 158, 133, 153, 144, 362, 385, 387, 263, 373, 380,
-    61, 39, 37, 0, 267, 269, 291, 405, 314, 17, 84, 181,
-    78, 82, 13, 312, 308, 317, 14, 87,
-])  # fmt: skip
+FACEMESH_TO_IBUG68 = np.array(
+    [
+        127,
+        234,
+        93,
+        132,
+        58,
+        136,
+        150,
+        176,
+        152,
+        400,
+        379,
+        365,
+        288,
+        361,
+        323,
+        454,
+        356,
+        70,
+        63,
+        105,
+        66,
+        107,
+        336,
+        296,
+        334,
+        293,
+        300,
+        168,
+        197,
+        5,
+        4,
+        75,
+        97,
+        2,
+        326,
+        305,
+        33,
+        160,
+        158,
+        133,
+        153,
+        144,
+        362,
+        385,
+        387,
+        263,
+        373,
+        380,
+        61,
+        39,
+        37,
+        0,
+        267,
+        269,
+        291,
+        405,
+        314,
+        17,
+        84,
+        181,
+        78,
+        82,
+        13,
+        312,
+        308,
+        317,
+        14,
+        87,
+    ]
+)
 
 PRECOMPUTED_PREFIX = "landmarks:"
 
@@ -217,14 +281,10 @@ class FaceAlignmentFAN(LandmarkDetector):
         import face_alignment
 
         device = "cuda" if torch.cuda.is_available() else "cpu"
-        self._model = face_alignment.FaceAlignment(
-            face_alignment.LandmarksType.TWO_D, device=device, flip_input=False, compile=False
-        )
+        self._model = face_alignment.FaceAlignment(face_alignment.LandmarksType.TWO_D, device=device, flip_input=False, compile=False)
 
     def detect(self, frame: np.ndarray, index: int) -> list[Face]:
-        points, scores, boxes = self._model.get_landmarks_from_image(
-            frame, return_bboxes=True, return_landmark_score=True
-        )
+        points, scores, boxes = self._model.get_landmarks_from_image(frame, return_bboxes=True, return_landmark_score=True)
         faces = []
         for face_points, face_scores, box in zip(points or (), scores or (), boxes or ()):
             faces.append(Face(np.asarray(face_points[:, :2], dtype=np.float64), float(np.mean(face_scores)), tuple(map(float, box[:4]))))
@@ -239,7 +299,11 @@ def check_backend(spec: str) -> None:
     if spec.startswith(PRECOMPUTED_PREFIX):
         path = Path(spec[len(PRECOMPUTED_PREFIX) :])
         if not path.exists():
-            raise BackendUnavailable(f"{path}: no such landmarks file or directory; check --detector landmarks:PATH", code="E_NOT_FOUND", exit_code=ExitCode.USAGE)
+            raise BackendUnavailable(
+                f"{path}: no such landmarks file or directory; check --detector landmarks:PATH",
+                code="E_NOT_FOUND",
+                exit_code=ExitCode.USAGE,
+            )
         return
     open_detector(spec).close()
 
@@ -251,5 +315,9 @@ def open_detector(spec: str, clip_id: str | None = None) -> LandmarkDetector:
 
         return PrecomputedLandmarks.for_clip(Path(spec[len(PRECOMPUTED_PREFIX) :]), clip_id)
     if spec not in BACKENDS:
-        raise OmniAVSRError(f"unknown landmark backend {spec!r}; choose one of {', '.join(BACKENDS)} or landmarks:PATH", code="E_USAGE", exit_code=ExitCode.USAGE)
+        raise OmniAVSRError(
+            f"unknown landmark backend {spec!r}; choose one of {', '.join(BACKENDS)} or landmarks:PATH",
+            code="E_USAGE",
+            exit_code=ExitCode.USAGE,
+        )
     return BACKENDS[spec]()

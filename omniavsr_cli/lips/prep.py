@@ -135,8 +135,15 @@ def _prepare(
         if sheet is not None:
             sheet.add_frame(index, frame, None if face is None else face.points)
 
-    track = MouthTrack(item.path, info, options.detector, options.face_select, clip_id=item.clip_id,
-                       min_face_coverage=options.min_face_coverage, on_frame=show)  # fmt: skip
+    track = MouthTrack(
+        item.path,
+        info,
+        options.detector,
+        options.face_select,
+        clip_id=item.clip_id,
+        min_face_coverage=options.min_face_coverage,
+        on_frame=show,
+    )
     writer = VideoWriter(parts["video"], roi.CROP_SIZE, roi.CROP_SIZE)
     try:
         try:
@@ -162,10 +169,13 @@ def _prepare(
         write_wav(item.path, parts["audio"])
     with parts["landmarks"].open("wb") as handle:
         np.savez(
-            handle, points=filled, scores=np.array(track.scores, dtype=np.float64), detected=detected,
+            handle,
+            points=filled,
+            scores=np.array(track.scores, dtype=np.float64),
+            detected=detected,
             # The record a resumed run reports for this clip (its time so far; the final renames are instant).
             record=np.array(ClipRecord(**{**asdict(record), "status": "ok", "seconds": round(time.perf_counter() - started, 3)}).to_json()),
-        )  # fmt: skip
+        )
     if sheet is not None:
         sheet.save(parts["sheet"])
     for name in ("audio", "landmarks", "sheet", "video"):
@@ -289,10 +299,15 @@ def write_manifests(out_dir: Path, items: list[InputFile], records: list[ClipRec
             continue
         text = read_transcript(sources[record.id].with_suffix(".txt"))
         if text is not None:
-            rows.append({
-                "dataset": dataset, "video": f"{record.id}.mp4", "audio": f"{record.id}.wav" if record.audio else None,
-                "frames": record.frames, "text": text,
-            })  # fmt: skip
+            rows.append(
+                {
+                    "dataset": dataset,
+                    "video": f"{record.id}.mp4",
+                    "audio": f"{record.id}.wav" if record.audio else None,
+                    "frames": record.frames,
+                    "text": text,
+                }
+            )
     table = io.StringIO()
     csv.writer(table, lineterminator="\n").writerows((row["dataset"], row["video"], row["frames"], "", row["text"]) for row in rows)
     lines = "".join(json_text(row) + "\n" for row in rows)

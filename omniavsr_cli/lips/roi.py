@@ -105,9 +105,13 @@ def crop_window(matrix: np.ndarray, shape: np.ndarray) -> CropWindow:
 def mouth_crop(frame: np.ndarray, matrix: np.ndarray, window: CropWindow) -> np.ndarray:
     """Warp ``frame`` into the reference frame and cut the 96x96 window (uint8, same channels as ``frame``)."""
     warped = cv2.warpAffine(
-        frame, matrix, (REFERENCE_SIZE, REFERENCE_SIZE),
-        flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=0,
-    )  # fmt: skip
+        frame,
+        matrix,
+        (REFERENCE_SIZE, REFERENCE_SIZE),
+        flags=cv2.INTER_LINEAR,
+        borderMode=cv2.BORDER_CONSTANT,
+        borderValue=0,
+    )
     return warped[window.top : window.top + CROP_SIZE, window.left : window.left + CROP_SIZE]
 
 

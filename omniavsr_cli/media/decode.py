@@ -118,9 +118,7 @@ class AudioSpool:
         self.close()
 
 
-def stream_video(
-    path: str | Path, max_chunk_bytes: int = DEFAULT_CHUNK_BYTES, info: MediaInfo | None = None
-) -> Iterator[np.ndarray]:
+def stream_video(path: str | Path, max_chunk_bytes: int = DEFAULT_CHUNK_BYTES, info: MediaInfo | None = None) -> Iterator[np.ndarray]:
     """Yield the first video stream at 25 fps as uint8 RGB arrays of shape (frames, height, width, 3).
 
     Each chunk holds as many frames as fit in ``max_chunk_bytes`` (at least one), so memory stays bounded

@@ -34,11 +34,39 @@ class VideoWriter:
         self.destination = destination
         self.frames = 0
         command = [
-            find_ffmpeg().path, "-nostdin", "-hide_banner", "-loglevel", "error", "-y",
-            "-f", "rawvideo", "-pix_fmt", "rgb24", "-s", f"{width}x{height}", "-r", str(FPS), "-i", "pipe:0",
-            "-c:v", "libx264", "-preset", "medium", "-crf", str(VIDEO_CRF), "-pix_fmt", "yuv420p",
-            "-threads", "1", *BITEXACT, "-movflags", "+faststart", "-f", "mp4", str(destination),
-        ]  # fmt: skip
+            find_ffmpeg().path,
+            "-nostdin",
+            "-hide_banner",
+            "-loglevel",
+            "error",
+            "-y",
+            "-f",
+            "rawvideo",
+            "-pix_fmt",
+            "rgb24",
+            "-s",
+            f"{width}x{height}",
+            "-r",
+            str(FPS),
+            "-i",
+            "pipe:0",
+            "-c:v",
+            "libx264",
+            "-preset",
+            "medium",
+            "-crf",
+            str(VIDEO_CRF),
+            "-pix_fmt",
+            "yuv420p",
+            "-threads",
+            "1",
+            *BITEXACT,
+            "-movflags",
+            "+faststart",
+            "-f",
+            "mp4",
+            str(destination),
+        ]
         self._log = tempfile.TemporaryFile()
         self._process = subprocess.Popen(command, stdin=subprocess.PIPE, stderr=self._log, process_group=0)  # see decode.py
 
@@ -59,7 +87,9 @@ class VideoWriter:
         returncode = self._process.wait()
         try:
             if returncode != 0:
-                raise errors.MediaError(f"{self.destination}: ffmpeg could not write the video ({_failure(self._log, returncode)})", code="E_WRITE")
+                raise errors.MediaError(
+                    f"{self.destination}: ffmpeg could not write the video ({_failure(self._log, returncode)})", code="E_WRITE"
+                )
         finally:
             self._log.close()
 
@@ -79,9 +109,22 @@ class VideoWriter:
 def write_wav(source: str | Path, destination: Path) -> None:
     """The first audio stream of ``source`` as a 16 kHz mono 16-bit wav aligned with the 25 fps frames."""
     command = [
-        find_ffmpeg().path, "-nostdin", "-hide_banner", "-loglevel", "error", "-y", "-i", str(source),
-        *AUDIO_ARGUMENTS, "-c:a", "pcm_s16le", *BITEXACT, "-f", "wav", str(destination),
-    ]  # fmt: skip
+        find_ffmpeg().path,
+        "-nostdin",
+        "-hide_banner",
+        "-loglevel",
+        "error",
+        "-y",
+        "-i",
+        str(source),
+        *AUDIO_ARGUMENTS,
+        "-c:a",
+        "pcm_s16le",
+        *BITEXACT,
+        "-f",
+        "wav",
+        str(destination),
+    ]
     with tempfile.TemporaryFile() as log:
         returncode = subprocess.run(command, stdin=subprocess.DEVNULL, stderr=log, process_group=0).returncode
         if returncode != 0:
@@ -95,12 +138,53 @@ def write_talking_video(destination: Path, frames: np.ndarray, audio: np.ndarray
         pcm.write(np.ascontiguousarray(audio, dtype="<f4").tobytes())
         pcm.flush()
         command = [
-            find_ffmpeg().path, "-nostdin", "-hide_banner", "-loglevel", "error", "-y",
-            "-f", "rawvideo", "-pix_fmt", "rgb24", "-s", f"{width}x{height}", "-r", str(FPS), "-i", "pipe:0",
-            "-f", "f32le", "-ar", str(sample_rate), "-ac", "1", "-i", pcm.name,
-            "-c:v", "libx264", "-preset", "veryfast", "-crf", str(VIDEO_CRF), "-pix_fmt", "yuv420p", "-threads", "1",
-            "-c:a", "aac", "-b:a", "128k", *BITEXACT, "-movflags", "+faststart", "-f", "mp4", str(destination),
-        ]  # fmt: skip
+            find_ffmpeg().path,
+            "-nostdin",
+            "-hide_banner",
+            "-loglevel",
+            "error",
+            "-y",
+            "-f",
+            "rawvideo",
+            "-pix_fmt",
+            "rgb24",
+            "-s",
+            f"{width}x{height}",
+            "-r",
+            str(FPS),
+            "-i",
+            "pipe:0",
+            "-f",
+            "f32le",
+            "-ar",
+            str(sample_rate),
+            "-ac",
+            "1",
+            "-i",
+            pcm.name,
+            "-c:v",
+            "libx264",
+            "-preset",
+            "veryfast",
+            "-crf",
+            str(VIDEO_CRF),
+            "-pix_fmt",
+            "yuv420p",
+            "-threads",
+            "1",
+            "-c:a",
+            "aac",
+            "-b:a",
+            "128k",
+            *BITEXACT,
+            "-movflags",
+            "+faststart",
+            "-f",
+            "mp4",
+            str(destination),
+        ]
         process = subprocess.run(command, input=np.ascontiguousarray(frames, dtype=np.uint8).tobytes(), stderr=log, process_group=0)
         if process.returncode != 0:
-            raise errors.MediaError(f"{destination}: ffmpeg could not write the video ({_failure(log, process.returncode)})", code="E_WRITE")
+            raise errors.MediaError(
+                f"{destination}: ffmpeg could not write the video ({_failure(log, process.returncode)})", code="E_WRITE"
+            )

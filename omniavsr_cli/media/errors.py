@@ -30,5 +30,8 @@ def no_video(path: str) -> MediaError:
 
 
 def too_short(path: str, frames: int, needed: int) -> MediaError:
-    return MediaError(f"{path}: {frames} video frame(s), too short to lip-read: one video token takes {needed} ({needed * 40} ms) "
-                      "at this video rate; give a longer video (or, if it has sound, use --mode auto or asr)", code="E_TOO_SHORT")  # fmt: skip
+    return MediaError(
+        f"{path}: {frames} video frame(s), too short to lip-read: one video token takes {needed} ({needed * 40} ms) "
+        "at this video rate; give a longer video (or, if it has sound, use --mode auto or asr)",
+        code="E_TOO_SHORT",
+    )

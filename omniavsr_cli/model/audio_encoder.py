@@ -37,7 +37,9 @@ class AudioEncoder(nn.Module):
         whisper = whisper_config(config)
         whisper._attn_implementation = attn_implementation
         self.encoder = WhisperEncoder(whisper)
-        self.feature_extractor = WhisperFeatureExtractor(feature_size=config.num_mel_bins, sampling_rate=16000, chunk_length=config.window_seconds)
+        self.feature_extractor = WhisperFeatureExtractor(
+            feature_size=config.num_mel_bins, sampling_rate=16000, chunk_length=config.window_seconds
+        )
 
     def log_mel(self, waveforms: list[torch.Tensor]) -> torch.Tensor:
         """(B, mel bins, 2 x window): every utterance padded (or cut) to the encoder's window (30 s in the released

@@ -66,10 +66,13 @@ class LlamaConfigSubset:
     rope_theta: float = 500000.0
     rope_scaling: dict | None = field(
         default_factory=lambda: {
-            "rope_type": "llama3", "factor": 32.0, "low_freq_factor": 1.0, "high_freq_factor": 4.0,
+            "rope_type": "llama3",
+            "factor": 32.0,
+            "low_freq_factor": 1.0,
+            "high_freq_factor": 4.0,
             "original_max_position_embeddings": 8192,
         }
-    )  # fmt: skip
+    )
     tie_word_embeddings: bool = True
 
 
@@ -124,7 +127,9 @@ class OmniAVSRConfig:
         if set(self.prompts) != set(TASKS):
             raise ValueError(f"config prompts: need exactly {', '.join(TASKS)}")
         if self.whisper.max_source_positions % 50:
-            raise ValueError(f"config whisper.max_source_positions {self.whisper.max_source_positions}: must be whole seconds (a multiple of 50)")
+            raise ValueError(
+                f"config whisper.max_source_positions {self.whisper.max_source_positions}: must be whole seconds (a multiple of 50)"
+            )
 
     @property
     def lora_rank(self) -> int:

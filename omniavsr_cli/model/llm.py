@@ -58,9 +58,13 @@ def task_adapters(variant: str, task: str) -> list[str]:
 def lora_config(config: OmniAVSRConfig) -> LoraConfig:
     rank = config.lora_rank
     return LoraConfig(
-        r=rank, lora_alpha=config.lora_scaling * rank, target_modules=["q_proj", "v_proj"],
-        lora_dropout=0.0, bias="none", use_rslora=False,
-    )  # fmt: skip
+        r=rank,
+        lora_alpha=config.lora_scaling * rank,
+        target_modules=["q_proj", "v_proj"],
+        lora_dropout=0.0,
+        bias="none",
+        use_rslora=False,
+    )
 
 
 def build_llm(config: OmniAVSRConfig, attn_implementation: str = "sdpa") -> LlamaForCausalLM:

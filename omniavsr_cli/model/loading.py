@@ -39,7 +39,9 @@ class BaseModel:
     sha256: str  # of the base's model.safetensors: a different model found at the reference is refused
 
 
-def save_native(directory: Path, config: OmniAVSRConfig, state: dict[str, torch.Tensor], tokenizer: Path | None = None, base: BaseModel | None = None) -> Path:
+def save_native(
+    directory: Path, config: OmniAVSRConfig, state: dict[str, torch.Tensor], tokenizer: Path | None = None, base: BaseModel | None = None
+) -> Path:
     """Write a model directory; with ``base``, ``state`` holds only the tensors that differ from that model,
     and loading overlays them on it."""
     from safetensors.torch import save_file
@@ -77,8 +79,9 @@ def resolve(name_or_path: str | Path) -> Path:
     raise OmniAVSRError(
         f"{name_or_path}: no such model (looked for {' and '.join(map(str, places.values()))}); "
         "run `omniavsr weights list` to see what is installed",
-        code="E_NO_MODEL", exit_code=ExitCode.MODEL_UNAVAILABLE,
-    )  # fmt: skip
+        code="E_NO_MODEL",
+        exit_code=ExitCode.MODEL_UNAVAILABLE,
+    )
 
 
 def default_device_and_dtype(device: str | None, dtype: torch.dtype | None) -> tuple[torch.device, torch.dtype]:
@@ -87,8 +90,9 @@ def default_device_and_dtype(device: str | None, dtype: torch.dtype | None) -> t
         chosen = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
         torch.empty(0, device=chosen)  # a device this torch was not built for, or that is not there, fails here
     except (RuntimeError, AssertionError) as error:
-        raise OmniAVSRError(f"--device {device}: not usable here ({first_line(error)}); try --device cpu",
-                            code="E_DEVICE", exit_code=ExitCode.USAGE) from None  # fmt: skip
+        raise OmniAVSRError(
+            f"--device {device}: not usable here ({first_line(error)}); try --device cpu", code="E_DEVICE", exit_code=ExitCode.USAGE
+        ) from None
     return chosen, dtype or (torch.bfloat16 if chosen.type == "cuda" else torch.float32)
 
 
@@ -107,8 +111,12 @@ def load_model(name_or_path: str | Path, device: str | None = None, dtype: torch
         with torch.device("meta"):
             model = OmniAVSR(config, attn_implementation)
     except (TypeError, ValueError) as error:  # values of the wrong type or size, e.g. a text for a layer count
-        raise OmniAVSRError(f"{directory / 'config.json'}: does not describe a model that can be built ({first_line(error)}); "
-                            "import or download the model again", code="E_CHECKPOINT", exit_code=ExitCode.MODEL_UNAVAILABLE) from None  # fmt: skip
+        raise OmniAVSRError(
+            f"{directory / 'config.json'}: does not describe a model that can be built ({first_line(error)}); "
+            "import or download the model again",
+            code="E_CHECKPOINT",
+            exit_code=ExitCode.MODEL_UNAVAILABLE,
+        ) from None
     for name in [n for n in state if n.startswith("prompt_")]:  # their length is the prompt's token count
         setattr(model, name, state.pop(name))
     _check_tensors(directory, state, model.state_dict())
@@ -122,8 +130,11 @@ def load_model(name_or_path: str | Path, device: str | None = None, dtype: torch
     try:
         model.tokenizer = load_tokenizer(directory)
     except Exception as error:  # transformers and tokenizers raise many kinds for a damaged file
-        raise OmniAVSRError(f"{directory / 'tokenizer.json'}: not a usable tokenizer ({first_line(error)}); import or download the model again",
-                            code="E_CHECKPOINT", exit_code=ExitCode.MODEL_UNAVAILABLE) from None  # fmt: skip
+        raise OmniAVSRError(
+            f"{directory / 'tokenizer.json'}: not a usable tokenizer ({first_line(error)}); import or download the model again",
+            code="E_CHECKPOINT",
+            exit_code=ExitCode.MODEL_UNAVAILABLE,
+        ) from None
     model.directory = directory
     return model.to(device=target_device, dtype=target_dtype).eval()
 
@@ -137,8 +148,11 @@ def load_config(directory: Path) -> OmniAVSRConfig:
     try:
         return OmniAVSRConfig.load(directory)
     except (OSError, ValueError) as error:  # unreadable, not JSON, unknown keys or values
-        raise OmniAVSRError(f"{directory / 'config.json'}: not a usable model config ({first_line(error)}); "
-                            "import or download the model again", code="E_CHECKPOINT", exit_code=ExitCode.MODEL_UNAVAILABLE) from None  # fmt: skip
+        raise OmniAVSRError(
+            f"{directory / 'config.json'}: not a usable model config ({first_line(error)}); import or download the model again",
+            code="E_CHECKPOINT",
+            exit_code=ExitCode.MODEL_UNAVAILABLE,
+        ) from None
 
 
 def _check_tensors(directory: Path, state: dict[str, torch.Tensor], expected: dict[str, torch.Tensor]) -> None:
@@ -151,12 +165,15 @@ def _check_tensors(directory: Path, state: dict[str, torch.Tensor], expected: di
     unexpected = [name for name in state if name not in expected]
     wrong = [name for name in state if name in expected and kind(state[name]) != kind(expected[name])]
     if missing or unexpected or wrong:
-        example = f"{wrong[0]} is {kind(state[wrong[0]])}, config.json needs {kind(expected[wrong[0]])}" if wrong else (missing + unexpected)[0]
+        example = (
+            f"{wrong[0]} is {kind(state[wrong[0]])}, config.json needs {kind(expected[wrong[0]])}" if wrong else (missing + unexpected)[0]
+        )
         raise OmniAVSRError(
             f"{directory / WEIGHTS_FILE}: weights do not match config.json ({len(missing)} missing, {len(unexpected)} unexpected, "
             f"{len(wrong)} of another shape or type, e.g. {example}); import or download the model again",
-            code="E_CHECKPOINT", exit_code=ExitCode.MODEL_UNAVAILABLE,
-        )  # fmt: skip
+            code="E_CHECKPOINT",
+            exit_code=ExitCode.MODEL_UNAVAILABLE,
+        )
 
 
 def weights_sha256(directory: Path) -> str:
@@ -184,8 +201,9 @@ def load_state(directory: Path, base: Path | None = None, headers_only: bool = F
         if not headers_only:
             state = load_file(str(path))
     except (SafetensorError, OSError) as error:
-        raise OmniAVSRError(f"{path}: unreadable ({error}); import or download the model again",
-                            code="E_CHECKPOINT", exit_code=ExitCode.MODEL_UNAVAILABLE) from None  # fmt: skip
+        raise OmniAVSRError(
+            f"{path}: unreadable ({error}); import or download the model again", code="E_CHECKPOINT", exit_code=ExitCode.MODEL_UNAVAILABLE
+        ) from None
     reference, sha256 = metadata.get(BASE_KEY), metadata.get(BASE_SHA256_KEY)
     if reference is None:
         return state
@@ -193,18 +211,34 @@ def load_state(directory: Path, base: Path | None = None, headers_only: bool = F
     fix = f"or flatten it where its base is: omniavsr weights merge {directory} --base BASE_DIR -o NEW_DIR"
     found = Path(base) if base is not None else _base_directory(directory, reference)
     if found is None or not (found / WEIGHTS_FILE).is_file():
-        raise OmniAVSRError(f"{directory}: a partial checkpoint (only the tensors training changed) whose base model {named} "
-                            f"is missing; install that model or put it back where the checkpoint names it, {fix}",
-                            code="E_CHECKPOINT", exit_code=ExitCode.MODEL_UNAVAILABLE)  # fmt: skip
+        raise OmniAVSRError(
+            f"{directory}: a partial checkpoint (only the tensors training changed) whose base model {named} "
+            f"is missing; install that model or put it back where the checkpoint names it, {fix}",
+            code="E_CHECKPOINT",
+            exit_code=ExitCode.MODEL_UNAVAILABLE,
+        )
     if sha256 and weights_sha256(found) != sha256:
-        raise OmniAVSRError(f"{directory}: {found} is not its base model {named}: its weights differ; "
-                            f"put the model it was trained from there, {fix}", code="E_CHECKPOINT", exit_code=ExitCode.MODEL_UNAVAILABLE)  # fmt: skip
+        raise OmniAVSRError(
+            f"{directory}: {found} is not its base model {named}: its weights differ; put the model it was trained from there, {fix}",
+            code="E_CHECKPOINT",
+            exit_code=ExitCode.MODEL_UNAVAILABLE,
+        )
     return overlay(load_state(found, headers_only=headers_only), state)
 
 
 # safetensors' dtype names; the float8 kinds, not listed, stand in as float32 (a header check looks at shapes and floating point)
-_DTYPES = {"F64": torch.float64, "F32": torch.float32, "F16": torch.float16, "BF16": torch.bfloat16, "I64": torch.int64,
-           "I32": torch.int32, "I16": torch.int16, "I8": torch.int8, "U8": torch.uint8, "BOOL": torch.bool}  # fmt: skip
+_DTYPES = {
+    "F64": torch.float64,
+    "F32": torch.float32,
+    "F16": torch.float16,
+    "BF16": torch.bfloat16,
+    "I64": torch.int64,
+    "I32": torch.int32,
+    "I16": torch.int16,
+    "I8": torch.int8,
+    "U8": torch.uint8,
+    "BOOL": torch.bool,
+}
 
 
 def _header_tensor(entry) -> torch.Tensor:

@@ -17,9 +17,11 @@ from ..errors import ExitCode, OmniAVSRError
 from .config import OmniAVSRConfig
 
 UNUSED_PREFIXES = (
-    "video_encoder.mask_emb", "video_encoder.final_proj.", "video_encoder.label_embs_concat",
+    "video_encoder.mask_emb",
+    "video_encoder.final_proj.",
+    "video_encoder.label_embs_concat",
     "video_encoder.feature_extractor_audio.",
-)  # fmt: skip
+)
 
 _VIDEO_RENAMES = [
     (r"^feature_extractor_video\.", "feature_extractor."),
@@ -140,8 +142,11 @@ def convert(state: dict[str, torch.Tensor], config: OmniAVSRConfig) -> tuple[Omn
         else:
             native[name] = tensor
     missing = sorted(set(expected) - set(native))
-    misshaped = [f"{name} {tuple(native[name].shape)} != {tuple(expected[name].shape)}" for name in native
-                 if name in expected and not _shape_fits(name, native[name], expected[name])]  # fmt: skip
+    misshaped = [
+        f"{name} {tuple(native[name].shape)} != {tuple(expected[name].shape)}"
+        for name in native
+        if name in expected and not _shape_fits(name, native[name], expected[name])
+    ]
     problems = []
     for label, items in (("missing", missing), ("unexpected", unexpected), ("wrong shape", misshaped)):
         if items:

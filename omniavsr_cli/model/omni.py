@@ -16,13 +16,11 @@ from torch import nn
 
 from ..errors import ExitCode, OmniAVSRError
 from . import transforms
-
 from .audio_encoder import AudioEncoder
 from .compression import RateProjectors
 from .config import TASK_ADAPTER, TASKS, OmniAVSRConfig
 from .llm import activate, build_llm
 from .video_encoder import VideoEncoder
-
 
 CPU_ENCODER_BATCH = 2
 # The frozen parts of the official recipe, by the name `omniavsr train --unfreeze` takes, and their parameters.
@@ -38,7 +36,9 @@ class OmniAVSR(nn.Module):
         hidden = config.llm.hidden_size
         self.audio_encoder = AudioEncoder(config.whisper, attn_implementation)
         self.video_encoder = VideoEncoder(config.avhubert, attn_implementation)
-        projector = dict(hidden_size=config.projector_hidden_size, output_size=hidden, mode=config.compression, layernorm=config.projector_layernorm)
+        projector = dict(
+            hidden_size=config.projector_hidden_size, output_size=hidden, mode=config.compression, layernorm=config.projector_layernorm
+        )
         self.audio_proj = RateProjectors(config.audio_rates, config.whisper.d_model, **projector)
         self.video_proj = RateProjectors(config.video_rates, config.avhubert.hidden_size, **projector)
         self.llm = build_llm(config, attn_implementation)
@@ -93,13 +93,19 @@ class OmniAVSR(nn.Module):
         needed = self.min_video_frames(rates[1])
         for clip in clips:
             if task != "asr" and clip.video is not None and len(clip.video) < needed:
-                raise OmniAVSRError(f"a clip of {len(clip.video)} video frame(s) is too short for video rate {rates[1]}: it needs at least "
-                                    f"{needed} ({needed * 40} ms); give a longer clip or use its audio (asr)", code="E_TOO_SHORT",
-                                    exit_code=ExitCode.USAGE)  # fmt: skip
+                raise OmniAVSRError(
+                    f"a clip of {len(clip.video)} video frame(s) is too short for video rate {rates[1]}: it needs at least "
+                    f"{needed} ({needed * 40} ms); give a longer clip or use its audio (asr)",
+                    code="E_TOO_SHORT",
+                    exit_code=ExitCode.USAGE,
+                )
             # Audio is kept for at least min_audio_frames (25 in every shipped config), so only a smaller one can fall short.
             if task != "vsr" and clip.audio is not None and (kept := self.kept_audio_frames(len(clip.audio_for(task)))) < rates[0]:
-                raise OmniAVSRError(f"a clip's audio keeps {kept} Whisper frame(s), too few for audio rate {rates[0]}; give a longer clip",
-                                    code="E_TOO_SHORT", exit_code=ExitCode.USAGE)  # fmt: skip
+                raise OmniAVSRError(
+                    f"a clip's audio keeps {kept} Whisper frame(s), too few for audio rate {rates[0]}; give a longer clip",
+                    code="E_TOO_SHORT",
+                    exit_code=ExitCode.USAGE,
+                )
 
     def _audio_blocks(self, waveforms: list[torch.Tensor], rate: int) -> list[torch.Tensor]:
         standardised = [transforms.standardise(w) for w in waveforms]
@@ -134,14 +140,18 @@ class OmniAVSR(nn.Module):
                 part += [start, block.to(start.dtype), end]
         if task in ("vsr", "avsr"):
             start, end = self._embed_ids(tokens.video_start), self._embed_ids(tokens.video_end)
-            for part, block in zip(parts, self._in_groups([clip.video for clip in clips], lambda group: self._video_blocks(group, rates[1]))):
+            for part, block in zip(
+                parts, self._in_groups([clip.video for clip in clips], lambda group: self._video_blocks(group, rates[1]))
+            ):
                 part += [start, block.to(start.dtype), end]
         prompt = getattr(self, f"prompt_{TASK_ADAPTER[task]}")[0]
         return [torch.cat([*part, prompt.to(part[0].dtype)]) for part in parts]
 
     # ------------------------------------------------------------------ training
 
-    def forward(self, audio: torch.Tensor, video: torch.Tensor, text: torch.Tensor, rates: tuple[int, int], tasks: tuple[str, ...] = TASKS) -> dict[str, torch.Tensor]:
+    def forward(
+        self, audio: torch.Tensor, video: torch.Tensor, text: torch.Tensor, rates: tuple[int, int], tasks: tuple[str, ...] = TASKS
+    ) -> dict[str, torch.Tensor]:
         """The losses of one training batch for ``tasks`` (all three, as the official step computes them: §5.2, §3.4).
 
         ``audio`` (B, S): standardised waveforms, zero-padded to the longest; ``video`` (B, T, 1, 88, 88):
@@ -174,7 +184,7 @@ class OmniAVSR(nn.Module):
             output = self.llm(
                 inputs_embeds=torch.cat([embedded[:, :1], prefix, embedded[:, 1:]], dim=1),
                 labels=torch.cat([labels[:, :1], ignored, labels[:, 1:]], dim=1),
-            )  # fmt: skip
+            )
             losses[task] = output.loss
         return losses
 
@@ -186,17 +196,25 @@ class OmniAVSR(nn.Module):
 
     # ------------------------------------------------------------------ scoring
 
-    def token_logprobs(self, clips: list[Clip], task: str | list[str], rates: tuple[int, int], targets: list[list[int]]) -> list[torch.Tensor]:
+    def token_logprobs(
+        self, clips: list[Clip], task: str | list[str], rates: tuple[int, int], targets: list[list[int]]
+    ) -> list[torch.Tensor]:
         """Teacher forcing: the log-probability of each target token (transcript ids + EOS) after the prefix.
 
         ``task`` is one task for all clips or one per clip (a mixed batch runs each task's adapters on its clips).
         """
         if not isinstance(task, str):
-            return _per_task(task, clips, lambda chosen, indices: self.token_logprobs(
-                [clips[i] for i in indices], chosen, rates, [targets[i] for i in indices]))  # fmt: skip
+            return _per_task(
+                task,
+                clips,
+                lambda chosen, indices: self.token_logprobs([clips[i] for i in indices], chosen, rates, [targets[i] for i in indices]),
+            )
         activate(self.llm, self.config.variant, task)
         prefixes = self.prefix_embeddings(clips, task, rates)
-        sequences = [torch.cat([prefix, self.llm.get_input_embeddings()(torch.tensor(ids, device=prefix.device))]) for prefix, ids in zip(prefixes, targets)]
+        sequences = [
+            torch.cat([prefix, self.llm.get_input_embeddings()(torch.tensor(ids, device=prefix.device))])
+            for prefix, ids in zip(prefixes, targets)
+        ]
         embeds, mask = left_pad(sequences)
         positions = (mask.cumsum(-1) - 1).clamp(min=0)
         logits = self.llm(inputs_embeds=embeds, attention_mask=mask, position_ids=positions).logits.float()
@@ -206,7 +224,6 @@ class OmniAVSR(nn.Module):
             predicting = logits[row, end - len(ids) - 1 : end - 1]  # the position before each target token
             results.append(predicting.log_softmax(-1).gather(-1, torch.tensor(ids, device=predicting.device)[:, None])[:, 0])
         return results
-
 
     # ------------------------------------------------------------------ text
 
@@ -219,10 +236,15 @@ class OmniAVSR(nn.Module):
             raise ValueError("this model has no tokenizer: import it with --tokenizer (the Llama-3.2-1B tokenizer folder)")
         return self.tokenizer
 
-    def transcribe(self, clips: list[Clip], task: str | list[str], rates: tuple[int, int], options: DecodingOptions | None = None) -> list[str]:
+    def transcribe(
+        self, clips: list[Clip], task: str | list[str], rates: tuple[int, int], options: DecodingOptions | None = None
+    ) -> list[str]:
         """Each clip's transcript as text (special tokens dropped, no other clean-up, as upstream)."""
         tokenizer = self._require_tokenizer()
-        return [tokenizer.decode(ids, skip_special_tokens=True, clean_up_tokenization_spaces=False) for ids in self.generate(clips, task, rates, options)]
+        return [
+            tokenizer.decode(ids, skip_special_tokens=True, clean_up_tokenization_spaces=False)
+            for ids in self.generate(clips, task, rates, options)
+        ]
 
     def transcript_logprobs(self, clips: list[Clip], task: str | list[str], rates: tuple[int, int], texts: list[str]) -> list[torch.Tensor]:
         """Per-token log-probabilities of given transcripts (their tokens, then EOS), as the training loss sees them."""
@@ -238,7 +260,9 @@ class OmniAVSR(nn.Module):
 
     # ------------------------------------------------------------------ decoding
 
-    def generate(self, clips: list[Clip], task: str | list[str], rates: tuple[int, int], options: DecodingOptions | None = None) -> list[list[int]]:
+    def generate(
+        self, clips: list[Clip], task: str | list[str], rates: tuple[int, int], options: DecodingOptions | None = None
+    ) -> list[list[int]]:
         """Token ids of each clip's transcript (EOS and padding removed); ``task`` may differ per clip."""
         options = options or DecodingOptions()
         if not isinstance(task, str):
@@ -252,11 +276,21 @@ class OmniAVSR(nn.Module):
             torch.manual_seed(options.seed)
         with self._stage("llm"):
             output = self.llm.generate(
-                inputs_embeds=embeds, attention_mask=mask, max_new_tokens=options.max_new_tokens_for(seconds),
-                num_beams=options.num_beams, do_sample=options.sample, temperature=options.temperature if options.sample else None,
-                top_p=options.top_p if options.sample else None, top_k=None, length_penalty=1.0, early_stopping=False,
-                no_repeat_ngram_size=options.no_repeat_ngram_size, eos_token_id=tokens.eos, bos_token_id=tokens.bos, pad_token_id=tokens.pad,
-            )  # fmt: skip
+                inputs_embeds=embeds,
+                attention_mask=mask,
+                max_new_tokens=options.max_new_tokens_for(seconds),
+                num_beams=options.num_beams,
+                do_sample=options.sample,
+                temperature=options.temperature if options.sample else None,
+                top_p=options.top_p if options.sample else None,
+                top_k=None,
+                length_penalty=1.0,
+                early_stopping=False,
+                no_repeat_ngram_size=options.no_repeat_ngram_size,
+                eos_token_id=tokens.eos,
+                bos_token_id=tokens.bos,
+                pad_token_id=tokens.pad,
+            )
         ids = []
         for row in output.tolist():
             ids.append(row[: row.index(tokens.eos)] if tokens.eos in row else [t for t in row if t != tokens.pad])

@@ -22,16 +22,41 @@ WORDS = "the a and to of in is it that you we they this what was for on are with
 def small_config(vocab_size: int = 300) -> OmniAVSRConfig:
     """A few-MB model with the released architecture's shape (all modules, both rate pairs, ST LoRA)."""
     base = vocab_size - 50
-    tokens = {"bos": base, "eos": base + 1, "pad": base + 45, "audio_start": base + 46, "audio_end": base + 47,
-              "video_start": base + 48, "video_end": base + 49}  # fmt: skip
-    return OmniAVSRConfig.from_dict({
-        "variant": "ST", "lora_reduction": 16, "projector_hidden_size": 48, "tokens": tokens,
-        "whisper": {"d_model": 32, "encoder_layers": 2, "encoder_attention_heads": 2, "encoder_ffn_dim": 64},
-        "avhubert": {"hidden_size": 32, "num_hidden_layers": 2, "num_attention_heads": 2, "intermediate_size": 64, "resnet_width": 8,
-                     "num_conv_pos_embeddings": 16, "num_conv_pos_embedding_groups": 4},
-        "llm": {"vocab_size": vocab_size, "hidden_size": 64, "intermediate_size": 128, "num_hidden_layers": 2, "num_attention_heads": 4,
-                "num_key_value_heads": 2},
-    })  # fmt: skip
+    tokens = {
+        "bos": base,
+        "eos": base + 1,
+        "pad": base + 45,
+        "audio_start": base + 46,
+        "audio_end": base + 47,
+        "video_start": base + 48,
+        "video_end": base + 49,
+    }
+    return OmniAVSRConfig.from_dict(
+        {
+            "variant": "ST",
+            "lora_reduction": 16,
+            "projector_hidden_size": 48,
+            "tokens": tokens,
+            "whisper": {"d_model": 32, "encoder_layers": 2, "encoder_attention_heads": 2, "encoder_ffn_dim": 64},
+            "avhubert": {
+                "hidden_size": 32,
+                "num_hidden_layers": 2,
+                "num_attention_heads": 2,
+                "intermediate_size": 64,
+                "resnet_width": 8,
+                "num_conv_pos_embeddings": 16,
+                "num_conv_pos_embedding_groups": 4,
+            },
+            "llm": {
+                "vocab_size": vocab_size,
+                "hidden_size": 64,
+                "intermediate_size": 128,
+                "num_hidden_layers": 2,
+                "num_attention_heads": 4,
+                "num_key_value_heads": 2,
+            },
+        }
+    )
 
 
 def word_tokenizer(config: OmniAVSRConfig, words: tuple[str, ...] | list[str] = WORDS):
@@ -41,8 +66,15 @@ def word_tokenizer(config: OmniAVSRConfig, words: tuple[str, ...] | list[str] = 
     from transformers import PreTrainedTokenizerFast
 
     ids = config.tokens
-    special = {"<|begin_of_text|>": ids.bos, "<|end_of_text|>": ids.eos, "<pad>": ids.pad, "<audio>": ids.audio_start,
-               "</audio>": ids.audio_end, "<video>": ids.video_start, "</video>": ids.video_end}  # fmt: skip
+    special = {
+        "<|begin_of_text|>": ids.bos,
+        "<|end_of_text|>": ids.eos,
+        "<pad>": ids.pad,
+        "<audio>": ids.audio_start,
+        "</audio>": ids.audio_end,
+        "<video>": ids.video_start,
+        "</video>": ids.video_end,
+    }
     taken = set(special.values())
     free = [i for i in range(config.llm.vocab_size) if i not in taken]
     if len(words) > len(free):
@@ -51,9 +83,12 @@ def word_tokenizer(config: OmniAVSRConfig, words: tuple[str, ...] | list[str] = 
     tokenizer = Tokenizer(models.WordLevel(vocab, unk_token=next(iter(vocab))))
     tokenizer.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
     return PreTrainedTokenizerFast(
-        tokenizer_object=tokenizer, bos_token="<|begin_of_text|>", eos_token="<|end_of_text|>", pad_token="<pad>",
+        tokenizer_object=tokenizer,
+        bos_token="<|begin_of_text|>",
+        eos_token="<|end_of_text|>",
+        pad_token="<pad>",
         additional_special_tokens=["<audio>", "</audio>", "<video>", "</video>"],
-    )  # fmt: skip
+    )
 
 
 def random_model(config: OmniAVSRConfig, seed: int = 0, words: tuple[str, ...] | list[str] = WORDS):

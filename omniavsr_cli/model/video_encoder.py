@@ -136,7 +136,9 @@ class VideoEncoder(nn.Module):
         if lora:
             # Q and V of every layer, bottleneck hidden / 16, scale 2: peft's base + B(A(x)) * alpha / r.
             rank = round(config.hidden_size / config.lora_reduction)
-            adapter = LoraConfig(r=rank, lora_alpha=config.lora_scale * rank, target_modules=["q_proj", "v_proj"], lora_dropout=0.0, bias="none")
+            adapter = LoraConfig(
+                r=rank, lora_alpha=config.lora_scale * rank, target_modules=["q_proj", "v_proj"], lora_dropout=0.0, bias="none"
+            )
             inject_adapter_in_model(adapter, hubert)
         self.hubert = hubert
 

@@ -165,8 +165,7 @@ def _reject_other_encodings(raw: bytes, name: str) -> None:
     for mark, encoding, iconv in _BYTE_ORDER_MARKS:
         if raw.startswith(mark):
             raise InputError(
-                f"{name}: encoded as {encoding} (it starts with a byte order mark), not UTF-8; convert it, "
-                f"e.g. iconv -f {iconv} -t UTF-8",
+                f"{name}: encoded as {encoding} (it starts with a byte order mark), not UTF-8; convert it, e.g. iconv -f {iconv} -t UTF-8",
                 code="E_ENCODING",
             )
     nul = raw.find(b"\x00")
@@ -177,13 +176,11 @@ def _reject_other_encodings(raw: bytes, name: str) -> None:
     for encoding, text_bytes, zero_bytes in [("UTF-16LE", sample[::2], sample[1::2]), ("UTF-16BE", sample[1::2], sample[::2])]:
         if 0 not in text_bytes and zero_bytes.count(0) * 2 > len(zero_bytes):
             raise InputError(
-                f"{name}: looks like {encoding} without a byte order mark, not UTF-8; convert it, "
-                f"e.g. iconv -f {encoding} -t UTF-8",
+                f"{name}: looks like {encoding} without a byte order mark, not UTF-8; convert it, e.g. iconv -f {encoding} -t UTF-8",
                 code="E_ENCODING",
             )
     raise InputError(
-        f"{name}: contains NUL bytes (first at file offset {nul}): a binary file, not a transcript; "
-        "give a text transcript in UTF-8",
+        f"{name}: contains NUL bytes (first at file offset {nul}): a binary file, not a transcript; give a text transcript in UTF-8",
         code="E_ENCODING",
     )
 
@@ -312,7 +309,7 @@ def _cue_blocks(lines: list[str], start: int) -> list[list[tuple[int, str]]]:
 
 
 def _cue_text(block: list[tuple[int, str]], name: str, expected: str) -> str:
-    for position, (lineno, line) in enumerate(block[:2]):
+    for position, (_, line) in enumerate(block[:2]):
         if _CUE_TIMING.search(line):
             text = " ".join(_MARKUP.sub("", text_line) for _, text_line in block[position + 1 :])
             return " ".join(text.split())

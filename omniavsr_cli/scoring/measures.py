@@ -183,9 +183,7 @@ def bootstrap_interval(
     return _percentile_interval(error_sums, length_sums, level, samples, seed)
 
 
-def _percentile_interval(
-    error_sums: np.ndarray, length_sums: np.ndarray, level: float, samples: int, seed: int
-) -> ConfidenceInterval:
+def _percentile_interval(error_sums: np.ndarray, length_sums: np.ndarray, level: float, samples: int, seed: int) -> ConfidenceInterval:
     # A resample that drew only empty references has no WER; it is left out rather than counted as infinite.
     rates = np.where(length_sums > 0, error_sums / np.maximum(length_sums, 1), np.nan)
     tail = (1 - level) / 2 * 100

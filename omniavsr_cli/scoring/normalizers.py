@@ -33,11 +33,7 @@ def _punctuation_to_space() -> dict[int, str]:
     # is ten times faster than a per-character category lookup on large files.
     import sys
 
-    return {
-        code: " "
-        for code in range(sys.maxunicode + 1)
-        if unicodedata.category(chr(code)).startswith("P") and chr(code) != "'"
-    }
+    return {code: " " for code in range(sys.maxunicode + 1) if unicodedata.category(chr(code)).startswith("P") and chr(code) != "'"}
 
 
 def _basic(text: str) -> list[str]:

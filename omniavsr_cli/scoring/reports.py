@@ -26,10 +26,7 @@ def _describe(source: Source) -> str:
 
 
 def _interval_text(interval: ConfidenceInterval) -> str:
-    return (
-        f"{_percent(interval.low)} .. {_percent(interval.high)} "
-        f"(bootstrap, {interval.samples} resamples, seed {interval.seed})"
-    )
+    return f"{_percent(interval.low)} .. {_percent(interval.high)} (bootstrap, {interval.samples} resamples, seed {interval.seed})"
 
 
 def summary_rows(report: ScoreReport) -> list[tuple[str, str]]:

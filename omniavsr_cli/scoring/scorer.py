@@ -15,8 +15,8 @@ from .measures import (
     align_words,
     bootstrap_interval,
     character_counts,
-    join_words,
     corpus_counts,
+    join_words,
     mean_utterance_rate,
     paired_bootstrap,
 )
@@ -127,6 +127,7 @@ def score_transcripts(
     paired = pair(reference, hypotheses, allow_missing)
     if not paired.ids:
         raise InputError(f"{reference.path}: no utterances to score; the reference file is empty", code="E_EMPTY")
+
     def normalised(texts: list[str]) -> list[str]:
         return [join_words(norm.words(text)) for text in texts]
 

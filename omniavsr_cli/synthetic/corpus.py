@@ -127,8 +127,16 @@ class _Maker:
         np.savez(self.clips_dir / f"{name}.landmarks.npz", points=landmarks, detected=np.ones(frames, bool), scores=np.ones(frames))
         text = " ".join(texts)
         write_text_atomic(self.clips_dir / f"{name}.txt", text + "\n")
-        return {"id": name, "index": index, "text": text, "sentences": spans, "frames": frames, "seconds": frames / FPS,
-                "voice": asdict(voice), "snr_db": options.snr_db}  # fmt: skip
+        return {
+            "id": name,
+            "index": index,
+            "text": text,
+            "sentences": spans,
+            "frames": frames,
+            "seconds": frames / FPS,
+            "voice": asdict(voice),
+            "snr_db": options.snr_db,
+        }
 
 
 def _tensor(audio: np.ndarray):

@@ -17,17 +17,48 @@ LONGEST_CHUNK_SECONDS = 4.0  # a training clip holds one sentence, at most about
 
 def demo_config() -> OmniAVSRConfig:
     base = VOCAB_SIZE - 7
-    tokens = {"bos": base, "eos": base + 1, "pad": base + 2, "audio_start": base + 3, "audio_end": base + 4,
-              "video_start": base + 5, "video_end": base + 6}  # fmt: skip
-    return OmniAVSRConfig.from_dict({
-        "variant": "ST", "lora_reduction": 16, "longest_chunk_seconds": LONGEST_CHUNK_SECONDS, "projector_hidden_size": 128, "tokens": tokens,
-        "whisper": {"d_model": 128, "encoder_layers": 2, "encoder_attention_heads": 4, "encoder_ffn_dim": 512,
-                    "max_source_positions": 50 * WINDOW_SECONDS},
-        "avhubert": {"hidden_size": 128, "num_hidden_layers": 2, "num_attention_heads": 4, "intermediate_size": 512, "resnet_width": 8,
-                     "num_conv_pos_embeddings": 16, "num_conv_pos_embedding_groups": 4},
-        "llm": {"vocab_size": VOCAB_SIZE, "hidden_size": 128, "intermediate_size": 384, "num_hidden_layers": 2, "num_attention_heads": 4,
-                "num_key_value_heads": 2},
-    })  # fmt: skip
+    tokens = {
+        "bos": base,
+        "eos": base + 1,
+        "pad": base + 2,
+        "audio_start": base + 3,
+        "audio_end": base + 4,
+        "video_start": base + 5,
+        "video_end": base + 6,
+    }
+    return OmniAVSRConfig.from_dict(
+        {
+            "variant": "ST",
+            "lora_reduction": 16,
+            "longest_chunk_seconds": LONGEST_CHUNK_SECONDS,
+            "projector_hidden_size": 128,
+            "tokens": tokens,
+            "whisper": {
+                "d_model": 128,
+                "encoder_layers": 2,
+                "encoder_attention_heads": 4,
+                "encoder_ffn_dim": 512,
+                "max_source_positions": 50 * WINDOW_SECONDS,
+            },
+            "avhubert": {
+                "hidden_size": 128,
+                "num_hidden_layers": 2,
+                "num_attention_heads": 4,
+                "intermediate_size": 512,
+                "resnet_width": 8,
+                "num_conv_pos_embeddings": 16,
+                "num_conv_pos_embedding_groups": 4,
+            },
+            "llm": {
+                "vocab_size": VOCAB_SIZE,
+                "hidden_size": 128,
+                "intermediate_size": 384,
+                "num_hidden_layers": 2,
+                "num_attention_heads": 4,
+                "num_key_value_heads": 2,
+            },
+        }
+    )
 
 
 def demo_words() -> list[str]:

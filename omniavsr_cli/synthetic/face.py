@@ -22,17 +22,39 @@ import numpy as np
 FPS = 25
 REST = (0.04, 0.5, 0.0)  # (open, spread, round): lips together, relaxed
 _VOWELS = {
-    "i": (0.25, 0.9, 0.0), "ɪ": (0.3, 0.75, 0.0), "e": (0.45, 0.75, 0.0), "ɛ": (0.5, 0.7, 0.0), "æ": (0.7, 0.7, 0.0),
-    "a": (0.85, 0.55, 0.0), "ɑ": (0.85, 0.45, 0.1), "ɒ": (0.7, 0.3, 0.5), "ɔ": (0.6, 0.2, 0.7), "o": (0.45, 0.15, 0.85),
-    "ʊ": (0.3, 0.2, 0.8), "u": (0.2, 0.1, 1.0), "ʉ": (0.22, 0.3, 0.8), "ʌ": (0.55, 0.5, 0.0), "ə": (0.4, 0.5, 0.0),
-    "ɜ": (0.4, 0.5, 0.2), "ɚ": (0.35, 0.45, 0.3), "ɐ": (0.6, 0.5, 0.0), "y": (0.2, 0.2, 0.9),
-}  # fmt: skip
+    "i": (0.25, 0.9, 0.0),
+    "ɪ": (0.3, 0.75, 0.0),
+    "e": (0.45, 0.75, 0.0),
+    "ɛ": (0.5, 0.7, 0.0),
+    "æ": (0.7, 0.7, 0.0),
+    "a": (0.85, 0.55, 0.0),
+    "ɑ": (0.85, 0.45, 0.1),
+    "ɒ": (0.7, 0.3, 0.5),
+    "ɔ": (0.6, 0.2, 0.7),
+    "o": (0.45, 0.15, 0.85),
+    "ʊ": (0.3, 0.2, 0.8),
+    "u": (0.2, 0.1, 1.0),
+    "ʉ": (0.22, 0.3, 0.8),
+    "ʌ": (0.55, 0.5, 0.0),
+    "ə": (0.4, 0.5, 0.0),
+    "ɜ": (0.4, 0.5, 0.2),
+    "ɚ": (0.35, 0.45, 0.3),
+    "ɐ": (0.6, 0.5, 0.0),
+    "y": (0.2, 0.2, 0.9),
+}
 _CONSONANTS = {
-    **dict.fromkeys("pbm", (0.0, 0.5, 0.0)), **dict.fromkeys("fv", (0.08, 0.55, 0.0)), **dict.fromkeys("θð", (0.2, 0.55, 0.0)),
-    **dict.fromkeys("tdnlɾɬ", (0.2, 0.6, 0.0)), **dict.fromkeys("sz", (0.12, 0.65, 0.0)), **dict.fromkeys("ʃʒ", (0.15, 0.3, 0.7)),
-    **dict.fromkeys("ɹr", (0.25, 0.35, 0.5)), **dict.fromkeys("kgŋxɡ", (0.35, 0.5, 0.0)), "h": (0.45, 0.5, 0.0),
-    "j": (0.2, 0.75, 0.0), **dict.fromkeys("wʍ", (0.1, 0.05, 1.0)),
-}  # fmt: skip
+    **dict.fromkeys("pbm", (0.0, 0.5, 0.0)),
+    **dict.fromkeys("fv", (0.08, 0.55, 0.0)),
+    **dict.fromkeys("θð", (0.2, 0.55, 0.0)),
+    **dict.fromkeys("tdnlɾɬ", (0.2, 0.6, 0.0)),
+    **dict.fromkeys("sz", (0.12, 0.65, 0.0)),
+    **dict.fromkeys("ʃʒ", (0.15, 0.3, 0.7)),
+    **dict.fromkeys("ɹr", (0.25, 0.35, 0.5)),
+    **dict.fromkeys("kgŋxɡ", (0.35, 0.5, 0.0)),
+    "h": (0.45, 0.5, 0.0),
+    "j": (0.2, 0.75, 0.0),
+    **dict.fromkeys("wʍ", (0.1, 0.05, 1.0)),
+}
 _AFFRICATES = {"tʃ": (0.15, 0.3, 0.7), "dʒ": (0.15, 0.3, 0.7)}
 COARTICULATION_S = 0.025  # the standard deviation of the smoothing of the viseme targets
 
@@ -74,9 +96,15 @@ class Pose:
 
     @classmethod
     def draw(cls, rng: np.random.Generator) -> Pose:
-        return cls(shift=(float(rng.uniform(-10, 10)), float(rng.uniform(-8, 8))), scale=float(rng.uniform(0.9, 1.1)),
-                   angle=float(rng.uniform(-0.08, 0.08)), sway=float(rng.uniform(0, 5)), phase=float(rng.uniform(0, 2 * math.pi)),
-                   brightness=float(rng.uniform(-20, 20)), contrast=float(rng.uniform(0.85, 1.15)))  # fmt: skip
+        return cls(
+            shift=(float(rng.uniform(-10, 10)), float(rng.uniform(-8, 8))),
+            scale=float(rng.uniform(0.9, 1.1)),
+            angle=float(rng.uniform(-0.08, 0.08)),
+            sway=float(rng.uniform(0, 5)),
+            phase=float(rng.uniform(0, 2 * math.pi)),
+            brightness=float(rng.uniform(-20, 20)),
+            contrast=float(rng.uniform(0.85, 1.15)),
+        )
 
 
 class TalkingFace:
@@ -115,12 +143,14 @@ class TalkingFace:
         outer = np.vstack([contour(xs, w, gap / 2 + upper, -1), contour(xs[::-1], w, gap / 2 + lower, 1)[1:-1]])
         inner_xs = np.linspace(-inner_w, inner_w, 13)
         inner = np.vstack([contour(inner_xs, inner_w, gap / 2, -1), contour(inner_xs[::-1], inner_w, gap / 2, 1)[1:-1]])
-        marks = np.vstack([
-            contour(np.linspace(-w, w, 7), w, gap / 2 + upper, -1),  # 48-54
-            contour(np.linspace(w, -w, 7)[1:-1], w, gap / 2 + lower, 1),  # 55-59
-            contour(np.linspace(-inner_w, inner_w, 5), inner_w, gap / 2, -1),  # 60-64
-            contour(np.linspace(inner_w, -inner_w, 5)[1:-1], inner_w, gap / 2, 1),  # 65-67
-        ])  # fmt: skip
+        marks = np.vstack(
+            [
+                contour(np.linspace(-w, w, 7), w, gap / 2 + upper, -1),  # 48-54
+                contour(np.linspace(w, -w, 7)[1:-1], w, gap / 2 + lower, 1),  # 55-59
+                contour(np.linspace(-inner_w, inner_w, 5), inner_w, gap / 2, -1),  # 60-64
+                contour(np.linspace(inner_w, -inner_w, 5)[1:-1], inner_w, gap / 2, 1),  # 65-67
+            ]
+        )
         rotation = np.array([[math.cos(self.tilt), -math.sin(self.tilt)], [math.sin(self.tilt), math.cos(self.tilt)]])
         return tuple(points @ rotation.T + self.centre for points in (outer, inner, marks))
 
@@ -130,8 +160,12 @@ class TalkingFace:
         scale = pose.scale * 0.4 * self.size / self.face_height * (1 + 0.03 * math.sin(1.3 * t + pose.phase))
         angle = pose.angle + 0.03 * math.sin(0.9 * t + 2 * pose.phase)
         rotation = scale * np.array([[math.cos(angle), -math.sin(angle)], [math.sin(angle), math.cos(angle)]])
-        target = np.array([self.size / 2 + pose.shift[0] + pose.sway * math.sin(0.7 * t + pose.phase),
-                           self.size / 2 + pose.shift[1] + pose.sway * math.cos(0.5 * t + pose.phase)])  # fmt: skip
+        target = np.array(
+            [
+                self.size / 2 + pose.shift[0] + pose.sway * math.sin(0.7 * t + pose.phase),
+                self.size / 2 + pose.shift[1] + pose.sway * math.cos(0.5 * t + pose.phase),
+            ]
+        )
         return np.hstack([rotation, (target - rotation @ self.face_centre)[:, None]])
 
     def render(self, track: np.ndarray, pose: Pose) -> tuple[np.ndarray, np.ndarray]:
@@ -145,7 +179,7 @@ class TalkingFace:
             canvas = self.blank.copy()
             patch = canvas[y0:y1, x0:x1]
             shift = np.array([x0, y0])
-            fixed = lambda p: np.round((p - shift) * 16).astype(np.int32)  # noqa: E731 (4 bits of sub-pixel precision)
+            fixed = lambda p, shift=shift: np.round((p - shift) * 16).astype(np.int32)  # noqa: E731 (4 bits of sub-pixel precision)
             cv2.fillPoly(patch, [fixed(outer)], self.lip_colour.tolist(), cv2.LINE_AA, 4)
             if open_ > 0.06:
                 cavity = np.zeros(patch.shape[:2], np.uint8)

@@ -43,10 +43,15 @@ class _EventId(ctypes.Union):
 
 class _Event(ctypes.Structure):
     _fields_ = [
-        ("type", ctypes.c_int), ("unique_identifier", ctypes.c_uint), ("text_position", ctypes.c_int),
-        ("length", ctypes.c_int), ("audio_position", ctypes.c_int), ("sample", ctypes.c_int),
-        ("user_data", ctypes.c_void_p), ("id", _EventId),
-    ]  # fmt: skip
+        ("type", ctypes.c_int),
+        ("unique_identifier", ctypes.c_uint),
+        ("text_position", ctypes.c_int),
+        ("length", ctypes.c_int),
+        ("audio_position", ctypes.c_int),
+        ("sample", ctypes.c_int),
+        ("user_data", ctypes.c_void_p),
+        ("id", _EventId),
+    ]
 
 
 _Callback = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.POINTER(ctypes.c_short), ctypes.c_int, ctypes.POINTER(_Event))
@@ -66,8 +71,13 @@ class Voice:
 
     @classmethod
     def draw(cls, rng: np.random.Generator) -> Voice:
-        return cls(accent=str(rng.choice(ACCENTS)), variant=str(rng.choice(VARIANTS)), rate=int(rng.integers(130, 201)),
-                   pitch=int(rng.integers(25, 76)), pitch_range=int(rng.integers(30, 81)))  # fmt: skip
+        return cls(
+            accent=str(rng.choice(ACCENTS)),
+            variant=str(rng.choice(VARIANTS)),
+            rate=int(rng.integers(130, 201)),
+            pitch=int(rng.integers(25, 76)),
+            pitch_range=int(rng.integers(30, 81)),
+        )
 
 
 @dataclass

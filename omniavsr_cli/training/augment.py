@@ -94,7 +94,9 @@ class NoiseBank:
         return mix_noise(audio, noise, snr_db, rng)
 
 
-def train_audio(audio: np.ndarray, video_frames: int | None, options: Augmentation, noise: NoiseBank | None, rng: np.random.Generator) -> torch.Tensor:
+def train_audio(
+    audio: np.ndarray, video_frames: int | None, options: Augmentation, noise: NoiseBank | None, rng: np.random.Generator
+) -> torch.Tensor:
     """A clip's waveform as training feeds it to Whisper: cut/padded to the video (every task, as upstream in
     training), masked, noised and standardised."""
     waveform = torch.as_tensor(audio, dtype=torch.float32)
@@ -118,4 +120,3 @@ def train_video(frames: np.ndarray, options: Augmentation, rng: np.random.Genera
     if options.video_mask:
         video = time_mask(video, *options.video_mask, rng)
     return transforms.normalise(video)
-

@@ -27,7 +27,11 @@ def changed_state(model) -> dict[str, torch.Tensor]:
     """The tensors a training run may change, on the CPU: trainable parameters, the video encoder's BatchNorm
     statistics (it trains in train mode, as upstream), the prompt embeddings and the added tokens' rows."""
     state = {name: p.detach() for name, p in model.named_parameters() if p.requires_grad}
-    state |= {name: b.detach() for name, b in model.named_buffers() if name.startswith("video_encoder.") and ("running_" in name or "num_batches" in name)}
+    state |= {
+        name: b.detach()
+        for name, b in model.named_buffers()
+        if name.startswith("video_encoder.") and ("running_" in name or "num_batches" in name)
+    }
     state |= {name: b.detach() for name, b in model.named_buffers() if name.startswith("prompt_")}
     if EMBEDDINGS not in state:
         tokens = model.config.tokens
@@ -49,8 +53,9 @@ def base_reference(model: str, directory: Path, output: Path) -> BaseModel:
     return BaseModel(reference, weights_sha256(Path(directory)))
 
 
-def save_checkpoint(path: Path, config, state: dict[str, torch.Tensor], base: BaseModel | None, tokenizer: Path | None,
-                    training_state: dict | None = None) -> Path:  # fmt: skip
+def save_checkpoint(
+    path: Path, config, state: dict[str, torch.Tensor], base: BaseModel | None, tokenizer: Path | None, training_state: dict | None = None
+) -> Path:
     """Write ``state`` as a model directory, completely or not at all: the changed tensors (``changed_state``)
     on ``base``, or every tensor when ``base`` is None."""
     path = Path(path)

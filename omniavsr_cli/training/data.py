@@ -78,7 +78,9 @@ def read_manifest(path: Path, root: Path | None = None) -> Manifest:
     try:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as error:
-        raise InputError(f"{path}: cannot read this manifest ({error.__class__.__name__}); give the manifest.csv or manifest.jsonl prep-lips wrote") from None
+        raise InputError(
+            f"{path}: cannot read this manifest ({error.__class__.__name__}); give the manifest.csv or manifest.jsonl prep-lips wrote"
+        ) from None
     manifest = Manifest([])
     if path.suffix.lower() == ".jsonl":
         rows = enumerate(text.splitlines(), start=1)
@@ -144,7 +146,9 @@ def load_example(example: Example, cache: Path | None = None) -> tuple[np.ndarra
     if not len(video):
         raise BadExample(f"{example.id}: {example.video} has no frames")
     if audio is not None and abs(len(audio) / SAMPLES_PER_FRAME - len(video)) > LENGTH_TOLERANCE_FRAMES:
-        raise BadExample(f"{example.id}: audio lasts {len(audio) / 16000:.2f} s but the video {len(video) / 25:.2f} s; prepare the clip again with prep-lips")
+        raise BadExample(
+            f"{example.id}: audio lasts {len(audio) / 16000:.2f} s but the video {len(video) / 25:.2f} s; prepare the clip again with prep-lips"
+        )
     if cached is not None:
         _store(cached, video=video, **({"audio": audio} if audio is not None else {}))
     return audio, video
@@ -193,7 +197,9 @@ def frame_batches(lengths: list[int], max_frames: int, buckets: int = OFFICIAL_B
         return []
     too_long = [i for i, length in enumerate(lengths) if length > max_frames]
     if too_long:
-        raise InputError(f"{len(too_long)} clips are longer than the batch budget of {max_frames} frames (longest {max(lengths)}); raise --max-frames")
+        raise InputError(
+            f"{len(too_long)} clips are longer than the batch budget of {max_frames} frames (longest {max(lengths)}); raise --max-frames"
+        )
     values = np.asarray(lengths)
     edges = np.linspace(values.min(), values.max(), buckets)
     bucket = np.searchsorted(edges, values, side="left")  # torch.bucketize(right=False)

@@ -61,7 +61,9 @@ class EvalOptions:
         if unknown or not self.tasks:
             raise InputError(f"--tasks {','.join(unknown) or '(none)'}: choose from {', '.join(TASKS)}", code="E_USAGE")
         if self.snr_db is not None and not self.noise_files:
-            raise InputError(f"--snr {self.snr_db:g} needs noise to mix in: add --noise FILE (e.g. a babble noise recording)", code="E_USAGE")
+            raise InputError(
+                f"--snr {self.snr_db:g} needs noise to mix in: add --noise FILE (e.g. a babble noise recording)", code="E_USAGE"
+            )
         if self.noise_files and self.snr_db is None:
             raise InputError("--noise is mixed in only at a fixed SNR: add --snr DB (e.g. --snr 0)", code="E_USAGE")
         for file in self.noise_files:
@@ -93,8 +95,10 @@ class Cell:
 
     def model_rates(self, config) -> tuple[int, int]:
         # The model takes a pair for every task; the rate of the unused stream does not matter.
-        return (self.audio_rate if self.audio_rate is not None else config.audio_rates[0],
-                self.video_rate if self.video_rate is not None else config.video_rates[0])  # fmt: skip
+        return (
+            self.audio_rate if self.audio_rate is not None else config.audio_rates[0],
+            self.video_rate if self.video_rate is not None else config.video_rates[0],
+        )
 
 
 def plan_cells(config, options: EvalOptions) -> list[Cell]:
@@ -135,11 +139,22 @@ class CellResult:
     def to_dict(self) -> dict:
         words = self.words
         return {
-            "label": self.cell.label, "name": self.cell.name, "task": self.cell.task, "audio_rate": self.cell.audio_rate,
-            "video_rate": self.cell.video_rate, "wer": words.rate, "errors": words.errors, "reference_words": words.reference_length,
-            "substitutions": words.substitutions, "deletions": words.deletions, "insertions": words.insertions, "hits": words.hits,
-            "utterances": self.utterances, "without_audio": self.without_audio, "seconds": round(self.seconds, 3),
-        }  # fmt: skip
+            "label": self.cell.label,
+            "name": self.cell.name,
+            "task": self.cell.task,
+            "audio_rate": self.cell.audio_rate,
+            "video_rate": self.cell.video_rate,
+            "wer": words.rate,
+            "errors": words.errors,
+            "reference_words": words.reference_length,
+            "substitutions": words.substitutions,
+            "deletions": words.deletions,
+            "insertions": words.insertions,
+            "hits": words.hits,
+            "utterances": self.utterances,
+            "without_audio": self.without_audio,
+            "seconds": round(self.seconds, 3),
+        }
 
 
 @dataclass
@@ -279,14 +294,19 @@ def evaluate(
     if not isinstance(eval_set, EvalSet):
         eval_set = read_eval_set(eval_set)
     if model.tokenizer is None:
-        raise OmniAVSRError("this model has no tokenizer files; import it again with --tokenizer", code="E_NO_TOKENIZER",
-                            exit_code=ExitCode.MODEL_UNAVAILABLE)  # fmt: skip
+        raise OmniAVSRError(
+            "this model has no tokenizer files; import it again with --tokenizer",
+            code="E_NO_TOKENIZER",
+            exit_code=ExitCode.MODEL_UNAVAILABLE,
+        )
     progress = on_progress or (lambda n: None)
     started = time.perf_counter()
     cells = plan_cells(model.config, options)
     options = replace(options, cache=clip_cache(options.cache))
     noise = _noise_bank(options)
-    decoders = {cell: BatchDecoder(model, cell.model_rates(model.config), options.decoding, _limits(options), options.guards) for cell in cells}
+    decoders = {
+        cell: BatchDecoder(model, cell.model_rates(model.config), options.decoding, _limits(options), options.guards) for cell in cells
+    }
     hypotheses: dict[Cell, list[tuple[str, str]]] = {cell: [] for cell in cells}
     without_audio = dict.fromkeys(cells, 0)
     seconds = dict.fromkeys(cells, 0.0)
@@ -313,7 +333,9 @@ def evaluate(
             progress(len(group))
 
     texts = dict(references)
-    results = [CellResult(cell, _corpus_counts(hypotheses[cell], texts), without_audio[cell], seconds[cell], hypotheses[cell]) for cell in cells]
+    results = [
+        CellResult(cell, _corpus_counts(hypotheses[cell], texts), without_audio[cell], seconds[cell], hypotheses[cell]) for cell in cells
+    ]
     return EvalResult(str(eval_set.path), model_description(model), options, results, references, skipped, time.perf_counter() - started)
 
 
@@ -374,5 +396,7 @@ def render_table(result: EvalResult, out, rich_output: bool = False) -> None:
         return
     widths = [max(len(a), len(b)) for a, b in zip(header, row)]
     lines = [header, ["-" * width for width in widths], row]
-    out.writelines("| " + " | ".join(cell.rjust(width) if n else cell.ljust(width) for n, (cell, width) in enumerate(zip(line, widths))) + " |\n"
-                   for line in lines)  # fmt: skip
+    out.writelines(
+        "| " + " | ".join(cell.rjust(width) if n else cell.ljust(width) for n, (cell, width) in enumerate(zip(line, widths))) + " |\n"
+        for line in lines
+    )

@@ -227,7 +227,9 @@ def train(options: TrainOptions, on_step: Callable[[int, dict], None] | None = N
     from ..model.loading import default_device_and_dtype, load_model
 
     if any(weight < 0 for weight in options.task_weights) or not trained_tasks(options.task_weights):
-        raise InputError(f"--task-weights {','.join(map(str, options.task_weights))}: give three weights (ASR,VSR,AVSR), none negative, at least one above 0")
+        raise InputError(
+            f"--task-weights {','.join(map(str, options.task_weights))}: give three weights (ASR,VSR,AVSR), none negative, at least one above 0"
+        )
     options = dataclasses.replace(options, cache=clip_cache(options.cache))
     processes = start_processes(options.device)
     output = Path(options.output)
@@ -243,7 +245,9 @@ def train(options: TrainOptions, on_step: Callable[[int, dict], None] | None = N
     model = load_model(options.model, device=str(device), dtype=dtype)
     for asked, kind, offered in zip(options.rates or (), ("audio", "video"), (model.config.audio_rates, model.config.video_rates)):
         if not set(asked) <= set(offered):
-            raise InputError(f"--rates: {kind} rate {','.join(map(str, sorted(set(asked) - set(offered))))} is not one of this model's ({','.join(map(str, offered))})")
+            raise InputError(
+                f"--rates: {kind} rate {','.join(map(str, sorted(set(asked) - set(offered))))} is not one of this model's ({','.join(map(str, offered))})"
+            )
     if model.tokenizer is None:
         raise InputError(f"{options.model}: this model has no tokenizer to turn transcripts into labels; import it with --tokenizer")
     base = checkpoints.base_reference(options.model, model.directory, output)
@@ -264,9 +268,17 @@ def train(options: TrainOptions, on_step: Callable[[int, dict], None] | None = N
     if processes.main:
         _write_skipped(output / SKIPPED_FILE, skipped)
         _trim_log(output / LOG_FILE, step)
-        log.info("training %s: %d examples (%d skipped), %d batches, %d steps per epoch, %d steps, %s parameters trained%s",
-                 model.directory, len(examples), len(skipped), len(batches), steps_per_epoch, total, f"{sum(p.numel() for p in parameters):,}",
-                 f", resuming after step {step}" if resumed_from else "")  # fmt: skip
+        log.info(
+            "training %s: %d examples (%d skipped), %d batches, %d steps per epoch, %d steps, %s parameters trained%s",
+            model.directory,
+            len(examples),
+            len(skipped),
+            len(batches),
+            steps_per_epoch,
+            total,
+            f"{sum(p.numel() for p in parameters):,}",
+            f", resuming after step {step}" if resumed_from else "",
+        )
 
     network = model
     if processes.world > 1:
@@ -282,9 +294,11 @@ def train(options: TrainOptions, on_step: Callable[[int, dict], None] | None = N
             data = EpochBatches(examples, mine, epoch, options, model.tokenizer, tokens)
             first = group * options.accumulate
             loader = torch.utils.data.DataLoader(
-                torch.utils.data.Subset(data, range(first, len(mine))), batch_size=None,
-                num_workers=options.workers, worker_init_fn=_leave_signals_to_the_trainer,
-            )  # fmt: skip
+                torch.utils.data.Subset(data, range(first, len(mine))),
+                batch_size=None,
+                num_workers=options.workers,
+                worker_init_fn=_leave_signals_to_the_trainer,
+            )
             groups = _grouped(iter(loader), options.accumulate, len(mine) - first)
             for batch_group in groups:
                 if step >= total:
@@ -301,8 +315,12 @@ def train(options: TrainOptions, on_step: Callable[[int, dict], None] | None = N
                     on_step(step, record)
                 if stopping:
                     logger.close()
-                    raise OmniAVSRError(f"interrupted after step {step} of {total}, saved in {output / checkpoints.checkpoint_name(step)}; "
-                                        "rerun the same command to go on", code="E_INTERRUPTED", exit_code=ExitCode.INTERRUPTED)  # fmt: skip
+                    raise OmniAVSRError(
+                        f"interrupted after step {step} of {total}, saved in {output / checkpoints.checkpoint_name(step)}; "
+                        "rerun the same command to go on",
+                        code="E_INTERRUPTED",
+                        exit_code=ExitCode.INTERRUPTED,
+                    )
 
     final = output / FINAL_MODEL
     if processes.main:
@@ -348,7 +366,18 @@ def _grouped(batches, size: int, count: int):
         yield group
 
 
-def _optimiser_step(network, model, group: list[dict], epoch: int, options: TrainOptions, processes: Processes, parameters, optimizer, scheduler, previous: dict) -> dict:
+def _optimiser_step(
+    network,
+    model,
+    group: list[dict],
+    epoch: int,
+    options: TrainOptions,
+    processes: Processes,
+    parameters,
+    optimizer,
+    scheduler,
+    previous: dict,
+) -> dict:
     """Forward and backward over a group of batches, then one clipped AdamW step. ``previous`` keeps the last
     usable batch: a batch whose clips were all unusable is replaced by it with a zero weight, so that every
     process still takes part in the gradient exchange."""
@@ -392,9 +421,12 @@ def _optimiser_step(network, model, group: list[dict], epoch: int, options: Trai
     return record | {
         "loss": weighted_loss(losses, options.task_weights),
         **{f"loss_{task}": value for task, value in losses.items()},
-        "grad_norm": float(norm), "tokens_per_s": llm_tokens * processes.world / seconds, "seconds": seconds,
-        "memory_gb": _memory_gb(), "skipped": len(skipped),
-    }  # fmt: skip
+        "grad_norm": float(norm),
+        "tokens_per_s": llm_tokens * processes.world / seconds,
+        "seconds": seconds,
+        "memory_gb": _memory_gb(),
+        "skipped": len(skipped),
+    }
 
 
 @contextlib.contextmanager
@@ -403,9 +435,12 @@ def _out_of_memory(batch: dict):
         yield
     except torch.OutOfMemoryError:
         rows, frames = batch["video"].shape[:2]
-        raise OmniAVSRError(f"out of memory on a batch of {rows} clips of up to {frames / 25:.1f} s; lower --max-frames "
-                            "(and raise --accumulate to keep the batch the recipe's size)", code="E_OUT_OF_MEMORY",
-                            exit_code=ExitCode.OUT_OF_MEMORY) from None  # fmt: skip
+        raise OmniAVSRError(
+            f"out of memory on a batch of {rows} clips of up to {frames / 25:.1f} s; lower --max-frames "
+            "(and raise --accumulate to keep the batch the recipe's size)",
+            code="E_OUT_OF_MEMORY",
+            exit_code=ExitCode.OUT_OF_MEMORY,
+        ) from None
 
 
 def _sequence_tokens(model, batch: dict, rates: tuple[int, int], tasks: tuple[str, ...]) -> int:
@@ -415,7 +450,9 @@ def _sequence_tokens(model, batch: dict, rates: tuple[int, int], tasks: tuple[st
 
     rows, text = batch["text"].shape
     block = {"audio": model.kept_audio_frames(batch["audio"].shape[1]) // rates[0] + 2, "video": batch["video"].shape[1] // rates[1] + 2}
-    return rows * sum(text + sum(block[m] for m in TASK_MODALITIES[task]) + getattr(model, f"prompt_{TASK_ADAPTER[task]}").shape[1] for task in tasks)
+    return rows * sum(
+        text + sum(block[m] for m in TASK_MODALITIES[task]) + getattr(model, f"prompt_{TASK_ADAPTER[task]}").shape[1] for task in tasks
+    )
 
 
 class _StopSignal:
@@ -470,7 +507,9 @@ def _tokenizer(model) -> Path | None:
 def _save(output: Path, step: int, model, base: BaseModel, options: TrainOptions, optimizer, scheduler, processes: Processes) -> None:
     if processes.main:
         state = {"step": step, "settings": options.settings(), "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict()}
-        checkpoints.save_checkpoint(output / checkpoints.checkpoint_name(step), model.config, checkpoints.changed_state(model), base, _tokenizer(model), state)
+        checkpoints.save_checkpoint(
+            output / checkpoints.checkpoint_name(step), model.config, checkpoints.changed_state(model), base, _tokenizer(model), state
+        )
         checkpoints.keep_last(output, max(options.keep_last, options.average_last))
     if processes.world > 1:
         torch.distributed.barrier()
@@ -487,7 +526,7 @@ def _resume(path: Path, options: TrainOptions, model, optimizer, scheduler) -> i
         raise InputError(
             f"{options.output} holds a run with other settings (changed: {', '.join(changed)}); rerun its command to resume it, "
             "or train into a new --output"
-        )  # fmt: skip
+        )
     try:
         checkpoints.load_changed_state(model, load_file(str(path / "model.safetensors")))
         optimizer.load_state_dict(state["optimizer"])
@@ -506,17 +545,27 @@ def _training_state(file: Path) -> dict:
             warnings.simplefilter("ignore")
             state = torch.load(file, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError:
-        raise _damaged(file.parent, f"{file.name} is damaged or holds more than tensors and plain values (never loaded: they could run code)") from None
+        raise _damaged(
+            file.parent, f"{file.name} is damaged or holds more than tensors and plain values (never loaded: they could run code)"
+        ) from None
     except Exception as error:  # torch raises many kinds for damaged files
         raise _damaged(file.parent, f"{file.name} is unreadable ({first_line(error)})") from None
-    if not isinstance(state, dict) or not {"step", "settings", "optimizer", "scheduler"} <= set(state) or not isinstance(state["settings"], dict):
+    if (
+        not isinstance(state, dict)
+        or not {"step", "settings", "optimizer", "scheduler"} <= set(state)
+        or not isinstance(state["settings"], dict)
+    ):
         raise _damaged(file.parent, f"{file.name} is not a training state")
     return state
 
 
 def _damaged(path: Path, problem: str) -> OmniAVSRError:
-    return OmniAVSRError(f"{path}: {problem}; delete that checkpoint directory to resume from the one before it (or start over), "
-                         "or train into a new --output", code="E_CHECKPOINT", exit_code=ExitCode.MODEL_UNAVAILABLE)  # fmt: skip
+    return OmniAVSRError(
+        f"{path}: {problem}; delete that checkpoint directory to resume from the one before it (or start over), "
+        "or train into a new --output",
+        code="E_CHECKPOINT",
+        exit_code=ExitCode.MODEL_UNAVAILABLE,
+    )
 
 
 def _write_final(output: Path, final: Path, model, base: BaseModel, options: TrainOptions) -> None:
@@ -575,8 +624,9 @@ class _Logger:
                 f"step {step}/{total} epoch {record['epoch'] + 1} loss {record['loss']:.4f} "
                 f"({' '.join(f'{task} {value:.4f}' for task, value in self.last_losses.items())}) "
                 f"lr {record['lr']:.2e} {record['tokens_per_s']:.0f} tok/s {record['memory_gb']:.1f} GB",
-                file=sys.stderr, flush=True,
-            )  # fmt: skip
+                file=sys.stderr,
+                flush=True,
+            )
 
     def close(self) -> None:
         if self.file is not None:
