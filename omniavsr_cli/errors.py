@@ -1,16 +1,110 @@
-"""Exit codes and the one exception type that carries a user-facing failure.
+"""The exceptions the library raises, one class per kind of failure, each with a one-line message and a stable code.
 
-Every command maps its outcome onto :class:`ExitCode`; docs/exit-codes.md is the user-facing copy of this
-table. Library code raises :class:`OmniAVSRError` (or a subclass) with a one-line message that names the
-file and the fix; the CLI prints that line and exits with the error's code, never a traceback.
+Catch by kind (``except MediaError``), branch on ``error.code`` (``"E_CORRUPT"``; it also appears in JSON
+reports and run logs). Messages name the file and the fix. Where a message names one of the caller's
+arguments it writes :func:`parameter` ("rates", "max_chunk_s"): ``str(error)`` shows the Python name, and the
+command line shows its flag instead (``--rates``), so the library never speaks in flags. Which exit code each
+kind gets is the command line's business (``omniavsr_cli/cli/_errors.py``, docs/exit-codes.md).
 """
 
 from __future__ import annotations
 
+import re
+from collections.abc import Callable
 from enum import IntEnum
 
+_PARAMETER = re.compile("\0([A-Za-z_]+)\0")
 
-class ExitCode(IntEnum):
+
+def parameter(name: str) -> str:
+    """``name`` (an argument of a library function, or a library function itself) inside an error message.
+
+    Marked with NUL bytes, which no file name or text a user gives can contain, so that only these are rewritten.
+    """
+    return f"\0{name}\0"
+
+
+class OmniAVSRError(Exception):
+    """A failure the user can act on. ``code`` is the stable identifier; ``str(error)`` the one-line message."""
+
+    code = "E_INTERNAL"
+    exit_code = 1  # TRANSITION: removed once cli/_errors.py maps kinds onto exit codes
+
+    def __init__(self, message: str, *, code: str | None = None, exit_code: int | None = None):
+        super().__init__(message)
+        if code is not None:
+            self.code = code
+        if exit_code is not None:  # TRANSITION
+            self.exit_code = exit_code
+
+    def render(self, name: Callable[[str], str]) -> str:
+        """The message with each :func:`parameter` written as ``name(parameter)``."""
+        return _PARAMETER.sub(lambda match: name(match.group(1)), str(self.args[0]) if self.args else "")
+
+    def __str__(self) -> str:
+        return self.render(lambda name: name)
+
+    def __reduce__(self):  # errors cross process boundaries (workers); keep the code
+        return _rebuild, (type(self), self.args[0] if self.args else "", self.code)
+
+
+def _rebuild(kind: type[OmniAVSRError], message: str, code: str) -> OmniAVSRError:
+    error = kind.__new__(kind)
+    OmniAVSRError.__init__(error, message, code=code)
+    return error
+
+
+class UsageError(OmniAVSRError, ValueError):
+    """An argument's value, or a combination of arguments, that cannot work (an unknown mode, rates the model
+    was not trained with, a device that is not there)."""
+
+    code = "E_USAGE"
+
+
+class InputError(OmniAVSRError):
+    """An input file is missing, unreadable or malformed, or the inputs do not fit together."""
+
+    code = "E_INPUT"
+
+
+class MediaError(InputError):
+    """A media file that cannot be used: missing, not media, corrupt, without the stream asked for, too short
+    (the codes are listed in omniavsr_cli/media/errors.py)."""
+
+    code = "E_NOT_MEDIA"
+
+
+class ClipFailed(InputError):
+    """One clip could not be prepared for lip reading (no face in it, a landmarks file that does not match)."""
+
+    code = "E_NO_FACE"
+
+
+class ModelUnavailable(OmniAVSRError):
+    """A model's (or a dependency's) files are missing, damaged or incomplete."""
+
+    code = "E_MODEL_NOT_FOUND"
+
+
+class OutOfMemory(OmniAVSRError):
+    """Out of memory even after backing off to the smallest batch."""
+
+    code = "E_OOM"
+
+
+class OutputError(OmniAVSRError):
+    """An output could not be written (no space, no permission)."""
+
+    code = "E_WRITE"
+
+
+class Interrupted(OmniAVSRError):
+    """The run was stopped (Ctrl-C); what was finished is kept."""
+
+    code = "E_INTERRUPTED"
+
+
+class ExitCode(IntEnum):  # TRANSITION: moves to cli/
     OK = 0
     INTERNAL = 1  # a bug in omniavsr: the message asks for a report
     USAGE = 2  # bad arguments or unusable input files (click uses 2 for usage errors too)
@@ -22,26 +116,5 @@ class ExitCode(IntEnum):
     INTERRUPTED = 130  # Ctrl-C / SIGINT, the shell convention
 
 
-class OmniAVSRError(Exception):
-    """A failure the user can act on.
-
-    ``code`` is a stable identifier for scripts (it appears in JSON reports), ``exit_code`` is what the CLI
-    exits with, and ``str(error)`` is the one-line message.
-    """
-
-    code = "E_INTERNAL"
-    exit_code = ExitCode.INTERNAL
-
-    def __init__(self, message: str, *, code: str | None = None, exit_code: ExitCode | None = None):
-        super().__init__(message)
-        if code is not None:
-            self.code = code
-        if exit_code is not None:
-            self.exit_code = exit_code
-
-
-class InputError(OmniAVSRError):
-    """An input file is missing, unreadable or malformed, or the inputs do not fit together."""
-
-    code = "E_INPUT"
-    exit_code = ExitCode.USAGE
+for _kind, _code in ((UsageError, 2), (InputError, 2), (ModelUnavailable, 5), (OutOfMemory, 6), (Interrupted, 130)):  # TRANSITION
+    _kind.exit_code = _code

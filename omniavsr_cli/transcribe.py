@@ -16,7 +16,6 @@ thread pools the chunks of all inputs, sorts them by task and length, decodes th
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
 import math
 import queue
@@ -36,6 +35,7 @@ from .lips.tracking import ClipFailed, MouthTrack
 from .media.decode import FPS, SAMPLE_RATE, SAMPLES_PER_FRAME, AudioSpool, stream_audio, stream_video
 from .media.errors import too_short
 from .media.probe import MediaInfo, probe
+from .model.loading import model_description
 from .model.omni import Clip, DecodingOptions
 from .model.transforms import video_input
 from .vad import SpeechDetector, VadOptions, fixed_windows, plan_speech
@@ -50,7 +50,6 @@ VAD_MARGIN_S = 0.1
 # Audio outlasting the video by more than this (frames) means the video ended early: the chunks it does not
 # cover use the audio alone. Less is the usual rounding at a file's end, and the last chunk just ends with the video.
 VIDEO_END_SLACK = FPS // 2
-DOMAIN_FILE = "domain.txt"  # beside a model's config.json: one line on the only inputs it understands
 
 log = logging.getLogger(__name__)
 
@@ -428,7 +427,7 @@ class Pipeline:
         self.skip_existing, self.on_record = skip_existing, on_record or (lambda r: None)
         self.on_progress, self.on_transcript = on_progress or (lambda k, v: None), on_transcript or (lambda t: None)
         self.on_segment = on_segment or (lambda c, s: None)
-        self.rates = check_rates(model.config, options.rates)
+        self.rates = model.config.check_rates(options.rates)
         limits = BatchLimits(size=options.batch_size or 32, frames=options.batch_frames, adaptive=options.batch_size is None)
         if options.batch_size is not None:
             limits.frames = 10**9
@@ -685,41 +684,3 @@ def transcribe(model, inputs: list[str | Path], options: TranscribeOptions = Tra
         if record.status == "failed":
             raise OmniAVSRError(record.error, code=record.error_code)
     return [transcripts[item.clip_id] for item in items]
-
-
-def model_description(model) -> dict:
-    """Name, directory and weights checksum, so a transcript says exactly which weights made it."""
-    directory = Path(model.directory) if model.directory else None
-    checksum = None
-    if directory is not None and (directory / "checksums.json").is_file():
-        with contextlib.suppress(OSError, ValueError):
-            checksum = json.loads((directory / "checksums.json").read_text(encoding="utf-8")).get("model.safetensors")
-    return {
-        "name": directory.name if directory else None,
-        "path": str(directory) if directory else None,
-        "sha256": checksum,
-        "variant": model.config.variant,
-        "domain": model_domain(model),
-    }
-
-
-def model_domain(model) -> str | None:
-    """What a model trained on a narrow domain says of it (DOMAIN_FILE beside its weights); None for a general model."""
-    with contextlib.suppress(OSError, TypeError, UnicodeDecodeError):
-        return (Path(model.directory) / DOMAIN_FILE).read_text(encoding="utf-8").strip() or None
-    return None
-
-
-def check_rates(config, rates: tuple[int, int] | None) -> tuple[int, int]:
-    """The (audio, video) rates to use; a pair the model was not trained with is an error listing the valid ones."""
-    if rates is None:
-        return (config.audio_rates[0], config.video_rates[0])
-    if rates[0] in config.audio_rates and rates[1] in config.video_rates:
-        return tuple(rates)
-    valid = " ".join(f"{a},{v}" for a in config.audio_rates for v in config.video_rates)
-    raise OmniAVSRError(
-        f"--rates {rates[0]},{rates[1]}: this model was trained with audio rates {list(config.audio_rates)} and video rates "
-        f"{list(config.video_rates)}; choose one of {valid}",
-        code="E_USAGE",
-        exit_code=ExitCode.USAGE,
-    )

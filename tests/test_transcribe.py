@@ -418,7 +418,7 @@ def test_a_model_with_a_narrow_domain_says_so_once(work, tmp_path):
     import shutil
     from types import SimpleNamespace
 
-    from omniavsr_cli.transcribe import model_domain
+    from omniavsr_cli.model.loading import model_domain
 
     assert "GRID" in model_domain(SimpleNamespace(directory=REPO / "weights" / "demo"))
     assert model_domain(SimpleNamespace(directory=work / "model")) is None

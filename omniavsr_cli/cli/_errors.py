@@ -18,6 +18,20 @@ from ..errors import ExitCode, OmniAVSRError
 BROKEN_PIPE = 141  # what a shell reports for a process ended by SIGPIPE (e.g. `omniavsr score ... | head`)
 
 
+# Library names the command line spells differently from "--" + the name with dashes.
+FLAGS: dict[str, str] = {}
+
+
+def flag(name: str) -> str:
+    """The command line's name for a library parameter (errors.parameter)."""
+    return FLAGS.get(name, "--" + name.replace("_", "-"))
+
+
+def message(error: OmniAVSRError) -> str:
+    """An error's one line as the command line says it: with its flags, not the Python parameter names."""
+    return error.render(flag)
+
+
 def error_line(message: str) -> None:
     print(f"omniavsr: error: {message}", file=sys.stderr)
 
@@ -34,7 +48,7 @@ def reports_errors(command: Callable[..., int | None]) -> Callable[..., None]:
         try:
             code = command(*args, **kwargs) or ExitCode.OK
         except OmniAVSRError as error:
-            error_line(str(error))
+            error_line(message(error))
             code = error.exit_code
         except KeyboardInterrupt:
             error_line("interrupted")

@@ -207,7 +207,8 @@ def transcribe(
         )
         loaded = _load(model, device, DTYPES[dtype], quiet)
 
-        from ..transcribe import Pipeline, model_domain
+        from ..model.loading import model_domain
+        from ..transcribe import Pipeline
 
         if not quiet and (domain := model_domain(loaded)):  # a narrow model says so once; its JSON says it always
             warning_line(f"model {_model_name(loaded)}: {domain}")

@@ -11,6 +11,8 @@ import json
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
+from ..errors import UsageError, parameter
+
 TASKS = ("asr", "vsr", "avsr")
 # The official code keys its per-task LoRA by modality name.
 TASK_ADAPTER = {"asr": "audio", "vsr": "video", "avsr": "audiovisual"}
@@ -176,3 +178,15 @@ class OmniAVSRConfig:
         if path.is_dir():
             path = path / "config.json"
         return cls.from_dict(json.loads(path.read_text(encoding="utf-8")))
+
+    def check_rates(self, rates: tuple[int, int] | None) -> tuple[int, int]:
+        """The (audio, video) rates to use (None: the finest); a pair the model was not trained with is an error listing the valid ones."""
+        if rates is None:
+            return (self.audio_rates[0], self.video_rates[0])
+        if rates[0] in self.audio_rates and rates[1] in self.video_rates:
+            return tuple(rates)
+        valid = " ".join(f"{a},{v}" for a in self.audio_rates for v in self.video_rates)
+        raise UsageError(
+            f"{parameter('rates')} {rates[0]},{rates[1]}: this model was trained with audio rates {list(self.audio_rates)} and video rates "
+            f"{list(self.video_rates)}; choose one of {valid}"
+        )

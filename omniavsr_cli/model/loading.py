@@ -7,6 +7,7 @@ docs/checkpoint-format.md describes it.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -19,6 +20,8 @@ from ..errors import ExitCode, InputError, OmniAVSRError
 from ..registry import CHECKSUMS, sha256_of, write_checksums
 from ..weights import bundled_dir, weights_dir
 from .config import OmniAVSRConfig
+
+DOMAIN_FILE = "domain.txt"  # beside a model's config.json: one line on the only inputs it understands
 
 WEIGHTS_FILE = "model.safetensors"
 TIED = "llm.lm_head.weight"
@@ -297,3 +300,26 @@ def load_tokenizer(directory: Path):
     if (directory / "tokenizer_config.json").is_file():
         return AutoTokenizer.from_pretrained(directory)
     return PreTrainedTokenizerFast(tokenizer_file=str(directory / "tokenizer.json"))
+
+
+def model_description(model) -> dict:
+    """Name, directory and weights checksum, so a transcript says exactly which weights made it."""
+    directory = Path(model.directory) if model.directory else None
+    checksum = None
+    if directory is not None and (directory / "checksums.json").is_file():
+        with contextlib.suppress(OSError, ValueError):
+            checksum = json.loads((directory / "checksums.json").read_text(encoding="utf-8")).get("model.safetensors")
+    return {
+        "name": directory.name if directory else None,
+        "path": str(directory) if directory else None,
+        "sha256": checksum,
+        "variant": model.config.variant,
+        "domain": model_domain(model),
+    }
+
+
+def model_domain(model) -> str | None:
+    """What a model trained on a narrow domain says of it (DOMAIN_FILE beside its weights); None for a general model."""
+    with contextlib.suppress(OSError, TypeError, UnicodeDecodeError):
+        return (Path(model.directory) / DOMAIN_FILE).read_text(encoding="utf-8").strip() or None
+    return None

@@ -27,10 +27,10 @@ from .. import __version__
 from ..decoding import BatchDecoder, BatchLimits
 from ..errors import ExitCode, InputError, OmniAVSRError
 from ..model.config import TASKS
+from ..model.loading import model_description
 from ..model.omni import Clip, DecodingOptions
 from ..model.transforms import video_input
 from ..scoring import EditCounts, get_normalizer, score_texts
-from ..transcribe import check_rates, model_description
 from ..writers import write_text_atomic
 from .augment import NoiseBank
 from .data import BadExample, Example, check_files, clip_cache, load_example, read_manifest
@@ -106,7 +106,7 @@ def plan_cells(config, options: EvalOptions) -> list[Cell]:
 
     With ``options.rates``, only the rates in those pairs (ASR, VSR) and the pairs themselves (AVSR).
     """
-    pairs = {check_rates(config, pair) for pair in options.rates} if options.rates else None
+    pairs = {config.check_rates(pair) for pair in options.rates} if options.rates else None
     audio = [a for a in config.audio_rates if pairs is None or any(a == p[0] for p in pairs)]
     video = [v for v in config.video_rates if pairs is None or any(v == p[1] for p in pairs)]
     cells = {
@@ -160,7 +160,7 @@ class CellResult:
 @dataclass
 class EvalResult:
     manifest: str
-    model: dict  # transcribe.model_description: name, path, sha256, variant
+    model: dict  # model.loading.model_description: name, path, sha256, variant
     options: EvalOptions
     cells: list[CellResult]
     references: list[tuple[str, str]]  # (utterance id, text) of every evaluated clip
