@@ -25,7 +25,8 @@ import numpy as np
 from omniavsr_cli.media.encode import VideoWriter
 from omniavsr_cli.model.random_init import save_random_model, small_config
 from omniavsr_cli.training.data import clip_cache, load_example, read_manifest
-from omniavsr_cli.training.trainer import LOG_FILE, TrainOptions, train
+from omniavsr_cli.training.progress import LOG_FILE
+from omniavsr_cli.training.trainer import TrainOptions, train
 
 
 def write_clips(root: Path, count: int) -> Path:

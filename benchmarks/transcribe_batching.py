@@ -15,9 +15,10 @@ import time
 
 import torch
 
-from omniavsr_cli.decoding import BatchDecoder, BatchLimits
-from omniavsr_cli.model.omni import Clip, DecodingOptions
+from omniavsr_cli.decoding import BatchDecoder, BatchLimits, DecodingOptions
+from omniavsr_cli.model.omni import Clip
 from omniavsr_cli.model.random_init import random_model, small_config
+from omniavsr_cli.timing import StageTimer
 
 
 def clips(count: int) -> list[Clip]:
@@ -31,12 +32,13 @@ def clips(count: int) -> list[Clip]:
     return made
 
 
-def timed(model, run) -> tuple[float, dict, list]:
-    model.stage_seconds.clear()
+def timed(run) -> tuple[float, dict, list]:
+    """Wall seconds, seconds per stage (encoders, llm) and the tokens of ``run(timer)``."""
+    timer = StageTimer()
     started = time.perf_counter()
     with torch.inference_mode():
-        tokens = run()
-    return time.perf_counter() - started, dict(model.stage_seconds), tokens
+        tokens = run(timer)
+    return time.perf_counter() - started, timer.seconds, tokens
 
 
 def main() -> None:
@@ -54,9 +56,14 @@ def main() -> None:
     for task in ("asr", "vsr", "avsr"):
         loops, batches = [], []
         for _ in range(arguments.repeats):
-            loops.append(timed(model, lambda task=task: [model.generate([c], task, (4, 2), options)[0] for c in inputs]))
-            decoder = BatchDecoder(model, (4, 2), options, BatchLimits(), guards=False)
-            batches.append(timed(model, lambda task=task, decoder=decoder: [r.ids for r in decoder.decode(inputs, task)]))
+            loops.append(timed(lambda timer, task=task: [model.generate([c], task, (4, 2), options, timer)[0] for c in inputs]))
+            batches.append(
+                timed(
+                    lambda timer, task=task: [
+                        r.ids for r in BatchDecoder(model, (4, 2), options, BatchLimits(), guards=False, timer=timer).decode(inputs, task)
+                    ]
+                )
+            )
         loop = sorted(loops, key=lambda r: r[0])[len(loops) // 2]
         batch = sorted(batches, key=lambda r: r[0])[len(batches) // 2]
         same = all(b[2] == loop[2] for b in batches + loops)

@@ -1,16 +1,17 @@
 """omniavsr: audio-visual speech recognition with Omni-AVSR.
 
-Public API: ``load_model`` (omniavsr_cli.model.loading). It is imported on first use, so importing the
-package (and ``omniavsr --help``) does not pull in torch.
+Public API (docs/python.md): ``load_model`` -> :class:`~omniavsr_cli.transcribe.Model`, whose ``transcribe`` and
+``transcribe_many`` yield segments and per-input results. Imported on first use, so importing the package (and
+``omniavsr --help``) does not pull in torch.
 """
 
 __version__ = "0.1.0"
-__all__ = ["load_model"]
+__all__ = ["load_model", "Model", "TranscribeOptions", "Segment", "Transcript", "InputDone"]
 
 
 def __getattr__(name: str):
-    if name == "load_model":
-        from .model.loading import load_model
+    if name in __all__:
+        from . import transcribe
 
-        return load_model
+        return getattr(transcribe, name)
     raise AttributeError(f"module 'omniavsr_cli' has no attribute {name!r}")

@@ -23,7 +23,8 @@ import numpy as np
 
 from .inputs import InputFile
 from .media.ffmpeg import find_ffmpeg
-from .transcribe import Chunk, Pipeline, TranscribeOptions
+from .timebase import FPS, SAMPLE_RATE
+from .transcribe import Chunk, InputDone, Pipeline, SegmentDecoded, TranscribeOptions
 
 STAGES = ("probe", "decode_audio", "vad", "video", "landmarks", "encoders", "llm")
 
@@ -66,8 +67,8 @@ def generated_media(directory: Path, seconds: float = 32.0, size: int = 224) -> 
 
     image = cv2.imread(str(Path(matplotlib.get_data_path()) / "sample_data" / "grace_hopper.jpg"))
     path = directory / "bench-face.mp4"
-    frames = int(seconds * 25)
-    t = np.arange(int(seconds * 16000)) / 16000
+    frames = int(seconds * FPS)
+    t = np.arange(int(seconds * SAMPLE_RATE)) / SAMPLE_RATE
     talking = (t % 4.0) < 3.4
     audio = np.where(talking, 0.3 * np.sin(2 * np.pi * 190 * t) * (1 + np.sin(2 * np.pi * 5 * t)), 0.0).astype("<f4")
     pcm = directory / "bench-audio.f32"
@@ -85,13 +86,13 @@ def generated_media(directory: Path, seconds: float = 32.0, size: int = 224) -> 
         "-s",
         f"{size}x{size}",
         "-r",
-        "25",
+        str(FPS),
         "-i",
         "-",
         "-f",
         "f32le",
         "-ar",
-        "16000",
+        str(SAMPLE_RATE),
         "-ac",
         "1",
         "-i",
@@ -132,29 +133,26 @@ def run_bench(model, files: list[Path], options: TranscribeOptions, against_loop
     on_gpu = next(model.parameters()).is_cuda
     if on_gpu:
         torch.cuda.reset_peak_memory_stats()
-    model.stage_seconds.clear()
-    chunks: list[tuple[Chunk, list[int]]] = []
     # With --against-loop the chunks and their tokens are kept for the comparison, and the guards are off
     # (a retry would decode some chunks twice).
-    pipeline = Pipeline(
-        model,
-        replace(options, guards=options.guards and not against_loop),
-        ["json"],
-        None,
-        on_segment=(lambda chunk, segment: chunks.append((chunk, segment.tokens))) if against_loop else None,
-    )
+    pipeline = Pipeline(model, replace(options, guards=options.guards and not against_loop))
+    kept: dict[tuple[int, int], Chunk] = {}
+    chunks: list[tuple[Chunk, list[int]]] = []
+    done: list[InputDone] = []
     started = time.perf_counter()
-    records = pipeline.run([InputFile(path, f"{n}") for n, path in enumerate(files)])
+    keep = (lambda index, chunk: kept.__setitem__((index, chunk.index), chunk)) if against_loop else None
+    for event in pipeline.run([InputFile(path, f"{n}") for n, path in enumerate(files)], on_chunk=keep):
+        if isinstance(event, SegmentDecoded) and against_loop:
+            chunks.append((kept.pop((event.index, event.segment.id)), event.segment.tokens))
+        elif isinstance(event, InputDone):
+            if not event.ok:
+                raise event.error
+            done.append(event)
     wall = time.perf_counter() - started
-    failed = [r for r in records if r.status == "failed"]
-    if failed:
-        from .errors import OmniAVSRError
-
-        raise OmniAVSRError(failed[0].error, code=failed[0].error_code)
-    stages = {**pipeline.stage_seconds, **model.stage_seconds}
+    stages = pipeline.timer.seconds
     result = BenchResult(
-        media_seconds=sum(r.media_seconds for r in records),
-        chunks=sum(r.chunks for r in records),
+        media_seconds=sum(d.transcript.info["duration"] for d in done),
+        chunks=sum(len(d.transcript.segments) for d in done),
         wall_seconds=wall,
         tokens=pipeline.tokens_decoded,
         stage_seconds=stages,
@@ -184,13 +182,13 @@ def _batched_vs_loop(model, pipeline: Pipeline, chunks: list[tuple[Chunk, list[i
     from .decoding import BatchDecoder, BatchLimits
 
     decoder = BatchDecoder(model, pipeline.rates, pipeline.options.decoding, BatchLimits(), guards=False)
-    by_task: dict[tuple[str, int], list[int]] = {}
+    by_task: dict[str, list[int]] = {}
     for index, (chunk, _) in enumerate(chunks):
-        by_task.setdefault((chunk.task, pipeline.options.decoding.max_new_tokens_for(chunk.seconds)), []).append(index)
+        by_task.setdefault(chunk.task, []).append(index)
     clips = [chunk.clip() for chunk, _ in chunks]
     batched: list[list[int] | None] = [None] * len(chunks)
     started = time.perf_counter()
-    for (task, _), indices in by_task.items():
+    for task, indices in by_task.items():
         for index, result in zip(indices, decoder.decode([clips[i] for i in indices], task)):
             batched[index] = result.ids
     batched_seconds = time.perf_counter() - started

@@ -14,8 +14,10 @@ import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 
-from .errors import ExitCode, OmniAVSRError
-from .model.omni import Clip, DecodingOptions
+from .errors import OutOfMemory, parameter
+from .model.omni import Clip
+from .timebase import FPS
+from .timing import StageTimer
 
 log = logging.getLogger("omniavsr")
 
@@ -25,9 +27,9 @@ MAX_TOKENS_PER_SECOND = 12.0
 RETRY_NO_REPEAT_NGRAM = 3
 
 
-class OutOfMemory(OmniAVSRError):
-    code = "E_OUT_OF_MEMORY"
-    exit_code = ExitCode.OUT_OF_MEMORY
+def _frames(seconds: float) -> int:
+    """A clip's length in 25 fps video frames, the unit of the batch limits."""
+    return max(1, round(seconds * FPS))
 
 
 def repeated_ngram(ids: Sequence[int], longest: int = 8) -> bool:
@@ -59,6 +61,30 @@ class Decoded:
     retried: bool = False
 
 
+@dataclass(frozen=True)
+class DecodingOptions:
+    """Deterministic beam search by default (the official runs sampled within the beams, unseeded: §6.1)."""
+
+    num_beams: int = 15
+    sample: bool = False  # the official beam sampling: temperature 0.6, top-p 0.9 (Llama-3.2-1B's generation config)
+    temperature: float = 0.6
+    top_p: float = 0.9
+    seed: int | None = None
+    max_new_tokens: int | None = None  # None: grows with the clip (official: always 32, which cuts long clips)
+    tokens_per_second: float = 8.0  # LRS3 speech is about 3 words, 4 tokens per second: twice that is ample
+    no_repeat_ngram_size: int = 0  # the retry of a repeating transcript forbids repeated 3-grams
+
+    def max_new_tokens_for(self, seconds: float) -> int:
+        """The official 32 for clips up to 4 s, then 8 per second, rounded up to a multiple of 16.
+
+        The rounding lets clips of similar length share a budget and so a batch: a batch must give every
+        clip the budget it would get alone, or beam search could end differently.
+        """
+        if self.max_new_tokens is not None:
+            return self.max_new_tokens
+        return max(32, 16 * math.ceil(seconds * self.tokens_per_second / 16))
+
+
 @dataclass
 class BatchLimits:
     """How much goes into one model call: at most ``size`` clips and ``frames`` video frames (25 per second,
@@ -85,11 +111,48 @@ class BatchLimits:
 class BatchDecoder:
     """Decode lists of same-task clips in batches, backing off on out-of-memory, with the guards above."""
 
-    def __init__(self, model, rates: tuple[int, int], options: DecodingOptions, limits: BatchLimits, guards: bool = True):
+    def __init__(
+        self,
+        model,
+        rates: tuple[int, int],
+        options: DecodingOptions,
+        limits: BatchLimits,
+        guards: bool = True,
+        timer: StageTimer | None = None,
+    ):
         self.model, self.rates, self.options, self.limits, self.guards = model, rates, options, limits, guards
+        self.timer = timer or StageTimer()  # the model's "encoders" and "llm" seconds
         self.settled_size: int | None = None  # the batch size an out-of-memory backoff settled on
 
+    def batches(self, seconds: list[float]) -> list[tuple[list[int], bool]]:
+        """How clips of these lengths are decoded: (indices, whether the batch is full) for each model call.
+
+        Clips are grouped by token budget first: a batch must give every clip the budget it would get alone, or
+        beam search could end differently, so batched decoding equals one clip at a time. Each group is packed
+        longest first within the limits; a batch is full when one more clip of its length would not fit.
+        """
+        budget = self.options.max_new_tokens_for
+        groups: dict[int, list[int]] = {}
+        for index in sorted(range(len(seconds)), key=lambda i: -seconds[i]):
+            groups.setdefault(budget(seconds[index]), []).append(index)
+        planned = []
+        for members in groups.values():
+            frames = [_frames(seconds[i]) for i in members]
+            for batch in self.limits.pack(frames):
+                full = len(batch) >= self.limits.size or (len(batch) + 1) * frames[batch[0]] > self.limits.frames
+                planned.append(([members[i] for i in batch], full))
+        return planned
+
     def decode(self, clips: list[Clip], task: str) -> list[Decoded]:
+        """Each clip's tokens and flags (same-task clips of any lengths: they are batched as :meth:`batches` plans)."""
+        results: list[Decoded] = [None] * len(clips)  # type: ignore[list-item]
+        for batch, _ in self.batches([clip.seconds for clip in clips]):
+            for index, result in zip(batch, self._decode_group([clips[i] for i in batch], task)):
+                results[index] = result
+        return results
+
+    def _decode_group(self, clips: list[Clip], task: str) -> list[Decoded]:
+        """Clips that share a token budget."""
         results = [Decoded(ids) for ids in self._generate(clips, task, self.options)]
         if not self.guards:
             return results
@@ -112,20 +175,20 @@ class BatchDecoder:
     def _generate(self, clips: list[Clip], task: str, options: DecodingOptions) -> list[list[int]]:
         import torch
 
-        lengths = [max(1, round(clip.seconds * 25)) for clip in clips]
+        lengths = [_frames(clip.seconds) for clip in clips]
         ids: list[list[int] | None] = [None] * len(clips)
         pending = self.limits.pack(lengths)
         while pending:
             batch = pending.pop(0)
             try:
                 with torch.inference_mode():
-                    for index, result in zip(batch, self.model.generate([clips[i] for i in batch], task, self.rates, options)):
+                    for index, result in zip(batch, self.model.generate([clips[i] for i in batch], task, self.rates, options, self.timer)):
                         ids[index] = result
             except torch.OutOfMemoryError:
                 if not self.limits.adaptive or len(batch) == 1:
                     raise OutOfMemory(
-                        f"out of memory decoding {len(batch)} clip(s) of up to {max(lengths[i] for i in batch) / 25:.0f} s; "
-                        "use a smaller --batch-size, --max-chunk-s or fewer --beams, or a larger device"
+                        f"out of memory decoding {len(batch)} clip(s) of up to {max(lengths[i] for i in batch) / FPS:.0f} s; use a smaller "
+                        f"{parameter('batch_size')}, {parameter('max_chunk_s')} or fewer {parameter('num_beams')}, or a larger device"
                     ) from None
                 torch.cuda.empty_cache()
                 self.limits.size = max(1, len(batch) // 2)

@@ -11,6 +11,7 @@ import importlib.metadata
 import importlib.util
 import platform
 import sys
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 
 from . import weights
@@ -85,14 +86,14 @@ def forbidden_packages_check() -> Check:
     return Check("no torchaudio/torchvision/torchcodec", True, "none installed")
 
 
-def ffmpeg_check() -> Check:
+def ffmpeg_check(describe: Callable[[OmniAVSRError], str] = str) -> Check:
     from .media.ffmpeg import ffmpeg_version, find_ffmpeg
 
     try:
         ffmpeg = find_ffmpeg()
         version = ffmpeg_version(ffmpeg)
     except OmniAVSRError as error:
-        return Check("ffmpeg", False, str(error), "apt-get install ffmpeg, or set OMNIAVSR_FFMPEG=/path/to/ffmpeg")
+        return Check("ffmpeg", False, describe(error), "apt-get install ffmpeg, or set OMNIAVSR_FFMPEG=/path/to/ffmpeg")
     except OSError as error:
         return Check("ffmpeg", False, f"does not run: {error}", "set OMNIAVSR_FFMPEG to a working ffmpeg binary")
     return Check("ffmpeg", True, f"{version} ({ffmpeg.source}: {ffmpeg.path})")
@@ -109,7 +110,7 @@ def speech_check() -> Check:
     return Check("espeak-ng (synth-corpus)", True, speaker.source, required=False)
 
 
-def weights_checks() -> list[Check]:
+def weights_checks(describe: Callable[[OmniAVSRError], str] = str) -> list[Check]:
     """The weights directory and the models installed there that load; a line for each that does not.
 
     Each model is loaded on the meta device: config.json and the safetensors headers (every tensor's name,
@@ -124,7 +125,7 @@ def weights_checks() -> list[Check]:
             load_model(directory / name, device="meta")
             usable.append(name)
         except Exception as error:  # whatever stops a load is what the user needs to see
-            broken.append(Check(f"model {name}", False, "installed but does not load", first_line(error), required=False))
+            broken.append(Check(f"model {name}", False, "installed but does not load", first_line(error, describe), required=False))
     ok = weights.DEFAULT_MODEL in usable
     if ok:
         fix = ""
@@ -135,7 +136,8 @@ def weights_checks() -> list[Check]:
     return [Check("weights", ok, f"{directory}: {', '.join(usable) or 'no usable model'}", fix), *broken]
 
 
-def run_checks() -> list[Check]:
+def run_checks(describe: Callable[[OmniAVSRError], str] = str) -> list[Check]:
+    """Every check, in the order shown; ``describe`` words an error in a check (the command line passes one that names its flags)."""
     reinstall = "make setup (or: pip install -c constraints.txt -e .)"
     checks = [python_check(), _import_check("torch", "torch", reinstall)]
     if checks[-1].ok:
@@ -145,7 +147,7 @@ def run_checks() -> list[Check]:
         _import_check("peft", "peft", reinstall),
         _import_check("jiwer", "jiwer", reinstall, name="jiwer (score)"),
         forbidden_packages_check(),
-        ffmpeg_check(),
+        ffmpeg_check(describe),
         _import_check("av", "av", reinstall, name="PyAV (media probing)"),
         _import_check(
             "mediapipe",
@@ -165,7 +167,7 @@ def run_checks() -> list[Check]:
             "dlib", "dlib-bin", "pip install 'omniavsr[dlib]' (docs/install.md)", required=False, name="dlib (optional landmarks)"
         ),
         speech_check(),
-        *weights_checks(),
+        *weights_checks(describe),
     ]
     return checks
 

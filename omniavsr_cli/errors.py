@@ -11,13 +11,13 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from enum import IntEnum
 
-_PARAMETER = re.compile("\0([A-Za-z_]+)\0")
+_PARAMETER = re.compile("\0([A-Za-z_][A-Za-z0-9_.]*)\0")
 
 
 def parameter(name: str) -> str:
-    """``name`` (an argument of a library function, or a library function itself) inside an error message.
+    """``name`` (an argument of a library function, or a library function itself, dotted: ``omniavsr_cli.model.loading.merge``)
+    inside an error message.
 
     Marked with NUL bytes, which no file name or text a user gives can contain, so that only these are rewritten.
     """
@@ -28,14 +28,11 @@ class OmniAVSRError(Exception):
     """A failure the user can act on. ``code`` is the stable identifier; ``str(error)`` the one-line message."""
 
     code = "E_INTERNAL"
-    exit_code = 1  # TRANSITION: removed once cli/_errors.py maps kinds onto exit codes
 
-    def __init__(self, message: str, *, code: str | None = None, exit_code: int | None = None):
+    def __init__(self, message: str, *, code: str | None = None):
         super().__init__(message)
         if code is not None:
             self.code = code
-        if exit_code is not None:  # TRANSITION
-            self.exit_code = exit_code
 
     def render(self, name: Callable[[str], str]) -> str:
         """The message with each :func:`parameter` written as ``name(parameter)``."""
@@ -83,13 +80,13 @@ class ClipFailed(InputError):
 class ModelUnavailable(OmniAVSRError):
     """A model's (or a dependency's) files are missing, damaged or incomplete."""
 
-    code = "E_MODEL_NOT_FOUND"
+    code = "E_NO_MODEL"
 
 
 class OutOfMemory(OmniAVSRError):
     """Out of memory even after backing off to the smallest batch."""
 
-    code = "E_OOM"
+    code = "E_OUT_OF_MEMORY"
 
 
 class OutputError(OmniAVSRError):
@@ -102,19 +99,3 @@ class Interrupted(OmniAVSRError):
     """The run was stopped (Ctrl-C); what was finished is kept."""
 
     code = "E_INTERRUPTED"
-
-
-class ExitCode(IntEnum):  # TRANSITION: moves to cli/
-    OK = 0
-    INTERNAL = 1  # a bug in omniavsr: the message asks for a report
-    USAGE = 2  # bad arguments or unusable input files (click uses 2 for usage errors too)
-    PARTIAL = 3  # some inputs failed, the others were processed
-    ALL_FAILED = 4  # every input failed
-    MODEL_UNAVAILABLE = 5  # the requested model's files are missing or unreadable
-    OUT_OF_MEMORY = 6  # out of memory even after backing off
-    NOT_READY = 7  # doctor: something the default transcription needs is missing
-    INTERRUPTED = 130  # Ctrl-C / SIGINT, the shell convention
-
-
-for _kind, _code in ((UsageError, 2), (InputError, 2), (ModelUnavailable, 5), (OutOfMemory, 6), (Interrupted, 130)):  # TRANSITION
-    _kind.exit_code = _code

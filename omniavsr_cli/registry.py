@@ -9,7 +9,6 @@ by import) that ``omniavsr weights verify`` checks.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import urllib.error
@@ -18,16 +17,16 @@ from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 
-from .errors import ExitCode, OmniAVSRError
-from .weights import weights_dir
+from .errors import ModelUnavailable, UsageError, parameter
+from .weights import sha256_of, weights_dir, write_checksums
 
-CHECKSUMS = "checksums.json"
 CHUNK = 1 << 20
 
 
-class RegistryError(OmniAVSRError):
+class RegistryError(ModelUnavailable):
+    """A registered model that cannot be downloaded: offline, a failed or damaged download, or a manual step."""
+
     code = "E_MODEL"
-    exit_code = ExitCode.MODEL_UNAVAILABLE
 
 
 @dataclass(frozen=True)
@@ -66,42 +65,10 @@ def registry() -> dict[str, ModelEntry]:
 def entry(name: str) -> ModelEntry:
     known = registry()
     if name not in known:
-        raise RegistryError(
-            f"{name}: not a known model; choose one of {', '.join(known)} (omniavsr weights list)", exit_code=ExitCode.USAGE
+        raise UsageError(
+            f"{name}: not a known model; choose one of {', '.join(known)} ({parameter('omniavsr_cli.registry.registry')})", code="E_MODEL"
         )
     return known[name]
-
-
-def sha256_of(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        while block := handle.read(CHUNK):
-            digest.update(block)
-    return digest.hexdigest()
-
-
-def write_checksums(directory: Path) -> Path:
-    sums = {
-        p.name: sha256_of(p) for p in sorted(directory.iterdir()) if p.is_file() and p.name != CHECKSUMS and not p.name.endswith(".part")
-    }
-    path = directory / CHECKSUMS
-    path.write_text(json.dumps(sums, indent=2) + "\n", encoding="utf-8")
-    return path
-
-
-def verify(directory: Path) -> list[str]:
-    """Problems with an installed model's files (empty when every checksum matches)."""
-    path = directory / CHECKSUMS
-    if not path.is_file():
-        return [f"{path}: missing; re-import or re-download the model"]
-    problems = []
-    for name, expected in json.loads(path.read_text(encoding="utf-8")).items():
-        file = directory / name
-        if not file.is_file():
-            problems.append(f"{file}: missing")
-        elif sha256_of(file) != expected:
-            problems.append(f"{file}: checksum mismatch (damaged or modified)")
-    return problems
 
 
 def _fetch(file: ModelFile, destination: Path, timeout: float) -> None:

@@ -28,21 +28,21 @@ from pathlib import Path
 import numpy as np
 
 from . import __version__
-from .decoding import BatchDecoder, BatchLimits
-from .errors import ExitCode, OmniAVSRError
+from .decoding import BatchDecoder, BatchLimits, DecodingOptions
+from .errors import ClipFailed, ModelUnavailable, OmniAVSRError, UsageError, parameter
 from .inputs import InputFile
-from .lips.tracking import ClipFailed, MouthTrack
-from .media.decode import FPS, SAMPLE_RATE, SAMPLES_PER_FRAME, AudioSpool, stream_audio, stream_video
+from .lips.tracking import MouthTrack
+from .media.decode import AudioSpool, stream_audio, stream_video
 from .media.errors import too_short
 from .media.probe import MediaInfo, probe
 from .model.loading import model_description
-from .model.omni import Clip, DecodingOptions
+from .model.omni import Clip
 from .model.transforms import video_input
+from .timebase import FPS, SAMPLE_RATE, SAMPLES_PER_FRAME
+from .timing import StageTimer
 from .vad import SpeechDetector, VadOptions, fixed_windows, plan_speech
-from .writers import WRITERS, json_text, output_path, write_outputs
 
 MODES = ("auto", "asr", "vsr", "avsr")
-RUN_LOG = "run.jsonl"
 ROI_SIZE = (96, 96)  # prep-lips output: already a mouth crop, no face detection needed
 PRECROPPED = "pre-cropped"
 # silero is asked for regions a little shorter than a chunk: rounding them out to whole frames adds up to 80 ms.
@@ -73,9 +73,9 @@ class TranscribeOptions:
 
     def __post_init__(self) -> None:
         if self.mode not in MODES:
-            raise OmniAVSRError(f"--mode {self.mode}: choose one of {', '.join(MODES)}", code="E_USAGE", exit_code=ExitCode.USAGE)
+            raise UsageError(f"{parameter('mode')} {self.mode}: choose one of {', '.join(MODES)}")
         if self.max_chunk_s < 1:
-            raise OmniAVSRError("--max-chunk-s must be at least 1 second", code="E_USAGE", exit_code=ExitCode.USAGE)
+            raise UsageError(f"{parameter('max_chunk_s')} must be at least 1 second")
 
     @property
     def max_chunk_frames(self) -> int:
@@ -141,25 +141,6 @@ class Transcript:
         return [{"input": self.id, **s.to_dict()} for s in self.segments]
 
 
-@dataclass
-class RunRecord:
-    """One line of run.jsonl."""
-
-    input: str
-    id: str
-    status: str  # ok, failed or skipped
-    error_code: str | None = None
-    error: str | None = None
-    seconds: float = 0.0
-    outputs: list[str] = field(default_factory=list)
-    media_seconds: float = 0.0
-    chunks: int = 0
-    flags: list[str] = field(default_factory=list)  # the transcript's: no_speech, video_ended_early
-
-    def to_json(self) -> str:
-        return json_text(asdict(self))
-
-
 # ----------------------------------------------------------------------------------------------- chunks
 
 
@@ -205,21 +186,8 @@ class InputState:
     chunks: int = 0  # handed to the main thread so far
     prepared: bool = False  # every chunk has been handed over
     segments: list[Segment] = field(default_factory=list)
-    stage_seconds: dict[str, float] = field(default_factory=dict)
-    track: MouthTrack | None = None
+    timer: StageTimer = field(default_factory=StageTimer)  # this input's stages, added to the run's when it is done
     cancel: threading.Event = field(default_factory=threading.Event)  # set when the run stops: preparing ends early
-
-    def timed(self, stage: str):
-        return _timer(self.stage_seconds, stage)
-
-
-@contextlib.contextmanager
-def _timer(totals: dict[str, float], stage: str):
-    started = time.perf_counter()
-    try:
-        yield
-    finally:
-        totals[stage] = totals.get(stage, 0.0) + time.perf_counter() - started
 
 
 def _decide(options: TranscribeOptions, has_audio: bool, coverage: float | None) -> tuple[str, list[str]]:
@@ -242,13 +210,13 @@ def _plan(
     detector = SpeechDetector() if options.vad else None
     with contextlib.closing(stream_audio(item.path, info=info)) as blocks:
         while not state.cancel.is_set():
-            with state.timed("decode_audio"):
+            with state.timer.timed("decode_audio"):
                 block = next(blocks, None)
             if block is None:
                 break
             audio.append(block)
             if detector is not None:
-                with state.timed("vad"):
+                with state.timer.timed("vad"):
                     detector.feed(block)
     state.duration = max(state.duration, audio.samples / SAMPLE_RATE)
     state.vad = options.vad
@@ -256,7 +224,7 @@ def _plan(
         return []
     if detector is None:
         return fixed_windows(math.ceil(audio.samples / SAMPLES_PER_FRAME), options.max_chunk_frames)
-    with state.timed("vad"):
+    with state.timer.timed("vad"):
         regions = detector.regions(options.max_chunk_s - VAD_MARGIN_S, options.vad_options)
     return plan_speech(regions, audio.samples, options.max_chunk_frames, options.vad_options.speech_pad_ms)
 
@@ -276,8 +244,7 @@ def _crop_stream(item: InputFile, info: MediaInfo, options: TranscribeOptions, s
 
         return frames(), lambda: detected
     state.detector = options.detector
-    track = MouthTrack(item.path, info, options.detector, options.face_select, clip_id=item.clip_id)
-    state.track = track
+    track = MouthTrack(item.path, info, options.detector, options.face_select, clip_id=item.clip_id, timer=state.timer)
     return track.crops(), lambda: track.detected
 
 
@@ -297,7 +264,7 @@ def chunk_input(item: InputFile, options: TranscribeOptions, state: InputState, 
     ``min_video_frames`` is the fewest frames that make a video token: a chunk the video leaves shorter (or, by
     more than VIDEO_END_SLACK, does not cover) uses the audio alone, and an input without audio fails E_TOO_SHORT.
     """
-    with state.timed("probe"):
+    with state.timer.timed("probe"):
         info = state.info = probe(item.path)
     state.duration = info.duration or 0.0
     mode = options.mode
@@ -353,7 +320,7 @@ def _chunks(
     stream, detected = _crop_stream(item, info, options, state)
     k, frames, seen, ended = 0, [], 0, False
     try:
-        with state.timed("video"):
+        with state.timer.timed("video"):
             for frame_index, crop in stream:
                 seen = frame_index + 1
                 while k < len(spans) and frame_index >= spans[k][1]:
@@ -393,71 +360,113 @@ def _chunks(
 # --------------------------------------------------------------------------------------------- pipeline
 
 
+@dataclass
+class SegmentDecoded:
+    """A segment, the moment its chunk is decoded. Inputs interleave, and one input's segments come out of time
+    order (chunks are decoded in batches sorted by length); ``segment.id`` is its place in the input."""
+
+    index: int  # the input's place in the list given to Pipeline.run
+    item: InputFile
+    segment: Segment
+    seconds: float  # the chunk's length
+
+
+@dataclass
+class InputDone:
+    """One input's outcome: its transcript, or the error that stopped it (the other inputs go on)."""
+
+    index: int
+    item: InputFile
+    transcript: Transcript | None
+    error: OmniAVSRError | None
+    seconds: float  # from the start of its preparation to its last segment
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+
 _DONE = object()
 
 
 class Pipeline:
-    """Transcribe inputs with one loaded model; see the module docstring for the flow."""
+    """Transcribe inputs with one loaded model; see the module docstring for the flow. Writes nothing: what to do
+    with each segment and transcript is the caller's (the CLI writes files, the Python API returns them)."""
 
-    def __init__(
-        self,
-        model,
-        options: TranscribeOptions,
-        formats: list[str],
-        out_dir: Path | None,
-        *,
-        stdout=None,
-        skip_existing: bool = False,
-        on_record: Callable[[RunRecord], None] | None = None,
-        on_progress: Callable[[str, float], None] | None = None,
-        on_transcript: Callable[[Transcript], None] | None = None,
-        on_segment: Callable[[Chunk, Segment], None] | None = None,
-    ):
+    def __init__(self, model, options: TranscribeOptions):
         if model.tokenizer is None:
-            raise OmniAVSRError(
-                "this model has no tokenizer files; import it again with --tokenizer",
-                code="E_NO_TOKENIZER",
-                exit_code=ExitCode.MODEL_UNAVAILABLE,
+            raise ModelUnavailable(
+                f"this model has no tokenizer files; import it again with {parameter('tokenizer')}", code="E_NO_TOKENIZER"
             )
         # A model with a short audio window cannot take more; one trained on short clips transcribes no more.
         longest = min(float(model.config.whisper.window_seconds), model.config.longest_chunk_seconds)
         if options.max_chunk_s > longest:
             options = replace(options, max_chunk_s=longest)
-        self.model, self.options, self.formats, self.out_dir, self.stdout = model, options, formats, out_dir, stdout
-        self.skip_existing, self.on_record = skip_existing, on_record or (lambda r: None)
-        self.on_progress, self.on_transcript = on_progress or (lambda k, v: None), on_transcript or (lambda t: None)
-        self.on_segment = on_segment or (lambda c, s: None)
+        self.model, self.options = model, options
         self.rates = model.config.check_rates(options.rates)
         limits = BatchLimits(size=options.batch_size or 32, frames=options.batch_frames, adaptive=options.batch_size is None)
         if options.batch_size is not None:
             limits.frames = 10**9
-        self.decoder = BatchDecoder(model, self.rates, options.decoding, limits, guards=options.guards)
-        self.records: list[RunRecord] = []
-        self.stage_seconds: dict[str, float] = {}
+        self.timer = StageTimer()  # seconds per stage over the run: each input's, and the model's encoders and llm
+        self.decoder = BatchDecoder(model, self.rates, options.decoding, limits, guards=options.guards, timer=self.timer)
         self.tokens_decoded = 0
         self._stop = threading.Event()
+        self._ready: list[SegmentDecoded | InputDone] = []
+        self.pending: list[tuple[InputState, Chunk]] = []
+        self.in_flight: dict[int, InputState] = {}
 
-    # .......................................................................... public
+    def run(self, items: list[InputFile], on_chunk: Callable[[int, Chunk], None] | None = None) -> Iterator[SegmentDecoded | InputDone]:
+        """Transcribe every input, yielding each segment as it is decoded and each input's outcome as it finishes.
 
-    def run(self, items: list[InputFile], sources: dict[str, str] | None = None) -> list[RunRecord]:
-        """Transcribe every input; returns one record per input (ok, failed or skipped), in completion order."""
-        self.sources = sources or {}
-        todo = []
-        for item in items:
-            if self.skip_existing and self.out_dir is not None and self._finished(item):
-                self._record(
-                    RunRecord(
-                        input=self._source(item),
-                        id=item.clip_id,
-                        status="skipped",
-                        outputs=[str(output_path(self.out_dir, item.clip_id, f)) for f in self.formats],
-                    )
-                )
-            else:
-                todo.append(item)
-        if todo:
-            self._run(todo)
-        return self.records
+        Lazy: nothing starts before the first ``next``, and closing the iterator (or Ctrl-C) stops the workers.
+        ``on_chunk(input index, chunk)`` sees every chunk before it is decoded (bench compares batched decoding with one at a time).
+        """
+        if not items:
+            return
+        self._on_chunk = on_chunk or (lambda index, chunk: None)
+        work: queue.Queue = queue.Queue()
+        for pair in enumerate(items):
+            work.put(pair)
+        events: queue.Queue = queue.Queue(maxsize=64)
+        count = max(1, min(self.options.workers, len(items)))
+        workers = [threading.Thread(target=self._produce, args=(work, events), daemon=True) for _ in range(count)]
+        for worker in workers:
+            worker.start()
+        running = len(workers)
+        try:
+            while running:
+                yield from self._take_ready()
+                try:
+                    event = events.get(timeout=0.5)
+                except queue.Empty:
+                    self._decode(everything=True)  # the workers are slow: keep the model busy meanwhile
+                    continue
+                kind = event[0]
+                if kind is _DONE:
+                    running -= 1
+                elif kind == "start":
+                    self.in_flight[event[1].index] = event[1]
+                elif kind == "chunk":
+                    self._on_chunk(event[1].index, event[2])
+                    self.pending.append((event[1], event[2]))
+                    self._decode(everything=sum(c.nbytes for _, c in self.pending) > self.options.pool_bytes)
+                elif kind == "done":
+                    event[1].prepared = True
+                    self._finish_if_complete(event[1])
+                elif kind == "failed":
+                    self._fail(event[1], event[2])
+            self._decode(everything=True)
+            yield from self._take_ready()
+        finally:
+            # Workers must leave native code (ffmpeg pipes, FaceMesh, silero) before the interpreter ends: a thread
+            # still inside C++ then is unwound by force and aborts the process (exit 134 instead of 130).
+            self._stop.set()
+            for worker in workers:
+                worker.join()
+
+    def _take_ready(self) -> Iterator[SegmentDecoded | InputDone]:
+        while self._ready:
+            yield self._ready.pop(0)
 
     # ......................................................................... workers
 
@@ -497,69 +506,22 @@ class Pipeline:
                 continue
         return False
 
-    def _run(self, items: list[InputFile]) -> None:
-        work: queue.Queue = queue.Queue()
-        for pair in enumerate(items):
-            work.put(pair)
-        events: queue.Queue = queue.Queue(maxsize=64)
-        workers = [
-            threading.Thread(target=self._produce, args=(work, events), daemon=True)
-            for _ in range(max(1, min(self.options.workers, len(items))))
-        ]
-        for worker in workers:
-            worker.start()
-        running = len(workers)
-        self.pending: list[tuple[InputState, Chunk]] = []
-        self.in_flight: dict[int, InputState] = {}
-        try:
-            while running:
-                try:
-                    event = events.get(timeout=0.5)
-                except queue.Empty:
-                    self._decode(everything=True)  # the workers are slow: keep the model busy meanwhile
-                    continue
-                kind = event[0]
-                if kind is _DONE:
-                    running -= 1
-                elif kind == "start":
-                    self.in_flight[event[1].index] = event[1]
-                elif kind == "chunk":
-                    self.pending.append((event[1], event[2]))
-                    self._decode(everything=sum(c.nbytes for _, c in self.pending) > self.options.pool_bytes)
-                elif kind == "done":
-                    event[1].prepared = True
-                    self._finish_if_complete(event[1])
-                elif kind == "failed":
-                    self._fail(event[1], event[2])
-            self._decode(everything=True)
-        finally:
-            # Workers must leave native code (ffmpeg pipes, FaceMesh, silero) before the interpreter ends: a thread
-            # still inside C++ then is unwound by force and aborts the process (exit 134 instead of 130).
-            self._stop.set()
-            for worker in workers:
-                worker.join()
-
     # ........................................................................ decoding
 
     def _decode(self, everything: bool) -> None:
         """Decode the pooled chunks: all of them, or only full batches."""
-        groups: dict[tuple[str, int], list[tuple[InputState, Chunk]]] = {}
-        budget = self.options.decoding.max_new_tokens_for
-        for pair in sorted(self.pending, key=lambda p: (p[1].task, -p[1].seconds)):
-            groups.setdefault((pair[1].task, budget(pair[1].seconds)), []).append(pair)
-        for (task, _), members in groups.items():
-            limits = self.decoder.limits
-            batches = limits.pack([round(c.seconds * FPS) for _, c in members])
-            for batch in batches:
-                full = len(batch) >= limits.size or (len(batch) + 1) * round(members[batch[0]][1].seconds * FPS) > limits.frames
+        by_task: dict[str, list[tuple[InputState, Chunk]]] = {}
+        for pair in self.pending:
+            by_task.setdefault(pair[1].task, []).append(pair)
+        for task, members in sorted(by_task.items()):
+            for batch, full in self.decoder.batches([chunk.seconds for _, chunk in members]):
                 if everything or full:
                     self._decode_batch(task, [members[i] for i in batch])
 
     def _decode_batch(self, task: str, pairs: list[tuple[InputState, Chunk]]) -> None:
         chosen = {id(chunk) for _, chunk in pairs}
         self.pending = [p for p in self.pending if id(p[1]) not in chosen]
-        clips = [chunk.clip() for _, chunk in pairs]
-        results = self.decoder.decode(clips, task)
+        results = self.decoder.decode([chunk.clip() for _, chunk in pairs], task)
         tokenizer = self.model.tokenizer
         for (state, chunk), result in zip(pairs, results):
             self.tokens_decoded += len(result.ids)
@@ -577,77 +539,26 @@ class Pipeline:
                 temperature=self.options.decoding.temperature if self.options.decoding.sample else 0.0,
             )
             state.segments.append(segment)
-            self.on_segment(chunk, segment)
-            self.on_progress("chunks", 1)
-            self.on_progress("media_seconds", chunk.seconds)
-            if self.stdout is not None and self.formats == ["jsonl"]:
-                self.stdout.write(json_text({"input": state.item.clip_id, **segment.to_dict()}) + "\n")
-                self.stdout.flush()
+            self._ready.append(SegmentDecoded(state.index, state.item, segment, chunk.seconds))
             self._finish_if_complete(state)
 
-    # ......................................................................... outputs
+    # ......................................................................... outcomes
 
     def _finish_if_complete(self, state: InputState) -> None:
         if not state.prepared or state.index not in self.in_flight or len(state.segments) < state.chunks:
             return
         del self.in_flight[state.index]
         state.segments.sort(key=lambda s: s.start)
-        transcript = Transcript(state.item.clip_id, self._source(state.item), state.segments, self._info(state))
-        record = RunRecord(
-            input=self._source(state.item),
-            id=state.item.clip_id,
-            status="ok",
-            media_seconds=round(state.duration, 3),
-            chunks=len(state.segments),
-            flags=transcript.info["flags"],
-        )
-        self.on_transcript(transcript)
-        try:
-            if self.out_dir is not None:
-                record.outputs = [str(p) for p in write_outputs(transcript, self.out_dir, state.item.clip_id, self.formats)]
-            elif self.stdout is not None and self.formats != ["jsonl"]:
-                self.stdout.write(WRITERS[self.formats[0]](transcript))
-                self.stdout.flush()
-        except OSError as error:
-            record.status, record.error_code = "failed", "E_WRITE"
-            record.error = (
-                f"{self.out_dir}: cannot write {state.item.clip_id}'s outputs ({error.strerror or error}); free space or choose another -o"
-            )
-        if state.track is not None:  # split the video stage into decoding+cropping and landmarks
-            state.stage_seconds["landmarks"] = state.track.detect_seconds
-            state.stage_seconds["video"] -= state.track.detect_seconds
-        for stage, seconds in state.stage_seconds.items():
-            self.stage_seconds[stage] = self.stage_seconds.get(stage, 0.0) + seconds
-        record.seconds = round(time.perf_counter() - state.started, 3)
-        self._record(record)
+        transcript = Transcript(state.item.clip_id, str(state.item.path), state.segments, self._info(state))
+        # "video" timed the whole tracking loop, "landmarks" the detector inside it: video is decoding and cropping
+        state.timer.add("video", -state.timer.seconds.get("landmarks", 0.0))
+        self.timer.merge(state.timer)
+        self._ready.append(InputDone(state.index, state.item, transcript, None, round(time.perf_counter() - state.started, 3)))
 
     def _fail(self, state: InputState, error: OmniAVSRError) -> None:
         self.in_flight.pop(state.index, None)
         self.pending = [p for p in self.pending if p[0] is not state]
-        self._record(
-            RunRecord(
-                input=self._source(state.item),
-                id=state.item.clip_id,
-                status="failed",
-                error_code=error.code,
-                error=str(error),
-                seconds=round(time.perf_counter() - state.started, 3),
-            )
-        )
-
-    def _record(self, record: RunRecord) -> None:
-        self.records.append(record)
-        if self.out_dir is not None:
-            self.out_dir.mkdir(parents=True, exist_ok=True)
-            with (self.out_dir / RUN_LOG).open("a", encoding="utf-8") as log:
-                log.write(record.to_json() + "\n")
-        self.on_record(record)
-
-    def _finished(self, item: InputFile) -> bool:
-        return all(output_path(self.out_dir, item.clip_id, fmt).is_file() for fmt in self.formats)
-
-    def _source(self, item: InputFile) -> str:
-        return self.sources.get(item.clip_id, str(item.path))
+        self._ready.append(InputDone(state.index, state.item, None, error, round(time.perf_counter() - state.started, 3)))
 
     def _info(self, state: InputState) -> dict:
         options = self.options
@@ -672,15 +583,78 @@ class Pipeline:
         }
 
 
-def transcribe(model, inputs: list[str | Path], options: TranscribeOptions = TranscribeOptions()) -> list[Transcript]:
-    """The Python entry point: transcripts of media files, in the order given, nothing written.
+class Model:
+    """A loaded model ready to transcribe: the plain ``nn.Module`` (:attr:`module`) with its tokenizer, device and
+    dtype. Made by :func:`load_model`; see docs/python.md."""
 
-    A file that fails raises its OmniAVSRError (the CLI instead records it and goes on).
-    """
-    items = [InputFile(Path(path), str(n)) for n, path in enumerate(inputs)]
-    transcripts: dict[str, Transcript] = {}
-    records = Pipeline(model, options, ["json"], None, on_transcript=lambda t: transcripts.__setitem__(t.id, t)).run(items)
-    for record in records:
-        if record.status == "failed":
-            raise OmniAVSRError(record.error, code=record.error_code)
-    return [transcripts[item.clip_id] for item in items]
+    def __init__(self, module):
+        self.module = module
+
+    @property
+    def tokenizer(self):
+        return self.module.tokenizer
+
+    @property
+    def config(self):
+        return self.module.config
+
+    @property
+    def directory(self) -> Path | None:
+        return Path(self.module.directory) if self.module.directory else None
+
+    @property
+    def device(self):
+        return next(self.module.parameters()).device
+
+    @property
+    def dtype(self):
+        return next(self.module.parameters()).dtype
+
+    def transcribe(self, path: str | Path, options: TranscribeOptions | None = None, **option_values) -> tuple[Iterator[Segment], dict]:
+        """``(segments, info)`` for one media file, as faster-whisper returns them.
+
+        ``segments`` is lazy and in time order: decoding starts at the first ``next`` and each segment comes as
+        soon as it and every earlier one are decoded. ``info`` is the JSON output's keys (docs/transcribe.md#json):
+        ``duration`` at once, the rest (``face_coverage``, ``flags``, ...) once the last segment is out.
+        Options are :class:`TranscribeOptions` fields (``mode="avsr", rates=(4, 2)``) or ``options=``.
+        A failure raises its error by kind (omniavsr_cli.errors).
+        """
+        options = replace(options or TranscribeOptions(), **option_values)
+        pipeline = Pipeline(self.module, options)  # the options are checked now, not at the first segment
+        item = InputFile(Path(path), Path(path).stem)
+        info: dict = {"duration": probe(item.path).duration}
+        return self._segments(pipeline, item, info), info
+
+    @staticmethod
+    def _segments(pipeline: Pipeline, item: InputFile, info: dict) -> Iterator[Segment]:
+        decoded: dict[int, Segment] = {}
+        following = 0
+        for event in pipeline.run([item]):
+            if isinstance(event, SegmentDecoded):
+                decoded[event.segment.id] = event.segment
+                while following in decoded:
+                    yield decoded.pop(following)
+                    following += 1
+            elif not event.ok:
+                raise event.error
+            else:
+                info.update(event.transcript.info)
+                yield from (decoded[k] for k in sorted(decoded))
+
+    def transcribe_many(
+        self, paths: list[str | Path], options: TranscribeOptions | None = None, batch_size: int | str = "auto", **option_values
+    ) -> Iterator[InputDone]:
+        """One :class:`InputDone` per file as each finishes (not in the order given; ``result.index`` says which),
+        chunks of all files pooled into the same batches. A file that fails is a result with its ``error``."""
+        options = replace(options or TranscribeOptions(), batch_size=None if batch_size == "auto" else int(batch_size), **option_values)
+        pipeline = Pipeline(self.module, options)  # the options are checked now, not at the first result
+        items = [InputFile(Path(path), str(n)) for n, path in enumerate(paths)]
+        return (event for event in pipeline.run(items) if isinstance(event, InputDone))
+
+
+def load_model(name_or_path: str | Path = "demo", device: str | None = None, dtype=None) -> Model:
+    """A model by installed name (``omniavsr weights list``) or directory, on ``device`` (default: the GPU if
+    there is one) in ``dtype`` (default: bf16 on a GPU that has it, else float32)."""
+    from .model.loading import load_model as load_module
+
+    return Model(load_module(name_or_path, device=device, dtype=dtype))

@@ -9,9 +9,11 @@ json_text). A writer takes a transcript (anything with ``segments`` of ``start``
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
+
+from .atomic import write_text_atomic
 
 FORMATS = ("txt", "srt", "vtt", "tsv", "json", "jsonl")
 
@@ -95,16 +97,6 @@ def output_path(out_dir: Path, clip_id: str, fmt: str) -> Path:
     return stem.with_name(f"{stem.name}.{fmt}")
 
 
-def write_text_atomic(path: Path, text: str) -> None:
-    """Write UTF-8 text under a temporary name renamed when complete: readers never see half a file."""
-    part = path.with_name(path.name + ".part")
-    try:
-        part.write_text(text, encoding="utf-8")
-        os.replace(part, path)
-    finally:
-        part.unlink(missing_ok=True)
-
-
 def write_outputs(transcript, out_dir: Path, clip_id: str, formats: list[str]) -> list[Path]:
     """Write every format beside the others, each atomically."""
     written = []
@@ -114,3 +106,50 @@ def write_outputs(transcript, out_dir: Path, clip_id: str, formats: list[str]) -
         write_text_atomic(path, WRITERS[fmt](transcript))
         written.append(path)
     return written
+
+
+@dataclass
+class RunRecord:
+    """One line of run.jsonl: what happened to one input."""
+
+    input: str
+    id: str
+    status: str  # ok, failed or skipped
+    error_code: str | None = None
+    error: str | None = None
+    seconds: float = 0.0
+    outputs: list[str] = field(default_factory=list)
+    media_seconds: float = 0.0
+    chunks: int = 0
+    flags: list[str] = field(default_factory=list)  # the transcript's: no_speech, video_ended_early
+
+    def to_json(self) -> str:
+        return json_text(asdict(self))
+
+
+class OutputFolder:
+    """Where a run's outputs go: ``DIR/<id>.<fmt>`` for each format and one line per input in ``DIR/run.jsonl``."""
+
+    LOG = "run.jsonl"
+
+    def __init__(self, directory: Path, formats: list[str]):
+        self.directory, self.formats = directory, formats
+
+    @property
+    def log_path(self) -> Path:
+        return self.directory / self.LOG
+
+    def paths(self, clip_id: str) -> list[Path]:
+        return [output_path(self.directory, clip_id, fmt) for fmt in self.formats]
+
+    def finished(self, clip_id: str) -> bool:
+        """Every output of this input is there (a run killed part way is resumed from the others)."""
+        return all(path.is_file() for path in self.paths(clip_id))
+
+    def write(self, transcript) -> list[Path]:
+        return write_outputs(transcript, self.directory, transcript.id, self.formats)
+
+    def log(self, record: RunRecord) -> None:
+        self.directory.mkdir(parents=True, exist_ok=True)
+        with self.log_path.open("a", encoding="utf-8") as log:
+            log.write(record.to_json() + "\n")

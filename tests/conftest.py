@@ -1,25 +1,22 @@
-import subprocess
-import sys
+"""Fixtures shared by the test modules; what the tests import (REPO, run_cli, ...) is in tests/helpers.
+
+``make test`` runs every test. The ones marked ``slow`` (over 20 s each on a 2-core machine) can be left out
+while iterating: ``.venv/bin/python -m pytest -m "not slow"``. Session-scoped fixtures are made once per run
+and shared by every module: a test that changes one works on a copy.
+"""
+
 from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parent.parent
 
+@pytest.fixture(scope="session")
+def tiny_model(tmp_path_factory) -> Path:
+    """The few-MB random-weight model of random_init (small_config, seed 0) in the native format, made once.
+    Shared by every test that asks for it: copy it (shutil.copytree) before changing anything in it."""
+    from omniavsr_cli.model.random_init import save_random_model, small_config
 
-def run_cli(*args: str, input: bytes | None = None, env: dict | None = None) -> subprocess.CompletedProcess:
-    """Run the installed console script as a user would (real process, real exit code, real streams)."""
-    import os
-    import shutil
-
-    executable = shutil.which("omniavsr", path=str(Path(sys.executable).parent)) or "omniavsr"
-    return subprocess.run(
-        [executable, *args],
-        input=input,
-        capture_output=True,
-        env={**os.environ, **(env or {})},
-        cwd=REPO,
-    )
+    return save_random_model(tmp_path_factory.mktemp("models") / "tiny", small_config())
 
 
 @pytest.fixture

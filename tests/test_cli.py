@@ -1,9 +1,9 @@
 """The console script as a user meets it: help, version, and one-line errors with documented exit codes."""
 
-from conftest import run_cli
+from helpers import run_cli, run_cli_process
 
 from omniavsr_cli import __version__
-from omniavsr_cli.errors import ExitCode
+from omniavsr_cli.cli._errors import ExitCode
 
 
 def test_help_lists_every_subcommand_with_a_one_line_help():
@@ -15,7 +15,7 @@ def test_help_lists_every_subcommand_with_a_one_line_help():
 
 
 def test_version():
-    result = run_cli("--version")
+    result = run_cli_process("--version")  # the installed console script itself
     assert result.returncode == 0
     assert result.stdout.decode().strip() == f"omniavsr {__version__}"
 

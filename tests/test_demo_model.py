@@ -10,7 +10,7 @@ import json
 from pathlib import Path
 
 import pytest
-from conftest import REPO, run_cli
+from helpers import REPO, run_cli
 
 from omniavsr_cli.model.loading import load_model
 from omniavsr_cli.scoring.scorer import score_texts
@@ -61,6 +61,7 @@ def test_the_shipped_demo_model_is_small_and_documented():
 # 0 %, ASR 4 2.1 %, VSR 2 3.5 %, VSR 5 9.7 %, ASR 16 0 %. With the 100 ms chunks before it, AVSR 4,2 made 2
 # errors, ASR 4 7 and ASR 16 5: the bounds leave a word or two of numerical drift and fail on that loss of
 # accuracy (or a broken stage). VSR has no audio to find speech in: one window per clip, as before.
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "mode, rates, bound", [("avsr", "4,2", 0.01), ("asr", "4,2", 0.04), ("vsr", "4,2", 0.08), ("vsr", "4,5", 0.15), ("asr", "16,2", 0.03)]
 )

@@ -6,15 +6,15 @@ import shutil
 
 import pytest
 import torch
-from conftest import run_cli
+from helpers import run_cli
 from safetensors.torch import load_file, save_file
 
 from omniavsr_cli import doctor, weights
+from omniavsr_cli.cli._errors import ExitCode
 from omniavsr_cli.doctor import Check, is_ready, run_checks
-from omniavsr_cli.errors import ExitCode
 from omniavsr_cli.media.ffmpeg import find_ffmpeg
 from omniavsr_cli.model.loading import BaseModel, save_native
-from omniavsr_cli.model.random_init import save_random_model, small_config
+from omniavsr_cli.model.random_init import small_config
 
 
 @pytest.fixture(autouse=True)
@@ -49,18 +49,18 @@ def test_every_failing_check_says_how_to_fix_it(monkeypatch, tmp_path):
     assert all(c.fix for c in failing)
 
 
-def test_weights_check_finds_an_installed_default_model(monkeypatch, tmp_path):
+def test_weights_check_finds_an_installed_default_model(monkeypatch, tmp_path, tiny_model):
     monkeypatch.setenv("OMNIAVSR_WEIGHTS", str(tmp_path))
     [check] = doctor.weights_checks()
     assert not check.ok and "is not in" in check.fix
-    save_random_model(tmp_path / weights.DEFAULT_MODEL, small_config())
+    shutil.copytree(tiny_model, tmp_path / weights.DEFAULT_MODEL)
     [check] = doctor.weights_checks()
     assert check.ok and check.detail == f"{tmp_path}: {weights.DEFAULT_MODEL}"
 
 
-def test_a_model_that_does_not_load_is_not_listed_as_usable_and_its_line_says_why(monkeypatch, tmp_path):
+def test_a_model_that_does_not_load_is_not_listed_as_usable_and_its_line_says_why(monkeypatch, tmp_path, tiny_model):
     monkeypatch.setenv("OMNIAVSR_WEIGHTS", str(tmp_path))
-    usable = save_random_model(tmp_path / "usable", small_config())
+    usable = shutil.copytree(tiny_model, tmp_path / "usable")
     damaged = shutil.copytree(usable, tmp_path / weights.DEFAULT_MODEL)
     state = load_file(str(damaged / "model.safetensors"))
     name = next(n for n in state if "lora_A" in n)

@@ -7,13 +7,14 @@ import json
 import jiwer
 import numpy as np
 import pytest
-from conftest import run_cli
 from faces import speech_like, write_media
+from helpers import run_cli
 from typer.testing import CliRunner
 
 from omniavsr_cli.cli import app
+from omniavsr_cli.decoding import DecodingOptions
 from omniavsr_cli.model.loading import load_model
-from omniavsr_cli.model.omni import Clip, DecodingOptions
+from omniavsr_cli.model.omni import Clip
 from omniavsr_cli.model.random_init import save_random_model, small_config
 from omniavsr_cli.model.transforms import video_input
 from omniavsr_cli.scoring import score
@@ -104,7 +105,7 @@ def test_a_cell_is_the_corpus_wer_of_the_model_own_transcripts_and_each_clip_is_
         for example in examples:
             audio, crops = load_example(example)
             clip = Clip(audio=audio if cell.cell.task != "vsr" else None, video=video_input(crops) if cell.cell.task != "asr" else None)
-            [text] = model.transcribe([clip], cell.cell.task, (16, 5), decoding)
+            [text] = model.generate_text([clip], cell.cell.task, (16, 5), decoding)
             transcripts.append(text)
         assert [text for _, text in cell.hypotheses] == transcripts
         expected = jiwer.wer([e.text.lower() for e in examples], [t.lower() for t in transcripts])
@@ -191,7 +192,8 @@ def test_snr_mixes_the_same_seeded_noise_into_every_audio_cell(work):
         (["--tasks", "asr,lips"], "choose from asr, vsr, avsr"),
         (["--rates", "4,3"], "choose one of 4,2 4,5 16,2 16,5"),
         (["--rates", "four"], "A,V"),
-        (["--snr", "-5"], "add --noise FILE"),
+        (["--snr", "-5"], "omniavsr: error: --snr -5 needs noise to mix in: add --noise FILE (e.g. a babble noise recording)\n"),
+        (["--noise", "babble.wav"], "omniavsr: error: --noise is mixed in only at a fixed SNR: add --snr DB (e.g. --snr 0)\n"),
         (["--snr", "0", "--noise", "nowhere.wav"], "nowhere.wav: no such noise file"),
         (["--dtype", "fp8"], "--dtype fp8"),
     ],

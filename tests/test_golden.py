@@ -11,7 +11,7 @@ import shutil
 from pathlib import Path
 
 import pytest
-from conftest import REPO, run_cli
+from helpers import REPO, run_cli
 
 GOLDEN = REPO / "tests" / "data" / "golden"
 EXAMPLE = "examples/demo/grid-example.mp4"

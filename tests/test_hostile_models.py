@@ -9,16 +9,10 @@ from safetensors.torch import load_file, save_file
 from typer.testing import CliRunner
 
 from omniavsr_cli.cli import app
-from omniavsr_cli.model.random_init import save_random_model, small_config
 from omniavsr_cli.weights import bundled_dir
 
 # a CUDA device this machine does not have, with or without a GPU
 ABSENT_CUDA = f"cuda:{torch.cuda.device_count()}" if torch.cuda.is_available() else "cuda"
-
-
-@pytest.fixture(scope="module")
-def tiny(tmp_path_factory):
-    return save_random_model(tmp_path_factory.mktemp("models") / "tiny", small_config())
 
 
 def transcribe(model, tmp_path, *more):
@@ -55,8 +49,8 @@ def _damaged_tokenizer(directory):
         (_damaged_tokenizer, "tokenizer.json: not a usable tokenizer ("),
     ],
 )
-def test_a_damaged_model_directory_is_one_line_and_exit_5(tiny, tmp_path, damage, message):
-    model = shutil.copytree(tiny, tmp_path / "model")
+def test_a_damaged_model_directory_is_one_line_and_exit_5(tiny_model, tmp_path, damage, message):
+    model = shutil.copytree(tiny_model, tmp_path / "model")
     damage(model)
     result = transcribe(model, tmp_path)
     assert result.exit_code == 5 and result.stderr.count("\n") == 1, result.output
@@ -72,9 +66,9 @@ def test_no_such_model_names_each_place_once(tmp_path, monkeypatch):
 
 
 @pytest.mark.parametrize("command", ["transcribe", "bench"])
-def test_an_absent_cuda_device_is_a_usage_error(tiny, tmp_path, command):
+def test_an_absent_cuda_device_is_a_usage_error(tiny_model, tmp_path, command):
     if command == "transcribe":
-        result = transcribe(tiny, tmp_path, "--device", ABSENT_CUDA)
+        result = transcribe(tiny_model, tmp_path, "--device", ABSENT_CUDA)
     else:
         result = CliRunner().invoke(app, ["bench", "--model", "small", "--device", ABSENT_CUDA])
     assert result.exit_code == 2 and result.stderr.count("\n") == 1, result.output

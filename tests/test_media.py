@@ -6,11 +6,12 @@ import subprocess
 import numpy as np
 import pytest
 
+from omniavsr_cli.errors import MediaError
 from omniavsr_cli.media import decode
-from omniavsr_cli.media.decode import FPS, SAMPLE_RATE, SAMPLES_PER_FRAME, AudioSpool, load_audio, load_video, stream_audio, stream_video
-from omniavsr_cli.media.errors import MediaError
+from omniavsr_cli.media.decode import AudioSpool, load_audio, load_video, stream_audio, stream_video
 from omniavsr_cli.media.ffmpeg import find_ffmpeg
 from omniavsr_cli.media.probe import probe
+from omniavsr_cli.timebase import FPS, SAMPLE_RATE, SAMPLES_PER_FRAME
 
 
 def ffmpeg(*args: str, input: bytes | None = None) -> None:

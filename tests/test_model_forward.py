@@ -84,7 +84,7 @@ def test_tasks_use_different_adapters(model):
 
 @pytest.mark.parametrize("task", ["asr", "vsr", "avsr"])
 def test_beam_search_in_a_batch_gives_the_tokens_of_one_clip_at_a_time(model, task):
-    from omniavsr_cli.model.omni import DecodingOptions
+    from omniavsr_cli.decoding import DecodingOptions
 
     options = DecodingOptions(num_beams=4, max_new_tokens=6)
     clips = [clip(1.6, 5), clip(0.8, 6)]
@@ -96,7 +96,7 @@ def test_beam_search_in_a_batch_gives_the_tokens_of_one_clip_at_a_time(model, ta
 
 
 def test_sampling_is_reproducible_with_a_seed(model):
-    from omniavsr_cli.model.omni import DecodingOptions
+    from omniavsr_cli.decoding import DecodingOptions
 
     options = DecodingOptions(num_beams=3, sample=True, seed=11, max_new_tokens=5)
     with torch.no_grad():
@@ -107,7 +107,7 @@ def test_sampling_is_reproducible_with_a_seed(model):
 
 
 def test_a_mixed_task_batch_equals_single_task_batches(model):
-    from omniavsr_cli.model.omni import DecodingOptions
+    from omniavsr_cli.decoding import DecodingOptions
 
     clips = [clip(1.2, 10), clip(0.8, 11), clip(1.0, 12), clip(1.4, 13)]
     tasks = ["vsr", "asr", "avsr", "asr"]
@@ -167,9 +167,9 @@ def test_the_audio_window_is_the_configs_and_transcribe_never_exceeds_it():
     with torch.no_grad():
         features = short.audio_encoder([torch.randn(16000 * 4)], [200])
     assert features.shape[:2] == (1, 200)
-    assert Pipeline(short, TranscribeOptions(max_chunk_s=16.0), ["txt"], None).options.max_chunk_s == 6.0
+    assert Pipeline(short, TranscribeOptions(max_chunk_s=16.0)).options.max_chunk_s == 6.0
     released = random_model(small_config())  # 1500 positions: the 30-s window, and the 16-s default stands
     assert released.audio_encoder.log_mel([torch.zeros(32000)]).shape[-1] == 3000
-    assert Pipeline(released, TranscribeOptions(max_chunk_s=16.0), ["txt"], None).options.max_chunk_s == 16.0
+    assert Pipeline(released, TranscribeOptions(max_chunk_s=16.0)).options.max_chunk_s == 16.0
     with pytest.raises(ValueError, match="whole seconds"):
         OmniAVSRConfig.from_dict({**values, "whisper": {**values["whisper"], "max_source_positions": 320}})

@@ -5,7 +5,7 @@ import re
 
 import pytest
 import torch
-from conftest import run_cli
+from helpers import run_cli
 from test_model_forward import clip, tiny_config
 
 from omniavsr_cli.model.loading import load_model, save_native
@@ -198,15 +198,15 @@ def test_text_in_and_out_through_the_imported_tokenizer(tmp_path):
         str(tmp_path / "m"),
     )
     assert result.returncode == 0, result.stderr.decode()
-    from omniavsr_cli import load_model
-    from omniavsr_cli.model.omni import DecodingOptions
+    from omniavsr_cli.decoding import DecodingOptions
+    from omniavsr_cli.model.loading import load_model
 
     model = load_model(tmp_path / "m", attn_implementation="eager")
     with torch.no_grad():
         scores = model.transcript_logprobs([clip(1.0, 1)], "vsr", (4, 2), ["hello world"])[0]
         expected = model.token_logprobs([clip(1.0, 1)], "vsr", (4, 2), [[0, 1, 251]])[0]
         ids = model.generate([clip(1.0, 2)], "asr", (4, 2), DecodingOptions(num_beams=2, max_new_tokens=3))[0]
-        [text] = model.transcribe([clip(1.0, 2)], "asr", (4, 2), DecodingOptions(num_beams=2, max_new_tokens=3))
+        [text] = model.generate_text([clip(1.0, 2)], "asr", (4, 2), DecodingOptions(num_beams=2, max_new_tokens=3))
     torch.testing.assert_close(scores, expected)
     assert text == model.tokenizer.decode(ids, skip_special_tokens=True)
     assert "<audio>" not in text and "<pad>" not in text

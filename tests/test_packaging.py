@@ -7,7 +7,7 @@ import subprocess
 import sys
 import tomllib
 
-from conftest import REPO
+from helpers import REPO
 
 FORBIDDEN = ("torchaudio", "torchvision", "torchcodec")
 

@@ -14,11 +14,12 @@ import wave
 import cv2
 import numpy as np
 import pytest
-from conftest import run_cli
 from faces import SHARED_GIF, dlib_lip_centres, face_frames, ffmpeg, write_video
+from helpers import run_cli, run_cli_process
 
 from omniavsr_cli.inputs import collect_inputs
 from omniavsr_cli.lips import roi
+from omniavsr_cli.lips.prep import PrepOptions, prepare_clip
 from omniavsr_cli.media.decode import load_video
 from omniavsr_cli.media.probe import probe
 
@@ -35,7 +36,8 @@ def face_clip(tmp_path_factory):
 @pytest.fixture(scope="session")
 def prepared(face_clip, tmp_path_factory):
     out = tmp_path_factory.mktemp("prepared")
-    result = run_cli("prep-lips", str(face_clip), "-o", str(out))
+    # a process of its own: mediapipe's native start-up chatter comes once per process (the chatter test below)
+    result = run_cli_process("prep-lips", str(face_clip), "-o", str(out))
     assert result.returncode == 0, result.stderr.decode()
     return out, result
 
@@ -174,7 +176,11 @@ def test_low_face_coverage_fails_with_a_reason_unless_allowed(tmp_path):
     assert result.returncode == 4
     record = records(tmp_path / "strict")["brief"]
     assert record["error"]["code"] == "E_LOW_FACE_COVERAGE" and "40%" in record["error"]["message"]
+    assert "(--min-face-coverage 0.5)" in record["error"]["message"]  # the command line names its flag
     assert not (tmp_path / "strict" / "brief.mp4").exists()
+    [item] = collect_inputs([str(clip)])
+    failed = prepare_clip(item, tmp_path / "library", PrepOptions())
+    assert failed.error["message"] == record["error"]["message"].replace("--min-face-coverage", "min_face_coverage")
     assert run_cli("prep-lips", str(clip), "-o", str(tmp_path / "lax"), "--min-face-coverage", "0.3").returncode == 0
     record = records(tmp_path / "lax")["brief"]
     assert record["face_coverage"] == 0.4 and record["longest_gap"] == 30 and record["interpolated_frames"] == 30

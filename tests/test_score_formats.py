@@ -3,9 +3,9 @@
 import json
 
 import pytest
-from conftest import run_cli
+from helpers import run_cli
 
-from omniavsr_cli.errors import InputError
+from omniavsr_cli.errors import InputError, UsageError
 from omniavsr_cli.scoring import score
 from omniavsr_cli.scoring.formats import consistent_formats, parse_transcript, read_transcript
 
@@ -185,9 +185,9 @@ def test_a_repeated_kaldi_id_is_reported_not_scored_as_plain_text(write, blank, 
         score(hyp, ref)
     assert info.value.code == "E_DUPLICATE_ID"
     assert str(info.value).startswith(f"{ref}:{line}: utterance id 'spk1_utt2' repeats the one on line 2;")
-    assert "--format text" in str(info.value)
+    assert "pass hypothesis_format text" in str(info.value)  # score()'s parameter; the command line's --format
     result = run_cli("score", str(hyp), str(ref))
-    assert result.returncode == 2 and b"repeats the one on line 2" in result.stderr
+    assert result.returncode == 2 and b"repeats the one on line 2" in result.stderr and b"pass --format text" in result.stderr
 
 
 def test_a_kaldi_file_is_read_as_kaldi_when_the_other_side_is(write):
@@ -235,5 +235,5 @@ def test_forced_format_overrides_detection(write):
 
 
 def test_unknown_format_is_an_error(write):
-    with pytest.raises(InputError, match="unknown transcript format 'xml'"):
+    with pytest.raises(UsageError, match="unknown transcript format 'xml'"):
         read_transcript(write("a.txt", "x\n"), "xml")

@@ -4,7 +4,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from omniavsr_cli.errors import InputError
+from omniavsr_cli.cli._errors import exit_code
+from omniavsr_cli.cli._errors import message as cli_message
+from omniavsr_cli.errors import InputError, UsageError
 from omniavsr_cli.scoring import score, score_texts
 from omniavsr_cli.scoring.normalizers import NORMALIZERS
 
@@ -64,7 +66,7 @@ def test_other_normalisers():
 
 
 def test_unknown_normaliser():
-    with pytest.raises(InputError, match="unknown normaliser 'fancy'"):
+    with pytest.raises(UsageError, match="unknown normaliser 'fancy'"):
         score_texts(["a"], ["a"], normalizer="fancy")
 
 
@@ -139,8 +141,9 @@ def test_id_mismatch_lists_ids_and_counts(write):
     message = str(info.value)
     assert "3 of 10 reference ids have no hypothesis (u0, u1, u2)" in message
     assert "2 hypothesis ids are not in the reference (u10, u11)" in message
-    assert "--allow-missing to score the 7 common ids" in message
-    assert info.value.code == "E_ID_MISMATCH" and info.value.exit_code == 2
+    assert "pass allow_missing to score the 7 common ids" in message
+    assert "pass --allow-missing to score the 7 common ids" in cli_message(info.value)
+    assert info.value.code == "E_ID_MISMATCH" and exit_code(info.value) == 2
 
 
 def test_allow_missing_scores_common_ids_and_reports_the_rest(write):
@@ -157,7 +160,7 @@ def test_line_count_mismatch_suggests_the_fix(write):
     with pytest.raises(InputError, match="has 2 utterances but .* has 3, and they are paired by line") as info:
         score(write("h.txt", "a\nb\n"), write("r.txt", "a\nb\nc\n"))
     assert info.value.code == "E_COUNT_MISMATCH"
-    with pytest.raises(InputError, match="pass --join"):
+    with pytest.raises(InputError, match="pass join to score"):
         score(
             write("talk.srt", "1\n00:00:00,000 --> 00:00:01,000\na b\n\n2\n00:00:01,000 --> 00:00:02,000\nc\n"), write("one.txt", "a b c\n")
         )

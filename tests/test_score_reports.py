@@ -6,7 +6,7 @@ from importlib.resources import files
 
 import jsonschema
 import pytest
-from conftest import REPO, run_cli
+from helpers import REPO, run_cli
 
 from omniavsr_cli.scoring import report_dict, score, score_texts
 from omniavsr_cli.scoring.reports import alignment_lines, render_alignment, render_summary, render_utterances

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 from omniavsr_cli.model import loading
-from omniavsr_cli.registry import verify
+from omniavsr_cli.weights import verify
 
 REPO = Path(__file__).resolve().parent.parent
 SHIPPED_MODELS = sorted(p.parent for p in (REPO / "weights").glob("*/config.json"))

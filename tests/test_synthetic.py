@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import run_cli
+from helpers import run_cli
 
 from omniavsr_cli.errors import InputError
 from omniavsr_cli.synthetic import grammar
@@ -168,6 +168,7 @@ def test_a_corpus_holds_video_audio_transcripts_and_landmarks(corpus):
     assert len({r["voice"]["accent"] + r["voice"]["variant"] + str(r["voice"]["rate"]) for r in records}) == 5
 
 
+@pytest.mark.slow
 def test_the_same_seed_gives_the_same_bytes_and_a_rerun_only_finishes(corpus, tmp_path):
     from omniavsr_cli.synthetic.corpus import CorpusOptions, generate
 
@@ -246,7 +247,8 @@ def test_the_demo_models_starting_point_keeps_the_audio_and_knows_every_grid_wor
     ids = model.tokenizer(" ".join(grammar.VOCABULARY), add_special_tokens=False).input_ids
     assert len(set(ids)) == len(grammar.VOCABULARY)  # one token per word, none unknown
     assert model.tokenizer.decode(ids) == " ".join(grammar.VOCABULARY)
+    from omniavsr_cli.decoding import DecodingOptions
     from omniavsr_cli.model.omni import Clip
 
-    [text] = model.transcribe([Clip(audio=torch.randn(32000))], "asr", (4, 2))
+    [text] = model.generate_text([Clip(audio=torch.randn(32000))], "asr", (4, 2), DecodingOptions())
     assert all(word in model.tokenizer.get_vocab() for word in text.split())

@@ -10,17 +10,21 @@ from safetensors.torch import load_file
 from synthetic import TRANSCRIPTS, clip_audio, clip_frames, write_dataset
 from typer.testing import CliRunner
 
-from omniavsr_cli.cli import app
+from omniavsr_cli.cli import _errors, app
+from omniavsr_cli.decoding import DecodingOptions
+from omniavsr_cli.errors import ModelUnavailable, UsageError
 from omniavsr_cli.model import loading
 from omniavsr_cli.model.config import OmniAVSRConfig
 from omniavsr_cli.model.loading import load_model
-from omniavsr_cli.model.omni import Clip, DecodingOptions
+from omniavsr_cli.model.omni import Clip
 from omniavsr_cli.model.random_init import random_model, save_random_model, small_config
 from omniavsr_cli.model.transforms import video_input
 from omniavsr_cli.training import checkpoints
 from omniavsr_cli.training.augment import Augmentation
+from omniavsr_cli.training.batches import pad_batch
 from omniavsr_cli.training.data import load_example, read_manifest
-from omniavsr_cli.training.trainer import TrainOptions, draw_rates, pad_batch, train, weighted_loss
+from omniavsr_cli.training.recipe import draw_rates, weighted_loss
+from omniavsr_cli.training.trainer import TrainOptions, train
 
 TASK_ADAPTERS = {
     "S": {t: {"shared"} for t in ("asr", "vsr", "avsr")},
@@ -307,7 +311,7 @@ def test_the_final_model_is_complete_and_checkpoints_name_their_base_relatively(
         loading.OmniAVSRError, match=r"base model \.\./\.\./\.\./init \(weights sha256 [0-9a-f]{12}\) is missing"
     ) as missing:
         load_model(moved_checkpoint)
-    assert missing.value.exit_code == 5 and "weights merge" in str(missing.value)
+    assert isinstance(missing.value, ModelUnavailable) and "omniavsr weights merge" in _errors.message(missing.value)
 
 
 def test_a_base_that_is_not_the_one_trained_from_is_refused(data, base, tmp_path):
@@ -371,18 +375,30 @@ def test_train_cli_rejects_bad_arguments_in_one_line(data, base, tmp_path):
         (["train", str(data), "-o", str(tmp_path / "o"), "--model", str(base), "--task-weights", "1,2"], "3 comma-separated"),
         (["train", str(data), "-o", str(tmp_path / "o"), "--model", str(base), "--unfreeze", "whisper"], "choose from"),
         (["train", str(data), "-o", str(tmp_path / "o"), "--model", str(tmp_path / "nomodel")], "no such model"),
-        (["train", str(data), "-o", str(tmp_path / "o"), "--model", str(base), "--task-weights", "0,0,0"], "at least one above 0"),
+        (
+            ["train", str(data), "-o", str(tmp_path / "o"), "--model", str(base), "--task-weights", "0,0,0"],
+            "--task-weights 0.0,0.0,0.0: give three weights (ASR,VSR,AVSR), none negative, at least one above 0",
+        ),
         (["train", str(data), "-o", str(tmp_path / "o"), "--model", str(base), "--rates", "4"], "split by '/'"),
         (
             ["train", str(data), "-o", str(tmp_path / "o"), "--model", str(base), "--rates", "4,8/2"],
-            "audio rate 8 is not one of this model's",
+            "omniavsr: error: --rates: audio rate 8 is not one of this model's (4,16)",
         ),
-        (["train", str(data), "-o", str(tmp_path / "o"), "--model", str(base), "--cache", str(data)], "--cache"),
+        (["train", str(data), "-o", str(tmp_path / "o"), "--model", str(base), "--cache", str(data)], f"--cache {data}: cannot make"),
     ]
     for arguments, message in cases:
         result = runner.invoke(app, arguments)
         assert result.exit_code in (2, 5) and message in result.output and "Traceback" not in result.output, arguments
     assert runner.invoke(app, cases[3][0]).exit_code == 5
+
+
+def test_library_errors_name_the_option_the_command_line_shows_as_a_flag(data, base, tmp_path):
+    with pytest.raises(UsageError) as error:
+        train(options(data, base, tmp_path / "run", task_weights=(0.0, 0.0, 0.0)))
+    assert str(error.value).startswith("task_weights 0.0,0.0,0.0: give three weights")
+    with pytest.raises(UsageError) as error:
+        train(options(data, base, tmp_path / "run", rates=((8,), (2,))))
+    assert str(error.value) == "rates: audio rate 8 is not one of this model's (4,16)"
 
 
 def test_train_on_an_absent_cuda_device_is_a_usage_error(data, base, tmp_path):
@@ -392,6 +408,7 @@ def test_train_on_an_absent_cuda_device_is_a_usage_error(data, base, tmp_path):
     assert f"--device {device}: not usable here (" in result.stderr and "try --device cpu" in result.stderr
 
 
+@pytest.mark.slow
 def test_a_tiny_model_learns_every_task_from_scratch(tmp_path, data):
     """Loss, labels, adapters, rates and decoding fit together: 4 clips, every task and rate pair exact."""
     base = save_random_model(tmp_path / "scratch", config("ST"))
@@ -416,7 +433,7 @@ def test_a_tiny_model_learns_every_task_from_scratch(tmp_path, data):
         clips.append(Clip(audio=audio, video=video_input(crops)))
     for task in ("asr", "vsr", "avsr"):
         for rates in ((4, 2), (4, 5), (16, 2), (16, 5)):
-            assert model.transcribe(clips, task, rates, DecodingOptions(num_beams=2)) == [e.text for e in examples], (task, rates)
+            assert model.generate_text(clips, task, rates, DecodingOptions(num_beams=2)) == [e.text for e in examples], (task, rates)
 
 
 def test_two_processes_with_ddp_equal_one_process_with_the_combined_batch(tmp_path):
@@ -454,6 +471,7 @@ def test_two_processes_with_ddp_equal_one_process_with_the_combined_batch(tmp_pa
     assert any(not torch.equal(one[k], moved[k]) for k in one if k in moved and "lora_A" in k)
 
 
+@pytest.mark.slow
 def test_ctrl_c_saves_the_step_and_rerunning_the_command_finishes_the_same_run(data, base, tmp_path):
     import signal
     import subprocess

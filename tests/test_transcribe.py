@@ -13,15 +13,24 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import REPO, run_cli
 from faces import face_frames, speech_like, write_media
+from helpers import REPO, run_cli
 
-from omniavsr_cli.decoding import BatchDecoder, BatchLimits, hallucination_flags, repeated_ngram
+from omniavsr_cli.decoding import BatchDecoder, BatchLimits, DecodingOptions, hallucination_flags, repeated_ngram
 from omniavsr_cli.model.loading import load_model
-from omniavsr_cli.model.omni import DecodingOptions
 from omniavsr_cli.model.random_init import save_random_model, small_config
-from omniavsr_cli.transcribe import TranscribeOptions, transcribe
+from omniavsr_cli.transcribe import InputDone, Model, Pipeline, SegmentDecoded, TranscribeOptions
 from omniavsr_cli.vad import fixed_windows, plan_chunks, speech_regions
+
+
+def transcribe(module, files, options):
+    """Each file's transcript in the order given, as the Python API makes them; the first failure raised."""
+    results = sorted(Model(module).transcribe_many(files, options), key=lambda result: result.index)
+    for result in results:
+        if not result.ok:
+            raise result.error
+    return [result.transcript for result in results]
+
 
 SPEECH = [(0.5, 2.5), (3.0, 5.5)]
 FAST = ["--beams", "2"]
@@ -87,38 +96,28 @@ def test_running_silero_leaves_torch_on_every_core():
     assert subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True).stdout.strip() == "3"
 
 
-def test_a_ten_minute_input_is_chunked_within_the_limit_and_covered(work, tmp_path):
+def test_a_ten_minute_input_is_chunked_within_the_limit_and_covered(tmp_path):
+    """The chunks transcribe hands the model (segments are these chunks, decoded): the plan alone, as decoding
+    sixty chunks would only time the model."""
+    from omniavsr_cli.inputs import InputFile
+    from omniavsr_cli.transcribe import InputState, chunk_input
+
     rng = np.random.default_rng(1)
     pattern, t = [], 0.3
     while t < 598:
         length = float(rng.uniform(1.0, 9.0))
         pattern.append((t, min(t + length, 599.5)))
         t += length + float(rng.choice([0.3, 0.6, 1.5]))
-    write_media(tmp_path / "long.wav", None, speech_like(pattern, 600.0))
-    result = run_cli(
-        "transcribe",
-        str(tmp_path / "long.wav"),
-        "--model",
-        str(work / "model"),
-        "-o",
-        str(tmp_path / "out"),
-        "-f",
-        "json",
-        "--beams",
-        "1",
-        "--max-chunk-s",
-        "12",
-        "--no-guards",
-    )
-    assert result.returncode == 0, result.stderr.decode()
-    segments = _json(tmp_path / "out", "long")["segments"]
-    assert len(segments) >= 50
-    assert all(0 < s["end"] - s["start"] <= 12.0 for s in segments)
-    assert all(a["end"] <= b["start"] for a, b in zip(segments, segments[1:]))
-    assert segments[0]["start"] <= pattern[0][0] + 0.3 and segments[-1]["end"] >= pattern[-1][1] - 0.3
-    for start, end in pattern:  # every stretch of speech lies inside the segments
+    long = write_media(tmp_path / "long.wav", None, speech_like(pattern, 600.0))
+    state = InputState(0, InputFile(long, "long"), 0.0)
+    chunks = [(c.start_frame / 25, c.end_frame / 25) for c in chunk_input(state.item, TranscribeOptions(max_chunk_s=12.0), state)]
+    assert len(chunks) >= 50 and state.duration == pytest.approx(600.0, abs=0.05)
+    assert all(0 < end - start <= 12.0 for start, end in chunks)
+    assert all(a[1] <= b[0] for a, b in zip(chunks, chunks[1:]))
+    assert chunks[0][0] <= pattern[0][0] + 0.3 and chunks[-1][1] >= pattern[-1][1] - 0.3
+    for start, end in pattern:  # every stretch of speech lies inside the chunks
         middle = (start + end) / 2
-        assert any(s["start"] <= middle <= s["end"] for s in segments), (start, end)
+        assert any(a <= middle <= b for a, b in chunks), (start, end)
 
 
 # ------------------------------------------------------------------------------------------- pipeline
@@ -309,6 +308,7 @@ def test_out_of_memory_halves_the_batch_and_gives_the_same_tokens(work):
         BatchDecoder(_SmallMemory(model), (4, 2), options, BatchLimits(size=4, adaptive=False), guards=False).decode(clips, "asr")
 
 
+@pytest.mark.slow
 def test_bench_reports_every_stage_and_batched_equals_the_official_loop():
     result = run_cli("bench", "--model", "small", "--seconds", "9", "--max-chunk-s", "4", "--beams", "3", "--against-loop", "--json")
     assert result.returncode == 0, result.stderr.decode()
@@ -351,7 +351,6 @@ def test_a_file_name_that_is_not_utf8_is_transcribed_and_recorded(work, tmp_path
 def test_a_video_too_short_for_one_token_fails_alone_or_falls_back_to_the_audio(work, tmp_path):
     from omniavsr_cli.inputs import InputFile
     from omniavsr_cli.model.omni import Clip
-    from omniavsr_cli.transcribe import Pipeline
 
     model = load_model(work / "model", attn_implementation="eager")
     crops = face_frames(4, 160)[:, 32:128, 32:128]  # 96x96: no face detection needed
@@ -360,14 +359,14 @@ def test_a_video_too_short_for_one_token_fails_alone_or_falls_back_to_the_audio(
     write_media(four, crops, None)
     write_media(spoken, crops[:1], speech_like(SPEECH, 6.0))  # one frame of video, six seconds of sound
     items = [InputFile(path, path.stem) for path in (one, spoken, work / "media" / "talk.wav")]
-    records = {r.id: r for r in Pipeline(model, TranscribeOptions(decoding=DecodingOptions(num_beams=1)), ["json"], None).run(items)}
-    assert records["one"].status == "failed" and records["one"].error_code == "E_TOO_SHORT"
-    assert records["spoken"].status == records["talk"].status == "ok" and "video_ended_early" in records["spoken"].flags
+    events = Pipeline(model, TranscribeOptions(decoding=DecodingOptions(num_beams=1))).run(items)
+    results = {e.item.clip_id: e for e in events if isinstance(e, InputDone)}
+    assert not results["one"].ok and results["one"].error.code == "E_TOO_SHORT"
+    assert results["spoken"].ok and results["talk"].ok and "video_ended_early" in results["spoken"].transcript.info["flags"]
     # Video rate 5 pools five frames into a token: four make none.
-    [record] = Pipeline(model, TranscribeOptions(rates=(4, 5), decoding=DecodingOptions(num_beams=1)), ["json"], None).run(
-        [InputFile(four, "four")]
-    )
-    assert record.error_code == "E_TOO_SHORT" and "5 (200 ms)" in record.error
+    events = Pipeline(model, TranscribeOptions(rates=(4, 5), decoding=DecodingOptions(num_beams=1))).run([InputFile(four, "four")])
+    [result] = [e for e in events if isinstance(e, InputDone)]
+    assert result.error.code == "E_TOO_SHORT" and "5 (200 ms)" in str(result.error)
     # The model itself says so too, and audio of any length has a token at every audio rate (it is padded).
     with pytest.raises(Exception, match="too short for video rate 2") as raised:
         model.generate([Clip(video=torch.zeros(1, 1, 88, 88))], "vsr", (4, 2), DecodingOptions(num_beams=1))
@@ -376,21 +375,15 @@ def test_a_video_too_short_for_one_token_fails_alone_or_falls_back_to_the_audio(
         assert len(model.generate([Clip(audio=torch.zeros(1))], "asr", (rate, 2), DecodingOptions(num_beams=1, max_new_tokens=2))) == 1
 
 
-def test_segments_streamed_to_stdout_are_numbered_as_in_the_file(work):
-    import io
-
+def test_segments_are_handed_out_as_decoded_numbered_as_in_the_transcript(work):
     from omniavsr_cli.inputs import InputFile
-    from omniavsr_cli.transcribe import Pipeline
 
     model = load_model(work / "model", attn_implementation="eager")
-    stdout, transcripts = io.StringIO(), []
     options = TranscribeOptions(decoding=DecodingOptions(num_beams=1), max_chunk_s=2.0, guards=False)
-    Pipeline(model, options, ["jsonl"], None, stdout=stdout, on_transcript=transcripts.append).run(
-        [InputFile(work / "media" / "talk.wav", "talk")]
-    )
-    streamed = sorted((line["id"], line["start"]) for line in map(json.loads, stdout.getvalue().splitlines()))
-    [transcript] = transcripts
-    assert len(streamed) >= 3
+    events = list(Pipeline(model, options).run([InputFile(work / "media" / "talk.wav", "talk")]))
+    streamed = sorted((e.segment.id, e.segment.start) for e in events if isinstance(e, SegmentDecoded))
+    [transcript] = [e.transcript for e in events if isinstance(e, InputDone)]
+    assert isinstance(events[-1], InputDone) and len(streamed) >= 3
     assert streamed == [(s.id, s.start) for s in transcript.segments] == [(n, s.start) for n, s in enumerate(transcript.segments)]
 
 
@@ -443,6 +436,7 @@ def test_a_model_with_a_narrow_domain_says_so_once(work, tmp_path):
     assert _json(tmp_path / "out", "talk")["model"]["domain"] == "it knows only four words"
 
 
+@pytest.mark.slow
 def test_ctrl_c_while_workers_are_in_native_code_always_exits_130(work, tmp_path):
     """Worker threads decode video, track faces and run the VAD in native code. Left running at exit, they were
     unwound by force and aborted the process (SIGABRT, exit 134) in most runs; every run must end in 130."""

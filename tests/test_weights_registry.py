@@ -6,7 +6,7 @@ import json
 import threading
 
 import pytest
-from conftest import run_cli
+from helpers import run_cli
 
 PAYLOAD = bytes(range(256)) * 4000  # ~1 MB "model.safetensors"
 

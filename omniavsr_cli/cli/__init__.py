@@ -1,7 +1,7 @@
 """The ``omniavsr`` command line (Typer).
 
 One module per subcommand; each only parses arguments, calls the library and maps the outcome onto an
-exit code (``omniavsr_cli.errors.ExitCode``). Heavy libraries (torch, transformers) are imported inside
+exit code (``omniavsr_cli.cli._errors.ExitCode``). Heavy libraries (torch, transformers) are imported inside
 the commands, so ``omniavsr --help`` stays fast. Planned subcommands and their modules are listed in
 docs/architecture.md.
 """

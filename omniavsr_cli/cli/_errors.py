@@ -7,19 +7,60 @@ import os
 import sys
 import traceback
 from collections.abc import Callable
+from enum import IntEnum
 from pathlib import Path
 
 import typer
 from typer._click import exceptions as click  # typer (pinned) vendors click: its parser raises these
 from typer.core import TyperGroup
 
-from ..errors import ExitCode, OmniAVSRError
+from ..errors import InputError, Interrupted, ModelUnavailable, OmniAVSRError, OutOfMemory, OutputError, UsageError
+
+
+class ExitCode(IntEnum):
+    """The exit codes of every subcommand (docs/exit-codes.md)."""
+
+    OK = 0
+    INTERNAL = 1  # a bug in omniavsr: the message asks for a report
+    USAGE = 2  # bad arguments or unusable input files (click uses 2 for usage errors too)
+    PARTIAL = 3  # some inputs failed, the others were processed
+    ALL_FAILED = 4  # every input failed
+    MODEL_UNAVAILABLE = 5  # the requested model's files are missing or unreadable
+    OUT_OF_MEMORY = 6  # out of memory even after backing off
+    NOT_READY = 7  # doctor: something the default transcription needs is missing
+    INTERRUPTED = 130  # Ctrl-C / SIGINT, the shell convention
+
 
 BROKEN_PIPE = 141  # what a shell reports for a process ended by SIGPIPE (e.g. `omniavsr score ... | head`)
 
+# Each kind of failure's exit code; an error takes the first of its classes (in method resolution order) listed here.
+EXIT_CODES: dict[type[OmniAVSRError], ExitCode] = {
+    UsageError: ExitCode.USAGE,
+    InputError: ExitCode.USAGE,
+    OutputError: ExitCode.USAGE,  # like an output directory that cannot be used
+    ModelUnavailable: ExitCode.MODEL_UNAVAILABLE,
+    OutOfMemory: ExitCode.OUT_OF_MEMORY,
+    Interrupted: ExitCode.INTERRUPTED,
+}
+
+
+def exit_code(error: OmniAVSRError) -> int:
+    """The exit code of a failure, from its kind."""
+    for kind in type(error).__mro__:
+        if kind in EXIT_CODES:
+            return EXIT_CODES[kind]
+    return ExitCode.INTERNAL  # a bare OmniAVSRError: a bug
+
 
 # Library names the command line spells differently from "--" + the name with dashes.
-FLAGS: dict[str, str] = {}
+FLAGS: dict[str, str] = {
+    "hypothesis_format": "--format",  # score's HYP format (and REF's unless --ref-format)
+    "snr_db": "--snr",
+    "noise_files": "--noise",
+    "omniavsr_cli.model.loading.merge": "omniavsr weights merge",
+    "omniavsr_cli.registry.registry": "omniavsr weights list",
+    "omniavsr_cli.weights.installed_models": "omniavsr weights list",
+}
 
 
 def flag(name: str) -> str:
@@ -49,7 +90,7 @@ def reports_errors(command: Callable[..., int | None]) -> Callable[..., None]:
             code = command(*args, **kwargs) or ExitCode.OK
         except OmniAVSRError as error:
             error_line(message(error))
-            code = error.exit_code
+            code = exit_code(error)
         except KeyboardInterrupt:
             error_line("interrupted")
             code = ExitCode.INTERRUPTED

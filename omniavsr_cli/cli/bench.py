@@ -40,15 +40,16 @@ def bench(
     import torch
 
     from ..bench import format_report, generated_media, run_bench
+    from ..decoding import DecodingOptions
+    from ..errors import ModelUnavailable
     from ..model.loading import default_device_and_dtype, load_model, resolve
-    from ..model.omni import DecodingOptions
     from ..transcribe import TranscribeOptions
-    from .transcribe import _batch_size, _rates
+    from ._common import parse_batch_size, parse_rates
 
     if model not in ("random", "small"):
         try:
             resolve(model)
-        except Exception:
+        except ModelUnavailable:
             if model != "omni-avsr-st":
                 raise
             warning_line("the default model is not installed: measuring a random-weight model of the released size (--model random)")
@@ -63,9 +64,9 @@ def bench(
         loaded = load_model(model, device=device)
     options = TranscribeOptions(
         mode=mode,
-        rates=_rates(rates),
+        rates=parse_rates(rates),
         max_chunk_s=max_chunk_s,
-        batch_size=_batch_size(batch_size),
+        batch_size=parse_batch_size(batch_size),
         decoding=DecodingOptions(num_beams=beams),
         detector=detector,
         workers=workers,

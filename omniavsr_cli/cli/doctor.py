@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from ._errors import reports_errors
+from ._errors import ExitCode, message, reports_errors
 
 HELP = (
     "Check this machine for everything omniavsr uses: Python, torch and its device (CUDA/MPS/CPU), the ffmpeg "
@@ -22,9 +22,8 @@ def doctor(
     as_json: Annotated[bool, typer.Option("--json", help="Print the checks as JSON on stdout.")] = False,
 ) -> int:
     from ..doctor import is_ready, run_checks
-    from ..errors import ExitCode
 
-    checks = run_checks()
+    checks = run_checks(describe=message)
     ready = is_ready(checks)
     if as_json:
         json.dump({"ready": ready, "checks": [c.as_dict() for c in checks]}, sys.stdout, indent=2)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import json
 import sys
 from pathlib import Path
@@ -11,7 +10,8 @@ from typing import Annotated
 import typer
 
 from ..errors import InputError
-from ._errors import reports_errors, warning_line
+from ._common import ProgressBar, check_dtype, load, parse_batch_size, parse_rates
+from ._errors import ExitCode, error_line, reports_errors, warning_line
 
 HELP = (
     "Evaluate a model on a labelled set (the manifest.csv or manifest.jsonl prep-lips writes, or the official "
@@ -27,30 +27,6 @@ HELP = (
 
 def _tasks(values: list[str]) -> tuple[str, ...]:
     return tuple(dict.fromkeys(task.strip().lower() for value in values for task in value.split(",") if task.strip()))
-
-
-@contextlib.contextmanager
-def _progress_bar(total: int, enabled: bool):
-    """Yield a function that advances a rich bar over the clip decodes (clips x cells), or does nothing."""
-    if not enabled:
-        yield lambda amount: None
-        return
-    from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
-
-    with Progress(
-        TextColumn("eval"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TextColumn("clips x cells"),
-        TimeElapsedColumn(),
-        TextColumn("ETA"),
-        TimeRemainingColumn(),
-        console=Console(stderr=True),
-        transient=True,
-    ) as bar:
-        task = bar.add_task("decodes", total=total)
-        yield lambda amount: bar.update(task, advance=amount)
 
 
 @reports_errors
@@ -100,43 +76,37 @@ def evaluate(
     as_json: Annotated[bool, typer.Option("--json", help="Print the results as JSON instead of the table.")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Only errors on stderr.")] = False,
 ) -> int:
-    from ..errors import ExitCode, OmniAVSRError
-    from ..model.omni import DecodingOptions
+    from ..decoding import DecodingOptions
     from ..training.evaluate import TASKS, EvalOptions, plan_cells, read_eval_set, render_table, write_results
     from ..training.evaluate import evaluate as run_eval
-    from .transcribe import DTYPES, _batch_size, _load, _rates
 
-    if dtype not in DTYPES:
-        raise InputError(f"--dtype {dtype}: choose one of {', '.join(DTYPES)}")
+    torch_dtype = check_dtype(dtype)
     if output is not None and output.exists() and not output.is_dir():
         raise InputError(f"{output}: exists and is not a directory; choose another -o")
     options = EvalOptions(
         tasks=_tasks(tasks) if tasks else TASKS,
-        rates=tuple(_rates(value) for value in rates) if rates else None,
+        rates=tuple(parse_rates(value) for value in rates) if rates else None,
         snr_db=snr,
         noise_files=tuple(noise or ()),
         seed=seed,
         decoding=DecodingOptions(num_beams=beams, sample=sample, seed=seed if sample else None),
         guards=guards,
-        batch_size=_batch_size(batch_size),
+        batch_size=parse_batch_size(batch_size),
         cache=cache,
     )
     eval_set = read_eval_set(manifest, root)
-    loaded = _load(model, device, DTYPES[dtype], quiet, command="eval")
+    loaded = load(model, device, torch_dtype, quiet, command="eval")
     total = len(eval_set.examples) * len(plan_cells(loaded.config, options))
-    with _progress_bar(total, sys.stderr.isatty() and not quiet) as advance:
-        result = run_eval(loaded, eval_set, options, on_progress=advance)
+    with ProgressBar("eval", total, sys.stderr.isatty() and not quiet, "clips x cells") as bar:
+        result = run_eval(loaded, eval_set, options, on_progress=bar.advance)
 
     for where, why in result.skipped[:10]:
         warning_line(f"skipped {where}: {why}")
     if len(result.skipped) > 10:
         warning_line(f"... and {len(result.skipped) - 10} more skipped clips (all listed in the JSON results)")
     if not result.references:
-        raise OmniAVSRError(
-            f"{manifest}: none of its {len(result.skipped)} clips could be read; see the warnings above",
-            code="E_NO_CLIPS",
-            exit_code=ExitCode.ALL_FAILED,
-        )
+        error_line(f"{manifest}: none of its {len(result.skipped)} clips could be read; see the warnings above")
+        return ExitCode.ALL_FAILED
     if output is not None:
         try:
             write_results(result, output)

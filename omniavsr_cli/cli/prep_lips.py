@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from ._errors import reports_errors, warning_line
+from ._errors import ExitCode, message, reports_errors, warning_line
 
 HELP = (
     "Crop the mouth region of every input video exactly as the Omni-AVSR training data was cropped "
@@ -80,14 +80,15 @@ def prep_lips(
         bool, typer.Option("--debug-crops", help="Write <id>.crops.png: frames with landmarks beside their crops.")
     ] = False,
 ) -> int:
-    from ..errors import ExitCode, InputError, OmniAVSRError
+    from ..errors import InputError, Interrupted, UsageError
     from ..inputs import collect_inputs
+    from ..lips.detectors import PRECOMPUTED_PREFIX, check_backend
     from ..lips.face_select import RULES
-    from ..lips.landmarks import PRECOMPUTED_PREFIX, check_backend
-    from ..lips.prep import RECORDS_FILE, PrepOptions, prepare, write_manifests
+    from ..lips.prep import RECORDS_FILE, PrepOptions, prepare
+    from ..training.manifests import write_manifests
 
     if face_select not in RULES:
-        raise InputError(f"--face-select {face_select!r}: choose one of {', '.join(RULES)}")
+        raise UsageError(f"--face-select {face_select!r}: choose one of {', '.join(RULES)}")
     if output.exists() and not output.is_dir():
         raise InputError(f"{output}: exists and is not a directory; choose another --output")
     items = collect_inputs(inputs, exclude=output)
@@ -109,12 +110,10 @@ def prep_lips(
     try:
         if progress is not None:
             progress.start()
-        records = prepare(items, output, options, workers=workers, skip_existing=skip_existing, on_record=on_record)
+        records = prepare(items, output, options, workers=workers, skip_existing=skip_existing, on_record=on_record, describe=message)
     except KeyboardInterrupt:
-        raise OmniAVSRError(
-            f"interrupted: {finished} of {len(items)} clips are finished in {output}; rerun the same command to do the rest",
-            code="E_INTERRUPTED",
-            exit_code=ExitCode.INTERRUPTED,
+        raise Interrupted(
+            f"interrupted: {finished} of {len(items)} clips are finished in {output}; rerun the same command to do the rest"
         ) from None
     except OSError as error:
         raise InputError(f"{output}: cannot write the outputs here ({error.strerror or error}); choose another --output") from None

@@ -49,12 +49,12 @@ def score(
     ] = 1000,
     seed: Annotated[int, typer.Option("--seed", help="Seed of the bootstrap resampling (results are reproducible).")] = 0,
 ) -> int:
-    from ..errors import InputError
+    from ..errors import UsageError
     from ..scoring import RENDERERS
     from ..scoring import score as score_files
 
     if report not in REPORTS:
-        raise InputError(f"unknown report {report!r}; use one of: {', '.join(REPORTS)}", code="E_USAGE")
+        raise UsageError(f"unknown report {report!r}; use one of: {', '.join(REPORTS)}")
     result = score_files(
         hyp,
         ref,

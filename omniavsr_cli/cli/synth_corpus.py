@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from ._errors import reports_errors
+from ._errors import ExitCode, reports_errors
 
 HELP = (
     "Write a synthetic audio-visual corpus: GRID-style sentences (command colour preposition letter digit adverb) "
@@ -38,7 +38,7 @@ def synth_corpus(
     workers: Annotated[int, typer.Option(min=1, help="Clips made in parallel (processes).")] = 2,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Only errors on stderr.")] = False,
 ) -> int:
-    from ..errors import ExitCode, OmniAVSRError
+    from ..errors import Interrupted
     from ..synthetic.corpus import CorpusOptions, generate
 
     options = CorpusOptions(clips=clips, seed=seed, split=split, sentences=sentences, snr_db=snr, size=size)
@@ -53,11 +53,7 @@ def synth_corpus(
     try:
         result = generate(output, options, workers=workers, on_clip=on_clip)
     except KeyboardInterrupt:
-        raise OmniAVSRError(
-            f"interrupted: {made} new clips are in {output}; rerun the same command to finish",
-            code="E_INTERRUPTED",
-            exit_code=ExitCode.INTERRUPTED,
-        ) from None
+        raise Interrupted(f"interrupted: {made} new clips are in {output}; rerun the same command to finish") from None
     if not quiet:
         print(
             ("\r" if sys.stderr.isatty() else "") + f"synth-corpus: {result.made} clips made, {result.skipped} already there; "

@@ -10,7 +10,7 @@ from typing import Annotated
 
 import typer
 
-from ..errors import InputError
+from ..errors import InputError, UsageError
 from ._errors import reports_errors
 
 HELP = (
@@ -33,7 +33,7 @@ def _numbers(option: str, value: str, count: int | None, kind=float) -> tuple:
     except ValueError:
         numbers = ()
     if not numbers or (count is not None and len(numbers) != count):
-        raise InputError(f"{option} {value}: give {count or 'some'} comma-separated numbers")
+        raise UsageError(f"{option} {value}: give {count or 'some'} comma-separated numbers")
     return numbers
 
 
@@ -48,7 +48,7 @@ def _rate_lists(value: str | None) -> tuple[tuple[int, ...], tuple[int, ...]] | 
         return None
     parts = value.split("/")
     if len(parts) != 2:
-        raise InputError(f"--rates {value}: give the audio and the video rates split by '/', e.g. 4/2 or 4,16/2,5")
+        raise UsageError(f"--rates {value}: give the audio and the video rates split by '/', e.g. 4/2 or 4,16/2,5")
     return _numbers("--rates", parts[0], None, int), _numbers("--rates", parts[1], None, int)
 
 
@@ -135,9 +135,9 @@ def train(
 
     unknown = [name for name in options_unfreeze(unfreeze) if name not in BACKBONES]
     if unknown:
-        raise InputError(f"--unfreeze {','.join(unknown)}: choose from {', '.join(BACKBONES)}")
+        raise UsageError(f"--unfreeze {','.join(unknown)}: choose from {', '.join(BACKBONES)}")
     if precision not in PRECISIONS:
-        raise InputError(f"--precision {precision}: choose one of {', '.join(PRECISIONS)}")
+        raise UsageError(f"--precision {precision}: choose one of {', '.join(PRECISIONS)}")
     if not manifest.is_file():
         raise InputError(f"{manifest}: no such manifest; prep-lips --manifest writes one")
     if output.exists() and not output.is_dir():

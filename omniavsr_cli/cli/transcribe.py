@@ -11,7 +11,8 @@ from typing import Annotated
 import typer
 
 from ..errors import InputError
-from ._errors import reports_errors, warning_line
+from ._common import ProgressBar, check_dtype, load, model_name, parse_batch_size, parse_rates
+from ._errors import ExitCode, message, reports_errors, warning_line
 
 HELP = (
     "Transcribe videos and audio with Omni-AVSR: the audio (asr), the lips (vsr) or both (avsr); the default "
@@ -23,74 +24,6 @@ HELP = (
     "Exit codes: 0 all done; 3 some inputs failed (see run.jsonl); 4 all failed; 2 bad arguments; 5 model "
     "unavailable; 6 out of memory; 130 interrupted (rerun with --skip-existing to finish). Guide: docs/transcribe.md."
 )
-DTYPES = {"auto": None, "bf16": "bfloat16", "fp16": "float16", "fp32": "float32"}
-
-
-def _rates(value: str | None) -> tuple[int, int] | None:
-    if value is None:
-        return None
-    try:
-        audio, video = (int(part) for part in value.split(","))
-    except ValueError:
-        raise InputError(f"--rates {value}: give the audio and video rates as A,V, e.g. 4,2") from None
-    return audio, video
-
-
-def _batch_size(value: str) -> int | None:
-    if value == "auto":
-        return None
-    if value.isdigit() and int(value) > 0:
-        return int(value)
-    raise InputError(f"--batch-size {value}: give a positive number or auto")
-
-
-class _Progress:
-    """A rich bar over the inputs, with chunks and media seconds decoded, on a terminal; nothing otherwise."""
-
-    def __init__(self, total: int, enabled: bool):
-        self.bar = None
-        if not enabled:
-            return
-        from rich.console import Console
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
-
-        self.bar = Progress(
-            TextColumn("transcribe"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TextColumn("files  {task.fields[chunks]} chunks  {task.fields[media]:.0f} s"),
-            TimeElapsedColumn(),
-            TextColumn("ETA"),
-            TimeRemainingColumn(),
-            console=Console(stderr=True),
-            transient=True,
-        )
-        self.task = self.bar.add_task("inputs", total=total, chunks=0, media=0.0)
-        self.counts = {"chunks": 0, "media_seconds": 0.0}
-
-    def __enter__(self):
-        if self.bar is not None:
-            self.bar.start()
-        return self
-
-    def __exit__(self, *exc_info):
-        if self.bar is not None:
-            self.bar.stop()
-
-    def advance(self, what: str, amount: float) -> None:
-        if self.bar is not None:
-            self.counts[what] += amount
-            self.bar.update(self.task, chunks=self.counts["chunks"], media=self.counts["media_seconds"])
-
-    def record(self, record) -> None:
-        if record.status == "failed":
-            message = f"{record.id}: {record.error}"
-            if self.bar is not None:
-                self.bar.console.print(f"[red]failed[/] {message}", highlight=False, markup=True)
-            else:
-                warning_line(message)
-        if self.bar is not None:
-            self.bar.update(self.task, advance=1)
 
 
 @reports_errors
@@ -143,11 +76,11 @@ def transcribe(
     progress: Annotated[str, typer.Option(help="auto (a bar on a terminal), bar or none.")] = "auto",
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Only errors on stderr.")] = False,
 ) -> int:
-    from ..errors import ExitCode, InputError, OmniAVSRError
+    from ..decoding import DecodingOptions
+    from ..errors import Interrupted
     from ..inputs import STDIN, collect_inputs, spool_stdin
+    from ..lips.detectors import check_backend
     from ..lips.face_select import RULES
-    from ..lips.landmarks import check_backend
-    from ..model.omni import DecodingOptions
     from ..transcribe import MODES, TranscribeOptions
     from ..vad import VadOptions
     from ..writers import parse_formats
@@ -167,8 +100,7 @@ def transcribe(
         raise InputError(f"--face-select {face_select!r}: choose one of {', '.join(RULES)}")
     if progress not in ("auto", "bar", "none"):
         raise InputError(f"--progress {progress}: choose auto, bar or none")
-    if dtype not in DTYPES:
-        raise InputError(f"--dtype {dtype}: choose one of {', '.join(DTYPES)}")
+    torch_dtype = check_dtype(dtype)
     out_dir = None if to_stdout else Path(output)
     if out_dir is not None and out_dir.exists() and not out_dir.is_dir():
         raise InputError(f"{out_dir}: exists and is not a directory; choose another -o")
@@ -193,7 +125,7 @@ def transcribe(
             check_backend(detector)
         options = TranscribeOptions(
             mode=mode,
-            rates=_rates(rates),
+            rates=parse_rates(rates),
             max_chunk_s=max_chunk_s,
             vad=vad,
             vad_options=VadOptions(threshold=vad_threshold, min_silence_ms=min_silence_ms, speech_pad_ms=speech_pad_ms),
@@ -201,39 +133,58 @@ def transcribe(
             face_select=face_select,
             min_face_coverage=min_face_coverage,
             decoding=DecodingOptions(num_beams=beams, sample=sample, seed=seed if sample else None),
-            batch_size=_batch_size(batch_size),
+            batch_size=parse_batch_size(batch_size),
             guards=guards,
             workers=workers,
         )
-        loaded = _load(model, device, DTYPES[dtype], quiet)
+        loaded = load(model, device, torch_dtype, quiet, command="transcribe")
 
         from ..model.loading import model_domain
-        from ..transcribe import Pipeline
+        from ..transcribe import Pipeline, SegmentDecoded
+        from ..writers import OutputFolder, RunRecord, json_text
 
         if not quiet and (domain := model_domain(loaded)):  # a narrow model says so once; its JSON says it always
-            warning_line(f"model {_model_name(loaded)}: {domain}")
+            warning_line(f"model {model_name(loaded)}: {domain}")
 
         show_bar = progress == "bar" or (progress == "auto" and sys.stderr.isatty() and not quiet)
-        with _Progress(len(items), show_bar) as bar:
-            pipeline = Pipeline(
-                loaded,
-                options,
-                chosen,
-                out_dir,
-                stdout=sys.stdout if to_stdout else None,
-                skip_existing=skip_existing,
-                on_record=bar.record,
-                on_progress=bar.advance,
-            )
+        pipeline = Pipeline(loaded, options)
+        folder = OutputFolder(out_dir, chosen) if out_dir is not None else None
+        records: list[RunRecord] = []
+        with ProgressBar(
+            "transcribe", len(items), show_bar, "files  {task.fields[chunks]} chunks  {task.fields[media]:.0f} s", chunks=0, media=0.0
+        ) as bar:
+
+            def keep(record: RunRecord) -> None:
+                records.append(record)
+                if folder is not None:
+                    folder.log(record)
+                if record.status == "failed":
+                    bar.failed(f"{record.id}: {record.error}")
+                bar.advance(1)
+
             try:
-                records = pipeline.run(items, sources)
+                todo = []
+                for item in items:
+                    if skip_existing and folder is not None and folder.finished(item.clip_id):
+                        source = sources.get(item.clip_id, str(item.path))
+                        keep(
+                            RunRecord(input=source, id=item.clip_id, status="skipped", outputs=[str(p) for p in folder.paths(item.clip_id)])
+                        )
+                    else:
+                        todo.append(item)
+                for event in pipeline.run(todo):
+                    if isinstance(event, SegmentDecoded):
+                        bar.advance(chunks=1, media=event.seconds)
+                        if to_stdout and chosen == ["jsonl"]:
+                            sys.stdout.write(json_text({"input": event.item.clip_id, **event.segment.to_dict()}) + "\n")
+                            sys.stdout.flush()
+                    else:
+                        keep(_finish(event, sources, folder, sys.stdout if to_stdout and chosen != ["jsonl"] else None, chosen))
             except KeyboardInterrupt:
-                done = sum(r.status != "failed" for r in pipeline.records)
-                raise OmniAVSRError(
+                done = sum(r.status != "failed" for r in records)
+                raise Interrupted(
                     f"interrupted: {done} of {len(items)} inputs are finished"
-                    + (f" in {out_dir}; rerun with --skip-existing to do the rest" if out_dir else ""),
-                    code="E_INTERRUPTED",
-                    exit_code=ExitCode.INTERRUPTED,
+                    + (f" in {out_dir}; rerun with --skip-existing to do the rest" if out_dir else "")
                 ) from None
             except OSError as error:  # the output directory itself (run.jsonl, folders) cannot be written
                 raise InputError(f"{out_dir}: cannot write here ({error.strerror or error}); choose another -o") from None
@@ -244,7 +195,7 @@ def transcribe(
         media = sum(r.media_seconds for r in records)
         summary = f"transcribe: {len(records) - len(failed)} of {len(records)} inputs done ({media:.1f} s of media"
         summary += f", {skipped} already done" if skipped else ""
-        summary += f") with {_model_name(loaded)}, mode {mode}, rates {','.join(map(str, pipeline.rates))}"
+        summary += f") with {model_name(loaded)}, mode {mode}, rates {','.join(map(str, pipeline.rates))}"
         print(summary + (f"; outputs in {out_dir}, log in {out_dir / 'run.jsonl'}" if out_dir else ""), file=sys.stderr)
         if pipeline.decoder.settled_size is not None:
             print(f"transcribe: batch size settled at {pipeline.decoder.settled_size} after running out of memory", file=sys.stderr)
@@ -259,33 +210,27 @@ def transcribe(
     return ExitCode.OK
 
 
-def _model_name(model) -> str:
-    return Path(model.directory).name if model.directory else "the model"
+def _finish(done, sources: dict[str, str], folder, stdout, formats: list[str]):
+    """One input's outcome written (its files, or its one format on stdout) and as its run.jsonl record."""
+    from ..writers import WRITERS, RunRecord
 
-
-def _load(name: str, device: str | None, dtype: str | None, quiet: bool, command: str = "transcribe"):
-    """The model, or one clear line on how to get it."""
-    import torch
-
-    from ..errors import ExitCode, OmniAVSRError
-    from ..model.loading import load_model
-    from ..weights import DEFAULT_MODEL, weights_dir
-
+    source = sources.get(done.item.clip_id, str(done.item.path))
+    record = RunRecord(input=source, id=done.item.clip_id, status="ok", seconds=done.seconds)
+    if not done.ok:
+        record.status, record.error_code, record.error = "failed", done.error.code, message(done.error)
+        return record
+    transcript = done.transcript
+    transcript.source = source
+    record.media_seconds, record.chunks, record.flags = transcript.info["duration"], len(transcript.segments), transcript.info["flags"]
     try:
-        model = load_model(name, device=device, dtype=getattr(torch, dtype) if dtype else None)
-    except OmniAVSRError as error:
-        if error.code == "E_NO_MODEL" and name == DEFAULT_MODEL:
-            raise OmniAVSRError(
-                f"the default model {DEFAULT_MODEL} is not installed in {weights_dir()}; `omniavsr weights download {DEFAULT_MODEL}` "
-                "says how to get it (a manual download and `omniavsr weights import-official`), or pass --model DIR",
-                code="E_NO_MODEL",
-                exit_code=ExitCode.MODEL_UNAVAILABLE,
-            ) from None
-        raise
-    if not quiet:
-        print(
-            f"{command}: model {Path(model.directory).name} ({model.directory}) on {next(model.parameters()).device}, "
-            f"{str(next(model.parameters()).dtype).removeprefix('torch.')}",
-            file=sys.stderr,
+        if folder is not None:
+            record.outputs = [str(path) for path in folder.write(transcript)]
+        elif stdout is not None:
+            stdout.write(WRITERS[formats[0]](transcript))
+            stdout.flush()
+    except OSError as error:
+        record.status, record.error_code = "failed", "E_WRITE"
+        record.error = (
+            f"{folder.directory}: cannot write {transcript.id}'s outputs ({error.strerror or error}); free space or choose another -o"
         )
-    return model
+    return record

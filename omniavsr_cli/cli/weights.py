@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from ._errors import reports_errors
+from ._errors import ExitCode, reports_errors
 
 app = typer.Typer(help="Models: list, download, verify, and import the released Omni-AVSR checkpoints.", no_args_is_help=True)
 
@@ -54,10 +54,9 @@ def verify(
         list[str] | None, typer.Argument(help="Model names or directories (default: all installed).", show_default=False)
     ] = None,
 ) -> int:
-    from ..errors import ExitCode
     from ..model.loading import resolve
-    from ..registry import verify as check
     from ..weights import installed_models
+    from ..weights import verify as check
 
     failed = 0
     for name in names or installed_models():

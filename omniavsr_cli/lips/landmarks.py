@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import ExitCode, OmniAVSRError
+from ..errors import ModelUnavailable
 
 # FaceMesh vertex for each iBUG-68 point, 0-based (lip-roi.md §4): jaw 0-16, brows 17-26, nose 27-35,
 # eyes 36-47, outer lip 48-59, inner lip 60-67. "Right" is the subject's right (image left), as in dlib.
@@ -101,9 +101,10 @@ FACEMESH_TO_IBUG68 = np.array(
 PRECOMPUTED_PREFIX = "landmarks:"
 
 
-class BackendUnavailable(OmniAVSRError):
+class BackendUnavailable(ModelUnavailable):
+    """A landmark backend that is not installed or lacks its weights."""
+
     code = "E_BACKEND"
-    exit_code = ExitCode.MODEL_UNAVAILABLE
 
 
 @dataclass(frozen=True)
@@ -289,35 +290,3 @@ class FaceAlignmentFAN(LandmarkDetector):
         for face_points, face_scores, box in zip(points or (), scores or (), boxes or ()):
             faces.append(Face(np.asarray(face_points[:, :2], dtype=np.float64), float(np.mean(face_scores)), tuple(map(float, box[:4]))))
         return faces
-
-
-BACKENDS = {"mediapipe": MediaPipeFaceMesh, "dlib": DlibLandmarks, "face-alignment": FaceAlignmentFAN}
-
-
-def check_backend(spec: str) -> None:
-    """Fail early, once, with the backend's own message, before any clip is touched."""
-    if spec.startswith(PRECOMPUTED_PREFIX):
-        path = Path(spec[len(PRECOMPUTED_PREFIX) :])
-        if not path.exists():
-            raise BackendUnavailable(
-                f"{path}: no such landmarks file or directory; check --detector landmarks:PATH",
-                code="E_NOT_FOUND",
-                exit_code=ExitCode.USAGE,
-            )
-        return
-    open_detector(spec).close()
-
-
-def open_detector(spec: str, clip_id: str | None = None) -> LandmarkDetector:
-    """A fresh detector for one clip (trackers must not carry one clip's faces into the next)."""
-    if spec.startswith(PRECOMPUTED_PREFIX):
-        from .precomputed import PrecomputedLandmarks
-
-        return PrecomputedLandmarks.for_clip(Path(spec[len(PRECOMPUTED_PREFIX) :]), clip_id)
-    if spec not in BACKENDS:
-        raise OmniAVSRError(
-            f"unknown landmark backend {spec!r}; choose one of {', '.join(BACKENDS)} or landmarks:PATH",
-            code="E_USAGE",
-            exit_code=ExitCode.USAGE,
-        )
-    return BACKENDS[spec]()

@@ -18,16 +18,17 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import ExitCode, OmniAVSRError
+from ..errors import InputError
 from .landmarks import Face, LandmarkDetector, box_of
 
 # A few frames of slack: tools disagree by a frame or two on where a 25 fps stream ends.
 FRAME_COUNT_TOLERANCE = 2
 
 
-class LandmarksFileError(OmniAVSRError):
+class LandmarksFileError(InputError):
+    """A precomputed landmarks file that is missing, unreadable or does not fit its clip."""
+
     code = "E_LANDMARKS"
-    exit_code = ExitCode.USAGE
 
 
 class _ArraysOnly(pickle.Unpickler):

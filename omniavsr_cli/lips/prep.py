@@ -15,8 +15,6 @@ exists is finished; an interrupted run resumes by skipping those.
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 import math
 import os
@@ -29,18 +27,18 @@ from pathlib import Path
 
 import numpy as np
 
+from ..atomic import PART, write_text_atomic
 from ..errors import OmniAVSRError
 from ..inputs import InputFile
-from ..media.decode import FPS
 from ..media.encode import VideoWriter, write_wav
 from ..media.probe import probe
+from ..timebase import FPS
 from ..writers import json_text
 from . import roi
 from .contact_sheet import ContactSheet
 from .tracking import MouthTrack, longest_run
 
 RECORDS_FILE = "prep.jsonl"
-PART = ".part"
 
 
 @dataclass(frozen=True)
@@ -104,8 +102,9 @@ def finished_record(out_dir: Path, clip_id: str) -> ClipRecord | None:
     return record
 
 
-def prepare_clip(item: InputFile, out_dir: Path, options: PrepOptions) -> ClipRecord:
-    """Prepare one clip; failures come back as a record with ``status == "failed"``, never as an exception."""
+def prepare_clip(item: InputFile, out_dir: Path, options: PrepOptions, describe: Callable[[OmniAVSRError], str] = str) -> ClipRecord:
+    """Prepare one clip; failures come back as a record with ``status == "failed"``, never as an exception, its
+    message worded by ``describe``."""
     started = time.perf_counter()
     record = ClipRecord(id=item.clip_id, source=str(item.path), status="failed", detector=options.detector)
     paths = output_paths(out_dir, item.clip_id)
@@ -114,7 +113,7 @@ def prepare_clip(item: InputFile, out_dir: Path, options: PrepOptions) -> ClipRe
         _prepare(item, options, paths, parts, record, started)
         record.status = "ok"
     except OmniAVSRError as error:
-        record.error = {"code": error.code, "message": str(error)}
+        record.error = {"code": error.code, "message": describe(error)}
     finally:
         for part in parts.values():
             part.unlink(missing_ok=True)
@@ -195,33 +194,32 @@ def _compact_records(out_dir: Path, items: list[InputFile], records: dict[str, C
                 continue
     ordered = {item.clip_id: records[item.clip_id].to_json() for item in items if item.clip_id in records}
     ordered.update({clip_id: line for clip_id, line in lines.items() if clip_id not in ordered})
-    part = _part(path)
-    try:
-        part.write_text("".join(line + "\n" for line in ordered.values()), encoding="utf-8")
-        os.replace(part, path)
-    finally:  # a second Ctrl-C while writing leaves the previous prep.jsonl, not a stray .part
-        part.unlink(missing_ok=True)
+    write_text_atomic(path, "".join(line + "\n" for line in ordered.values()))  # a second Ctrl-C leaves the previous one
 
 
-_worker_options: tuple[Path, PrepOptions] | None = None
+_worker_options: tuple[Path, PrepOptions, Callable[[OmniAVSRError], str]] | None = None
 
 
-def _worker_init(out_dir: Path, options: PrepOptions) -> None:
+def _worker_init(out_dir: Path, options: PrepOptions, describe: Callable[[OmniAVSRError], str]) -> None:
     global _worker_options
-    _worker_options = (out_dir, options)
+    _worker_options = (out_dir, options, describe)
 
 
 def _worker_prepare(item: InputFile) -> ClipRecord:
     return prepare_clip(item, *_worker_options)
 
 
-def _run(items: list[InputFile], out_dir: Path, options: PrepOptions, workers: int) -> Iterator[ClipRecord]:
+def _run(
+    items: list[InputFile], out_dir: Path, options: PrepOptions, workers: int, describe: Callable[[OmniAVSRError], str]
+) -> Iterator[ClipRecord]:
     if workers <= 1:
         for item in items:
-            yield prepare_clip(item, out_dir, options)
+            yield prepare_clip(item, out_dir, options, describe)
         return
     # spawn, not fork: the landmark models run native threads that do not survive a fork.
-    with ProcessPoolExecutor(workers, mp_context=get_context("spawn"), initializer=_worker_init, initargs=(out_dir, options)) as pool:
+    with ProcessPoolExecutor(
+        workers, mp_context=get_context("spawn"), initializer=_worker_init, initargs=(out_dir, options, describe)
+    ) as pool:
         pending = iter(items)
         # range first: zip stops on it without pulling (and dropping) one more item from ``pending``.
         running = {pool.submit(_worker_prepare, item) for _, item in zip(range(2 * workers), pending)}
@@ -245,8 +243,11 @@ def prepare(
     workers: int = 1,
     skip_existing: bool = True,
     on_record: Callable[[ClipRecord], None] | None = None,
+    describe: Callable[[OmniAVSRError], str] = str,
 ) -> list[ClipRecord]:
-    """Prepare every clip; returns their records in input order. prep.jsonl grows as clips finish."""
+    """Prepare every clip; returns their records in input order. prep.jsonl grows as clips finish.
+
+    ``describe`` words a failed clip's error in its record (the command line passes one that names its flags)."""
     out_dir.mkdir(parents=True, exist_ok=True)
     records: dict[str, ClipRecord] = {}
     todo = []
@@ -260,7 +261,7 @@ def prepare(
                 on_record(record)
     try:
         with (out_dir / RECORDS_FILE).open("a", encoding="utf-8") as log:
-            for record in _run(todo, out_dir, options, workers):
+            for record in _run(todo, out_dir, options, workers, describe):
                 records[record.id] = record
                 log.write(record.to_json() + "\n")
                 log.flush()
@@ -269,51 +270,3 @@ def prepare(
     finally:
         _compact_records(out_dir, items, records)
     return [records[item.clip_id] for item in items if item.clip_id in records]
-
-
-def read_transcript(path: Path) -> str | None:
-    """The transcript beside a video: LRS3's "Text:  ..." first line, or the whole file, lowercased."""
-    try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError):
-        return None
-    first = text.splitlines()[0] if text.strip() else ""
-    if first.startswith("Text:"):
-        text = first[len("Text:") :]
-    words = " ".join(text.split()).lower()
-    return words or None
-
-
-def write_manifests(out_dir: Path, items: list[InputFile], records: list[ClipRecord]) -> int:
-    """Training manifests for the finished clips that have a transcript beside their source.
-
-    ``manifest.csv`` is the Omni-AVSR 5-column label file (dataset, rel_path, frames, token ids, text) with
-    csv quoting, ``dataset`` being OUT's folder name and ``rel_path`` relative to OUT (so ``--root-dir`` is
-    OUT's parent); ``manifest.jsonl`` carries the same rows with names. Returns the number of rows.
-    """
-    sources = {item.clip_id: item.path for item in items}
-    dataset = out_dir.resolve().name
-    rows = []
-    for record in records:
-        if record.status != "ok" or record.id not in sources:
-            continue
-        text = read_transcript(sources[record.id].with_suffix(".txt"))
-        if text is not None:
-            rows.append(
-                {
-                    "dataset": dataset,
-                    "video": f"{record.id}.mp4",
-                    "audio": f"{record.id}.wav" if record.audio else None,
-                    "frames": record.frames,
-                    "text": text,
-                }
-            )
-    table = io.StringIO()
-    csv.writer(table, lineterminator="\n").writerows((row["dataset"], row["video"], row["frames"], "", row["text"]) for row in rows)
-    lines = "".join(json_text(row) + "\n" for row in rows)
-    for name, content in (("manifest.csv", table.getvalue()), ("manifest.jsonl", lines)):
-        part = _part(out_dir / name)
-        # A csv path that is not UTF-8 is written as its bytes, so it names the file; jsonl escapes it (json_text).
-        part.write_text(content, encoding="utf-8", errors="surrogateescape")
-        os.replace(part, out_dir / name)
-    return len(rows)

@@ -7,26 +7,23 @@ from here, so they are the same crops.
 from __future__ import annotations
 
 import math
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import numpy as np
 
-from ..errors import OmniAVSRError
+from ..errors import ClipFailed, parameter
 from ..media.decode import stream_video
 from ..media.probe import MediaInfo
+from ..timing import StageTimer
 from . import roi
+from .detectors import open_detector
 from .face_select import FaceSelector
-from .landmarks import Face, open_detector
+from .landmarks import Face
 
 # Frames arrive in chunks of this size; a smaller chunk than decoding's default keeps the resident set low
 # (a chunk stays alive while crops still wait on it) at no measurable cost in speed.
 VIDEO_CHUNK_BYTES = 16 * 2**20
-
-
-class ClipFailed(OmniAVSRError):
-    """A clip that cannot give a usable crop sequence (no face, too few faces, nothing decodable)."""
 
 
 class MouthTrack:
@@ -47,6 +44,7 @@ class MouthTrack:
         clip_id: str | None = None,
         min_face_coverage: float = 0.0,
         on_frame: Callable[[int, np.ndarray, Face | None], None] | None = None,
+        timer: StageTimer | None = None,
     ):
         self.path, self.info, self.detector, self.clip_id = path, info, detector, clip_id
         self.face_select, self.min_face_coverage, self.on_frame = face_select, min_face_coverage, on_frame
@@ -54,7 +52,7 @@ class MouthTrack:
         self.scores: list[float] = []
         self.faces_seen = 0
         self.off_centre_frames = 0  # frames whose mouth lay beyond auto_avsr's limit (window moved back)
-        self.detect_seconds = 0.0  # time in the landmark detector (omniavsr bench)
+        self.timer = timer or StageTimer()  # the landmark detector's seconds, as "landmarks" (omniavsr bench)
 
     @property
     def detected(self) -> np.ndarray:
@@ -74,16 +72,15 @@ class MouthTrack:
             yield index, crop
 
     def crops(self) -> Iterator[tuple[int, np.ndarray]]:
-        """(frame index, 96x96 RGB crop) for every frame, in order; raises ClipFailed as described above."""
+        """(frame index, 96x96 RGB crop) for every frame, in order; raises errors.ClipFailed (no frames, no face, too few faces)."""
         video = self.info.require_video()
         selector = FaceSelector(self.face_select, video.display_size)
         with open_detector(self.detector, self.clip_id) as detector:
             index = 0
             for chunk in stream_video(self.path, VIDEO_CHUNK_BYTES, info=self.info):
                 for frame in chunk:
-                    started = time.perf_counter()
-                    faces = detector.detect(frame, index)
-                    self.detect_seconds += time.perf_counter() - started
+                    with self.timer.timed("landmarks"):
+                        faces = detector.detect(frame, index)
                     self.faces_seen = max(self.faces_seen, len(faces))
                     face = selector.choose(faces)
                     self.scores.append(math.nan if face is None else face.score)
@@ -100,7 +97,7 @@ class MouthTrack:
         if self.face_coverage < self.min_face_coverage:
             raise ClipFailed(
                 f"{self.path}: a face was found in only {self.face_coverage:.0%} of the frames "
-                f"(--min-face-coverage {self.min_face_coverage:g}); longest gap {longest_run(~detected)} frames",
+                f"({parameter('min_face_coverage')} {self.min_face_coverage:g}); longest gap {longest_run(~detected)} frames",
                 code="E_LOW_FACE_COVERAGE",
             )
         yield from self._counted(self.cropper.finish())

@@ -16,13 +16,11 @@ from pathlib import Path
 
 import numpy as np
 
+from ..timebase import FPS, SAMPLE_RATE
 from . import errors
 from .ffmpeg import find_ffmpeg
 from .probe import MediaInfo, probe
 
-FPS = 25
-SAMPLE_RATE = 16_000
-SAMPLES_PER_FRAME = SAMPLE_RATE // FPS  # 640
 DEFAULT_CHUNK_BYTES = 64 * 2**20
 # The first audio stream as 16 kHz mono, padded or trimmed at its start so that sample 0 is the container's
 # time 0 (shared by decoding and by the .wav files prep-lips writes, so both line up with the video frames).

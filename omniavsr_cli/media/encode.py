@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..errors import OutputError
 from . import errors
 from .decode import AUDIO_ARGUMENTS, FPS
 from .ffmpeg import find_ffmpeg
@@ -87,9 +88,7 @@ class VideoWriter:
         returncode = self._process.wait()
         try:
             if returncode != 0:
-                raise errors.MediaError(
-                    f"{self.destination}: ffmpeg could not write the video ({_failure(self._log, returncode)})", code="E_WRITE"
-                )
+                raise OutputError(f"{self.destination}: ffmpeg could not write the video ({_failure(self._log, returncode)})")
         finally:
             self._log.close()
 
@@ -185,6 +184,4 @@ def write_talking_video(destination: Path, frames: np.ndarray, audio: np.ndarray
         ]
         process = subprocess.run(command, input=np.ascontiguousarray(frames, dtype=np.uint8).tobytes(), stderr=log, process_group=0)
         if process.returncode != 0:
-            raise errors.MediaError(
-                f"{destination}: ffmpeg could not write the video ({_failure(log, process.returncode)})", code="E_WRITE"
-            )
+            raise OutputError(f"{destination}: ffmpeg could not write the video ({_failure(log, process.returncode)})")

@@ -1,12 +1,9 @@
-"""Media failures, each with its own stable code so callers can report and branch on it."""
+"""Media failures: a :class:`~omniavsr_cli.errors.MediaError` each, with its own stable code so callers can report and branch on it."""
 
 from __future__ import annotations
 
-from ..errors import ExitCode, OmniAVSRError
-
-
-class MediaError(OmniAVSRError):
-    exit_code = ExitCode.USAGE
+from ..errors import MediaError, parameter
+from ..timebase import MS_PER_FRAME
 
 
 def missing_file(path: str) -> MediaError:
@@ -31,7 +28,7 @@ def no_video(path: str) -> MediaError:
 
 def too_short(path: str, frames: int, needed: int) -> MediaError:
     return MediaError(
-        f"{path}: {frames} video frame(s), too short to lip-read: one video token takes {needed} ({needed * 40} ms) "
-        "at this video rate; give a longer video (or, if it has sound, use --mode auto or asr)",
+        f"{path}: {frames} video frame(s), too short to lip-read: one video token takes {needed} ({needed * MS_PER_FRAME} ms) "
+        f"at this video rate; give a longer video (or, if it has sound, use {parameter('mode')} auto or asr)",
         code="E_TOO_SHORT",
     )

@@ -13,7 +13,7 @@ import subprocess
 from dataclasses import dataclass
 from functools import cache
 
-from ..errors import OmniAVSRError
+from ..errors import ModelUnavailable
 
 
 @dataclass(frozen=True)
@@ -27,7 +27,7 @@ def find_ffmpeg() -> FFmpeg:
     override = os.environ.get("OMNIAVSR_FFMPEG")
     if override:
         if shutil.which(override) is None:
-            raise OmniAVSRError(
+            raise ModelUnavailable(
                 f"OMNIAVSR_FFMPEG={override} is not an executable; point it at an ffmpeg binary or unset it",
                 code="E_NO_FFMPEG",
             )
@@ -40,7 +40,7 @@ def find_ffmpeg() -> FFmpeg:
 
         return FFmpeg(imageio_ffmpeg.get_ffmpeg_exe(), "imageio-ffmpeg")
     except (ImportError, RuntimeError):
-        raise OmniAVSRError(
+        raise ModelUnavailable(
             "no ffmpeg found: install it (apt-get install ffmpeg) or reinstall omniavsr so imageio-ffmpeg is present",
             code="E_NO_FFMPEG",
         ) from None

@@ -13,6 +13,7 @@ from torch import nn
 from transformers import WhisperConfig, WhisperFeatureExtractor
 from transformers.models.whisper.modeling_whisper import WhisperEncoder
 
+from ..timebase import SAMPLE_RATE
 from .config import WhisperEncoderConfig
 
 
@@ -38,14 +39,14 @@ class AudioEncoder(nn.Module):
         whisper._attn_implementation = attn_implementation
         self.encoder = WhisperEncoder(whisper)
         self.feature_extractor = WhisperFeatureExtractor(
-            feature_size=config.num_mel_bins, sampling_rate=16000, chunk_length=config.window_seconds
+            feature_size=config.num_mel_bins, sampling_rate=SAMPLE_RATE, chunk_length=config.window_seconds
         )
 
     def log_mel(self, waveforms: list[torch.Tensor]) -> torch.Tensor:
         """(B, mel bins, 2 x window): every utterance padded (or cut) to the encoder's window (30 s in the released
         model, as Whisper was trained), in 100 Hz mel frames."""
         arrays = [waveform.detach().float().cpu().numpy() for waveform in waveforms]
-        features = self.feature_extractor(arrays, sampling_rate=16000, return_tensors="pt").input_features
+        features = self.feature_extractor(arrays, sampling_rate=SAMPLE_RATE, return_tensors="pt").input_features
         return features
 
     def forward(self, waveforms: list[torch.Tensor], kept_frames: list[int]) -> torch.Tensor:

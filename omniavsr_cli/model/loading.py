@@ -11,14 +11,15 @@ import contextlib
 import json
 import os
 import shutil
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
-from ..errors import ExitCode, InputError, OmniAVSRError
-from ..registry import CHECKSUMS, sha256_of, write_checksums
-from ..weights import bundled_dir, weights_dir
+from ..atomic import PART, atomic_path
+from ..errors import InputError, ModelUnavailable, OmniAVSRError, UsageError, parameter
+from ..weights import CHECKSUMS, bundled_dir, sha256_of, weights_dir, write_checksums
 from .config import OmniAVSRConfig
 
 DOMAIN_FILE = "domain.txt"  # beside a model's config.json: one line on the only inputs it understands
@@ -51,12 +52,11 @@ def save_native(
 
     directory.mkdir(parents=True, exist_ok=True)
     tensors = {name: tensor.detach().contiguous() for name, tensor in state.items() if name != TIED}
-    partial = directory / (WEIGHTS_FILE + ".part")
     metadata = {"format": "pt", "omniavsr_variant": config.variant}
     if base is not None:
         metadata |= {BASE_KEY: base.reference, BASE_SHA256_KEY: base.sha256}
-    save_file(tensors, str(partial), metadata=metadata)
-    partial.replace(directory / WEIGHTS_FILE)
+    with atomic_path(directory / WEIGHTS_FILE) as partial:
+        save_file(tensors, str(partial), metadata=metadata)
     config.save(directory)
     if tokenizer is not None:
         for file in tokenizer.iterdir():
@@ -79,11 +79,9 @@ def resolve(name_or_path: str | Path) -> Path:
     places: dict[Path, Path] = {}  # each place once: a name can be its own installed path (OMNIAVSR_WEIGHTS=.)
     for place in (path, installed, bundled):
         places.setdefault((place / "config.json").resolve(), place / "config.json")
-    raise OmniAVSRError(
+    raise ModelUnavailable(
         f"{name_or_path}: no such model (looked for {' and '.join(map(str, places.values()))}); "
-        "run `omniavsr weights list` to see what is installed",
-        code="E_NO_MODEL",
-        exit_code=ExitCode.MODEL_UNAVAILABLE,
+        f"run `{parameter('omniavsr_cli.weights.installed_models')}` to see what is installed"
     )
 
 
@@ -93,8 +91,8 @@ def default_device_and_dtype(device: str | None, dtype: torch.dtype | None) -> t
         chosen = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
         torch.empty(0, device=chosen)  # a device this torch was not built for, or that is not there, fails here
     except (RuntimeError, AssertionError) as error:
-        raise OmniAVSRError(
-            f"--device {device}: not usable here ({first_line(error)}); try --device cpu", code="E_DEVICE", exit_code=ExitCode.USAGE
+        raise UsageError(
+            f"{parameter('device')} {device}: not usable here ({first_line(error)}); try {parameter('device')} cpu", code="E_DEVICE"
         ) from None
     return chosen, dtype or (torch.bfloat16 if chosen.type == "cuda" else torch.float32)
 
@@ -114,11 +112,10 @@ def load_model(name_or_path: str | Path, device: str | None = None, dtype: torch
         with torch.device("meta"):
             model = OmniAVSR(config, attn_implementation)
     except (TypeError, ValueError) as error:  # values of the wrong type or size, e.g. a text for a layer count
-        raise OmniAVSRError(
+        raise ModelUnavailable(
             f"{directory / 'config.json'}: does not describe a model that can be built ({first_line(error)}); "
             "import or download the model again",
             code="E_CHECKPOINT",
-            exit_code=ExitCode.MODEL_UNAVAILABLE,
         ) from None
     for name in [n for n in state if n.startswith("prompt_")]:  # their length is the prompt's token count
         setattr(model, name, state.pop(name))
@@ -133,28 +130,27 @@ def load_model(name_or_path: str | Path, device: str | None = None, dtype: torch
     try:
         model.tokenizer = load_tokenizer(directory)
     except Exception as error:  # transformers and tokenizers raise many kinds for a damaged file
-        raise OmniAVSRError(
+        raise ModelUnavailable(
             f"{directory / 'tokenizer.json'}: not a usable tokenizer ({first_line(error)}); import or download the model again",
             code="E_CHECKPOINT",
-            exit_code=ExitCode.MODEL_UNAVAILABLE,
         ) from None
     model.directory = directory
     return model.to(device=target_device, dtype=target_dtype).eval()
 
 
-def first_line(error: Exception) -> str:
-    """An exception's message as one line of a one-line error."""
-    return (str(error).strip().splitlines() or [type(error).__name__])[0][:200]
+def first_line(error: Exception, describe: Callable[[OmniAVSRError], str] = str) -> str:
+    """An exception's message as one line of a one-line error; ``describe`` words omniavsr's own errors."""
+    text = describe(error) if isinstance(error, OmniAVSRError) else str(error)
+    return (text.strip().splitlines() or [type(error).__name__])[0][:200]
 
 
 def load_config(directory: Path) -> OmniAVSRConfig:
     try:
         return OmniAVSRConfig.load(directory)
     except (OSError, ValueError) as error:  # unreadable, not JSON, unknown keys or values
-        raise OmniAVSRError(
+        raise ModelUnavailable(
             f"{directory / 'config.json'}: not a usable model config ({first_line(error)}); import or download the model again",
             code="E_CHECKPOINT",
-            exit_code=ExitCode.MODEL_UNAVAILABLE,
         ) from None
 
 
@@ -171,11 +167,10 @@ def _check_tensors(directory: Path, state: dict[str, torch.Tensor], expected: di
         example = (
             f"{wrong[0]} is {kind(state[wrong[0]])}, config.json needs {kind(expected[wrong[0]])}" if wrong else (missing + unexpected)[0]
         )
-        raise OmniAVSRError(
+        raise ModelUnavailable(
             f"{directory / WEIGHTS_FILE}: weights do not match config.json ({len(missing)} missing, {len(unexpected)} unexpected, "
             f"{len(wrong)} of another shape or type, e.g. {example}); import or download the model again",
             code="E_CHECKPOINT",
-            exit_code=ExitCode.MODEL_UNAVAILABLE,
         )
 
 
@@ -204,27 +199,26 @@ def load_state(directory: Path, base: Path | None = None, headers_only: bool = F
         if not headers_only:
             state = load_file(str(path))
     except (SafetensorError, OSError) as error:
-        raise OmniAVSRError(
-            f"{path}: unreadable ({error}); import or download the model again", code="E_CHECKPOINT", exit_code=ExitCode.MODEL_UNAVAILABLE
-        ) from None
+        raise ModelUnavailable(f"{path}: unreadable ({error}); import or download the model again", code="E_CHECKPOINT") from None
     reference, sha256 = metadata.get(BASE_KEY), metadata.get(BASE_SHA256_KEY)
     if reference is None:
         return state
     named = f"{reference} (weights sha256 {sha256[:12]})" if sha256 else reference
-    fix = f"or flatten it where its base is: omniavsr weights merge {directory} --base BASE_DIR -o NEW_DIR"
+    fix = (
+        f"or flatten it where its base is: {parameter('omniavsr_cli.model.loading.merge')} {directory} "
+        f"{parameter('base')} BASE_DIR {parameter('output')} NEW_DIR"
+    )
     found = Path(base) if base is not None else _base_directory(directory, reference)
     if found is None or not (found / WEIGHTS_FILE).is_file():
-        raise OmniAVSRError(
+        raise ModelUnavailable(
             f"{directory}: a partial checkpoint (only the tensors training changed) whose base model {named} "
             f"is missing; install that model or put it back where the checkpoint names it, {fix}",
             code="E_CHECKPOINT",
-            exit_code=ExitCode.MODEL_UNAVAILABLE,
         )
     if sha256 and weights_sha256(found) != sha256:
-        raise OmniAVSRError(
+        raise ModelUnavailable(
             f"{directory}: {found} is not its base model {named}: its weights differ; put the model it was trained from there, {fix}",
             code="E_CHECKPOINT",
-            exit_code=ExitCode.MODEL_UNAVAILABLE,
         )
     return overlay(load_state(found, headers_only=headers_only), state)
 
@@ -255,7 +249,7 @@ def _base_directory(directory: Path, reference: str) -> Path | None:
         return Path(reference)
     try:
         return resolve(reference)
-    except OmniAVSRError:
+    except ModelUnavailable:
         return None
 
 
@@ -282,7 +276,7 @@ def merge(partial: str | Path, output: Path, base: Path | None = None) -> Path:
         raise InputError(f"{output}: already exists; give a new directory for the complete model")
     config = load_config(directory)
     state = load_state(directory, base)
-    staging = output.with_name(output.name + ".part")
+    staging = output.with_name(output.name + PART)  # a whole directory: made beside, renamed when complete
     shutil.rmtree(staging, ignore_errors=True)
     save_native(staging, config, state, tokenizer=directory if (directory / "tokenizer.json").is_file() else None)
     if output.exists():
@@ -306,9 +300,9 @@ def model_description(model) -> dict:
     """Name, directory and weights checksum, so a transcript says exactly which weights made it."""
     directory = Path(model.directory) if model.directory else None
     checksum = None
-    if directory is not None and (directory / "checksums.json").is_file():
+    if directory is not None and (directory / CHECKSUMS).is_file():
         with contextlib.suppress(OSError, ValueError):
-            checksum = json.loads((directory / "checksums.json").read_text(encoding="utf-8")).get("model.safetensors")
+            checksum = json.loads((directory / CHECKSUMS).read_text(encoding="utf-8")).get("model.safetensors")
     return {
         "name": directory.name if directory else None,
         "path": str(directory) if directory else None,

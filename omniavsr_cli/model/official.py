@@ -13,7 +13,7 @@ from pathlib import Path
 
 import torch
 
-from ..errors import ExitCode, OmniAVSRError
+from ..errors import InputError, ModelUnavailable, parameter
 from .config import OmniAVSRConfig
 
 UNUSED_PREFIXES = (
@@ -43,9 +43,10 @@ _VIDEO_RENAMES = [
 _LLM_LORA = re.compile(r"\.self_attn\.lora_(down|up)_([QV])(_shared)?(?:\.(audio|video|audiovisual))?\.weight$")
 
 
-class CheckpointError(OmniAVSRError):
+class CheckpointError(ModelUnavailable):
+    """A released checkpoint that is damaged or does not fit the architecture."""
+
     code = "E_CHECKPOINT"
-    exit_code = ExitCode.MODEL_UNAVAILABLE
 
 
 def official_to_native(key: str) -> str | None:
@@ -99,7 +100,7 @@ def detect_layout(keys: set[str]) -> dict:
 def read_state_dict(path: Path) -> dict[str, torch.Tensor]:
     """A plain state dict from ``path``, loaded without running any pickled code."""
     if not path.is_file():
-        raise CheckpointError(f"{path}: no such checkpoint file", code="E_NOT_FOUND", exit_code=ExitCode.USAGE)
+        raise InputError(f"{path}: no such checkpoint file", code="E_NOT_FOUND")
     try:
         state = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
     except Exception as error:  # torch raises many kinds for damaged files
@@ -127,7 +128,7 @@ def convert(state: dict[str, torch.Tensor], config: OmniAVSRConfig) -> tuple[Omn
         if found != len(rates):
             raise CheckpointError(
                 f"the checkpoint has {found} {side} projectors but the config lists {side} rates {list(rates)}; "
-                f"pass --config with the {side}_rates it was trained with"
+                f"pass {parameter('config')} with the {side}_rates it was trained with"
             )
     config = OmniAVSRConfig.from_dict(data)
     with torch.device("meta"):
@@ -154,7 +155,7 @@ def convert(state: dict[str, torch.Tensor], config: OmniAVSRConfig) -> tuple[Omn
     if problems:
         raise CheckpointError(
             "the checkpoint does not fit the configured architecture (" + "; ".join(problems) + "); "
-            "is it an Omni-AVSR model_avg_*.pth, and does --config give its sizes?"
+            f"is it an Omni-AVSR model_avg_*.pth, and does {parameter('config')} give its sizes?"
         )
     # Some released tensors are stored as integers where the module holds floats (measured on the AV-HuBERT
     # trunk convolutions); everything else keeps its stored dtype (bf16) until the model is loaded.

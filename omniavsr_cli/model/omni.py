@@ -6,21 +6,24 @@ Attribute names follow the official ``AVSR_LLMs`` so its checkpoint keys map ont
 
 from __future__ import annotations
 
-import contextlib
-import math
-import time
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import torch
 from torch import nn
 
-from ..errors import ExitCode, OmniAVSRError
+from ..errors import InputError, ModelUnavailable, UsageError, parameter
+from ..timebase import FPS, MS_PER_FRAME, SAMPLE_RATE, SAMPLES_PER_FRAME
+from ..timing import StageTimer
 from . import transforms
 from .audio_encoder import AudioEncoder
 from .compression import RateProjectors
 from .config import TASK_ADAPTER, TASKS, OmniAVSRConfig
 from .llm import activate, build_llm
 from .video_encoder import VideoEncoder
+
+if TYPE_CHECKING:  # the options belong to decoding, a layer above the model
+    from ..decoding import DecodingOptions
 
 CPU_ENCODER_BATCH = 2
 # The frozen parts of the official recipe, by the name `omniavsr train --unfreeze` takes, and their parameters.
@@ -46,17 +49,16 @@ class OmniAVSR(nn.Module):
         for task in ("audio", "video", "audiovisual"):
             self.register_buffer(f"prompt_{task}", torch.zeros(1, 0, hidden))
         self.freeze_backbones()
-        self.stage_seconds: dict[str, float] = {}  # time generate spent in "encoders" and "llm" (omniavsr bench)
 
     def freeze_backbones(self, unfrozen: tuple[str, ...] = ()) -> None:
         """Train only what Omni-AVSR trains: the LLM LoRA, the AV-HuBERT LoRA and the projectors, plus the
         whole of each module named in ``unfrozen`` (BACKBONES: a model trained from scratch needs them all)."""
         unknown = set(unfrozen) - set(BACKBONES)
         if unknown:
-            raise ValueError(f"cannot unfreeze {', '.join(sorted(unknown))}: choose from {', '.join(BACKBONES)}")
+            raise UsageError(f"cannot unfreeze {', '.join(sorted(unknown))}: choose from {', '.join(BACKBONES)}")
         prefixes = tuple(BACKBONES[name] for name in unfrozen)
-        for name, parameter in self.named_parameters():
-            parameter.requires_grad = "lora_" in name or name.startswith(("audio_proj.", "video_proj.", *prefixes))
+        for name, weight in self.named_parameters():
+            weight.requires_grad = "lora_" in name or name.startswith(("audio_proj.", "video_proj.", *prefixes))
 
     def trainable_parameters(self) -> int:
         return sum(p.numel() for p in self.parameters() if p.requires_grad)
@@ -93,18 +95,16 @@ class OmniAVSR(nn.Module):
         needed = self.min_video_frames(rates[1])
         for clip in clips:
             if task != "asr" and clip.video is not None and len(clip.video) < needed:
-                raise OmniAVSRError(
+                raise InputError(
                     f"a clip of {len(clip.video)} video frame(s) is too short for video rate {rates[1]}: it needs at least "
-                    f"{needed} ({needed * 40} ms); give a longer clip or use its audio (asr)",
+                    f"{needed} ({needed * MS_PER_FRAME} ms); give a longer clip or use its audio (asr)",
                     code="E_TOO_SHORT",
-                    exit_code=ExitCode.USAGE,
                 )
             # Audio is kept for at least min_audio_frames (25 in every shipped config), so only a smaller one can fall short.
             if task != "vsr" and clip.audio is not None and (kept := self.kept_audio_frames(len(clip.audio_for(task)))) < rates[0]:
-                raise OmniAVSRError(
+                raise InputError(
                     f"a clip's audio keeps {kept} Whisper frame(s), too few for audio rate {rates[0]}; give a longer clip",
                     code="E_TOO_SHORT",
-                    exit_code=ExitCode.USAGE,
                 )
 
     def _audio_blocks(self, waveforms: list[torch.Tensor], rate: int) -> list[torch.Tensor]:
@@ -233,12 +233,13 @@ class OmniAVSR(nn.Module):
 
     def _require_tokenizer(self):
         if self.tokenizer is None:
-            raise ValueError("this model has no tokenizer: import it with --tokenizer (the Llama-3.2-1B tokenizer folder)")
+            raise ModelUnavailable(
+                f"this model has no tokenizer files; import it again with {parameter('tokenizer')} (the Llama-3.2-1B tokenizer folder)",
+                code="E_NO_TOKENIZER",
+            )
         return self.tokenizer
 
-    def transcribe(
-        self, clips: list[Clip], task: str | list[str], rates: tuple[int, int], options: DecodingOptions | None = None
-    ) -> list[str]:
+    def generate_text(self, clips: list[Clip], task: str | list[str], rates: tuple[int, int], options: DecodingOptions) -> list[str]:
         """Each clip's transcript as text (special tokens dropped, no other clean-up, as upstream)."""
         tokenizer = self._require_tokenizer()
         return [
@@ -261,20 +262,27 @@ class OmniAVSR(nn.Module):
     # ------------------------------------------------------------------ decoding
 
     def generate(
-        self, clips: list[Clip], task: str | list[str], rates: tuple[int, int], options: DecodingOptions | None = None
+        self,
+        clips: list[Clip],
+        task: str | list[str],
+        rates: tuple[int, int],
+        options: DecodingOptions,
+        timer: StageTimer | None = None,
     ) -> list[list[int]]:
-        """Token ids of each clip's transcript (EOS and padding removed); ``task`` may differ per clip."""
-        options = options or DecodingOptions()
+        """Token ids of each clip's transcript (EOS and padding removed); ``task`` may differ per clip. ``timer``
+        gets the seconds spent in the "encoders" and the "llm" (waiting for a GPU to finish each)."""
         if not isinstance(task, str):
-            return _per_task(task, clips, lambda chosen, indices: self.generate([clips[i] for i in indices], chosen, rates, options))
+            return _per_task(task, clips, lambda chosen, indices: self.generate([clips[i] for i in indices], chosen, rates, options, timer))
         activate(self.llm, self.config.variant, task)
-        with self._stage("encoders"):
+        timer = timer or StageTimer()
+        wait = torch.cuda.synchronize if next(self.parameters()).is_cuda else None
+        with timer.timed("encoders", wait):
             embeds, mask = left_pad(self.prefix_embeddings(clips, task, rates))
         seconds = max(clip.seconds for clip in clips)
         tokens = self.config.tokens
         if options.seed is not None:
             torch.manual_seed(options.seed)
-        with self._stage("llm"):
+        with timer.timed("llm", wait):
             output = self.llm.generate(
                 inputs_embeds=embeds,
                 attention_mask=mask,
@@ -296,17 +304,6 @@ class OmniAVSR(nn.Module):
             ids.append(row[: row.index(tokens.eos)] if tokens.eos in row else [t for t in row if t != tokens.pad])
         return ids
 
-    @contextlib.contextmanager
-    def _stage(self, name: str):
-        """Add the time spent in a stage to :attr:`stage_seconds` (waiting for the GPU to finish it)."""
-        started = time.perf_counter()
-        try:
-            yield
-        finally:
-            if torch.cuda.is_available() and next(self.parameters()).is_cuda:
-                torch.cuda.synchronize()
-            self.stage_seconds[name] = self.stage_seconds.get(name, 0.0) + time.perf_counter() - started
-
 
 def _per_task(tasks: list[str], clips: list, run) -> list:
     """Run ``run(task, indices)`` once per task present and put the results back in the clips' order."""
@@ -318,30 +315,6 @@ def _per_task(tasks: list[str], clips: list, run) -> list:
         for index, result in zip(indices, run(chosen, indices)):
             results[index] = result
     return results
-
-
-@dataclass(frozen=True)
-class DecodingOptions:
-    """Deterministic beam search by default (the official runs sampled within the beams, unseeded: §6.1)."""
-
-    num_beams: int = 15
-    sample: bool = False  # the official beam sampling: temperature 0.6, top-p 0.9 (Llama-3.2-1B's generation config)
-    temperature: float = 0.6
-    top_p: float = 0.9
-    seed: int | None = None
-    max_new_tokens: int | None = None  # None: grows with the clip (official: always 32, which cuts long clips)
-    tokens_per_second: float = 8.0  # LRS3 speech is about 3 words, 4 tokens per second: twice that is ample
-    no_repeat_ngram_size: int = 0  # the retry of a repeating transcript forbids repeated 3-grams
-
-    def max_new_tokens_for(self, seconds: float) -> int:
-        """The official 32 for clips up to 4 s, then 8 per second, rounded up to a multiple of 16.
-
-        The rounding lets clips of similar length share a budget and so a batch: a batch must give every
-        clip the budget it would get alone, or beam search could end differently.
-        """
-        if self.max_new_tokens is not None:
-            return self.max_new_tokens
-        return max(32, 16 * math.ceil(seconds * self.tokens_per_second / 16))
 
 
 @dataclass
@@ -365,14 +338,14 @@ class Clip:
             if self.video is None:
                 raise ValueError("task avsr needs video")
             # AVSR audio is cut or padded to the video's length before standardisation, as upstream.
-            return transforms.cut_or_pad(self.audio, len(self.video) * transforms.SAMPLES_PER_VIDEO_FRAME)
+            return transforms.cut_or_pad(self.audio, len(self.video) * SAMPLES_PER_FRAME)
         return self.audio
 
     @property
     def seconds(self) -> float:
         if self.video is not None:
-            return len(self.video) / 25
-        return len(self.audio) / 16000 if self.audio is not None else 0.0
+            return len(self.video) / FPS
+        return len(self.audio) / SAMPLE_RATE if self.audio is not None else 0.0
 
 
 def left_pad(sequences: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:

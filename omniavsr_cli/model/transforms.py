@@ -15,7 +15,6 @@ import torch.nn.functional as F
 CROP = 88
 GREY_WEIGHTS = (0.2989, 0.587, 0.114)
 VIDEO_MEAN, VIDEO_STD = 0.421, 0.165
-SAMPLES_PER_VIDEO_FRAME = 640
 SAMPLES_PER_AUDIO_FRAME = 320  # Whisper's encoder runs at 50 Hz
 MAX_AUDIO_FRAMES = 1500  # 30 s, the released encoder's window
 

@@ -14,7 +14,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..errors import InputError
+from ..errors import InputError, UsageError, parameter
 
 FORMATS = ("text", "kaldi", "trn", "json", "jsonl", "srt", "vtt")
 FORMATS_WITH_IDS = ("kaldi", "trn", "json", "jsonl")
@@ -63,7 +63,7 @@ def parse_transcript(text: str, fmt: str, name: str) -> Transcript:
 
 def _parse(lines: list[str], fmt: str, name: str, detected: bool) -> Transcript:
     if fmt not in FORMATS:
-        raise InputError(f"unknown transcript format {fmt!r}; use one of: auto, {', '.join(FORMATS)}", code="E_FORMAT")
+        raise UsageError(f"unknown transcript format {fmt!r}; use one of: auto, {', '.join(FORMATS)}", code="E_FORMAT")
     utterances = _PARSERS[fmt](lines, name)
     if fmt in ("kaldi", "trn"):
         _reject_duplicate_ids(utterances, lines, name, detected and fmt == "kaldi")
@@ -202,7 +202,9 @@ def _decode(raw: bytes, name: str) -> str:
 
 def _parse_error(name: str, lineno: int, expected: str, line: str) -> InputError:
     shown = line if len(line) <= 60 else line[:57] + "..."
-    return InputError(f"{name}:{lineno}: expected {expected}, got {shown!r}; fix the line or pass --format", code="E_PARSE")
+    return InputError(
+        f"{name}:{lineno}: expected {expected}, got {shown!r}; fix the line or pass {parameter('hypothesis_format')}", code="E_PARSE"
+    )
 
 
 def _parse_text(lines: list[str], name: str) -> list[Utterance]:
@@ -264,7 +266,9 @@ def _parse_json(lines: list[str], name: str) -> list[Utterance]:
     try:
         document = json.loads("\n".join(lines))
     except json.JSONDecodeError as error:
-        raise InputError(f"{name}:{error.lineno}: not valid JSON ({error.msg}); fix the file or pass --format", code="E_PARSE") from None
+        raise InputError(
+            f"{name}:{error.lineno}: not valid JSON ({error.msg}); fix the file or pass {parameter('hypothesis_format')}", code="E_PARSE"
+        ) from None
     if isinstance(document, dict):
         if "segments" in document or "text" in document:
             return [Utterance(_id_of_record(document), _text_of_record(document, name))]
@@ -345,7 +349,7 @@ def _reject_duplicate_ids(utterances: list[Utterance], lines: list[str], name: s
     line_of = [lineno for lineno, line in enumerate(lines, 1) if line.strip()]
     utt_id = utterances[repeats[0]].id
     more = f" ({len(repeats)} repeated ids in all)" if len(repeats) > 1 else ""
-    hint = ", or pass --format text if the first words are not utterance ids" if detected_kaldi else ""
+    hint = f", or pass {parameter('hypothesis_format')} text if the first words are not utterance ids" if detected_kaldi else ""
     raise InputError(
         f"{name}:{line_of[repeats[0]]}: utterance id {utt_id!r} repeats the one on line {line_of[first[utt_id]]}{more}; "
         f"each id may appear once: remove or rename one of them{hint}",

@@ -76,9 +76,9 @@ NORMALIZERS = {
 
 
 def get_normalizer(name: str) -> Normalizer:
-    from ..errors import InputError
+    from ..errors import UsageError
 
     try:
         return NORMALIZERS[name]
     except KeyError:
-        raise InputError(f"unknown normaliser {name!r}; use one of: {', '.join(NORMALIZERS)}", code="E_USAGE") from None
+        raise UsageError(f"unknown normaliser {name!r}; use one of: {', '.join(NORMALIZERS)}") from None

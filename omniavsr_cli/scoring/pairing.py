@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..errors import InputError
+from ..errors import InputError, parameter
 from .formats import Transcript, Utterance
 
 
@@ -35,7 +35,7 @@ def pair(reference: Transcript, hypotheses: list[Transcript], allow_missing: boo
         if len(hypothesis.utterances) != len(reference.utterances):
             hint = "pair them by id (Kaldi, trn or JSON with utt_id on both sides)"
             if len(hypothesis.utterances) == 1 or len(reference.utterances) == 1:
-                hint = "pass --join to score each file as one utterance"
+                hint = f"pass {parameter('join')} to score each file as one utterance"
             raise InputError(
                 f"{hypothesis.path} has {len(hypothesis.utterances)} utterances but {reference.path} has "
                 f"{len(reference.utterances)}, and they are paired by line; {hint}",
@@ -65,7 +65,7 @@ def _pair_by_id(reference: Transcript, hypotheses: list[Transcript], allow_missi
             parts.append(f"{len(extra)} hypothesis ids are not in the reference ({_listed(extra)})")
         common = len(reference.utterances) - len(missing)
         raise InputError(
-            f"{'; '.join(parts)}; pass --allow-missing to score the {common} common ids",
+            f"{'; '.join(parts)}; pass {parameter('allow_missing')} to score the {common} common ids",
             code="E_ID_MISMATCH",
         )
     missing_set = set(missing)

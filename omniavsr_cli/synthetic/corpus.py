@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import json
 import multiprocessing
-import os
 import wave
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
@@ -23,13 +22,13 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import InputError
-from ..writers import write_text_atomic
+from ..atomic import atomic_path, write_text_atomic
+from ..errors import InputError, UsageError, parameter
+from ..timebase import FPS, SAMPLE_RATE, SAMPLES_PER_FRAME
 from . import grammar
-from .face import FPS, Pose, TalkingFace, mouth_track, portrait_landmarks
-from .speech import SAMPLE_RATE, Speaker, Voice
+from .face import Pose, TalkingFace, mouth_track, portrait_landmarks
+from .speech import Speaker, Voice
 
-SAMPLES_PER_FRAME = SAMPLE_RATE // FPS
 SPLITS = ("train", "test", "all")
 
 
@@ -46,11 +45,11 @@ class CorpusOptions:
 
     def __post_init__(self) -> None:
         if self.split not in SPLITS:
-            raise InputError(f"--split {self.split!r}: choose one of {', '.join(SPLITS)}")
+            raise UsageError(f"{parameter('split')} {self.split!r}: choose one of {', '.join(SPLITS)}")
         if self.clips < 1 or self.sentences < 1:
-            raise InputError("--clips and --sentences must be at least 1")
+            raise UsageError(f"{parameter('clips')} and {parameter('sentences')} must be at least 1")
         if self.size < 96:
-            raise InputError(f"--size {self.size}: frames smaller than 96 px cannot hold a 96x96 mouth crop")
+            raise UsageError(f"{parameter('size')} {self.size}: frames smaller than 96 px cannot hold a 96x96 mouth crop")
 
 
 @dataclass
@@ -233,11 +232,9 @@ def _babble_file(path: Path, options: CorpusOptions) -> np.ndarray:
         return load_audio(path)
     noise = babble(Speaker(), np.random.default_rng([options.seed, 2]), options.babble_talkers, options.babble_seconds)
     pcm = np.clip(np.round(noise * 32767), -32768, 32767).astype("<i2")
-    part = path.with_name(path.name + ".part")
-    with wave.open(str(part), "wb") as out:
+    with atomic_path(path) as part, wave.open(str(part), "wb") as out:
         out.setnchannels(1)
         out.setsampwidth(2)
         out.setframerate(SAMPLE_RATE)
         out.writeframes(pcm.tobytes())
-    os.replace(part, path)
     return pcm.astype(np.float32) / 32768.0

@@ -19,7 +19,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-FPS = 25
+from ..timebase import FPS
+
 REST = (0.04, 0.5, 0.0)  # (open, spread, round): lips together, relaxed
 _VOWELS = {
     "i": (0.25, 0.9, 0.0),

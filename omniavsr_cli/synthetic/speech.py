@@ -20,9 +20,9 @@ from dataclasses import dataclass
 import av
 import numpy as np
 
-from ..errors import ExitCode, OmniAVSRError
+from ..errors import ModelUnavailable
+from ..timebase import SAMPLE_RATE
 
-SAMPLE_RATE = 16000
 INSTALL = "pip install 'omniavsr[synth]' (or: apt-get install espeak-ng)"
 ACCENTS = ("en-us", "en", "en-gb-scotland", "en-gb-x-rp", "en-gb-x-gbclan", "en-gb-x-gbcwmd", "en-029", "en-us-nyc")
 VARIANTS = ("", "m1", "m2", "m3", "m4", "m5", "m6", "m7", "f1", "f2", "f3", "f4", "f5", "klatt", "klatt2", "klatt4")
@@ -86,11 +86,10 @@ class Utterance:
     phonemes: list[tuple[float, str]]  # (start in seconds, IPA), "" where a pause or the end begins
 
 
-class EspeakUnavailable(OmniAVSRError):
+class EspeakUnavailable(ModelUnavailable):
     """``problem: fix`` as one line; doctor shows the two apart."""
 
     code = "E_NO_ESPEAK"
-    exit_code = ExitCode.MODEL_UNAVAILABLE
 
     def __init__(self, problem: str, fix: str = INSTALL):
         super().__init__(f"{problem}: {fix}" if fix else problem)

@@ -1,1 +1,2 @@
-"""Training and evaluation of Omni-AVSR (`omniavsr train`, `omniavsr eval`): data, objective, loop."""
+"""Training and evaluation of Omni-AVSR (`omniavsr train`, `omniavsr eval`): data, objective, loop, and the
+manifests `prep-lips --manifest` writes for them."""

@@ -22,6 +22,7 @@ import numpy as np
 import torch
 
 from ..model import transforms
+from ..timebase import SAMPLES_PER_FRAME
 
 CLEAN = 999999.0  # the official "no noise" SNR
 OFFICIAL_SNRS = (-5.0, 0.0, 5.0, 10.0, 15.0, 20.0, CLEAN)
@@ -101,7 +102,7 @@ def train_audio(
     training), masked, noised and standardised."""
     waveform = torch.as_tensor(audio, dtype=torch.float32)
     if video_frames is not None:
-        waveform = transforms.cut_or_pad(waveform, video_frames * transforms.SAMPLES_PER_VIDEO_FRAME)
+        waveform = transforms.cut_or_pad(waveform, video_frames * SAMPLES_PER_FRAME)
     if options.audio_mask:
         waveform = time_mask(waveform, *options.audio_mask, rng)
     if noise:

@@ -5,19 +5,32 @@
 whatever ``--unfreeze`` added), the prompt embeddings and the added tokens' embedding rows, and names its
 base model in its metadata (``BaseModel``: an installed name or a path relative to the checkpoint, and the
 base's checksum); ``config.json`` and the tokenizer are copied. The run's final model is complete by default. ``training.pt`` beside them holds
-the optimiser and scheduler state and the run's settings, for resuming. A checkpoint is written under a
-``.part`` name and renamed when complete, so a run killed while saving leaves the previous one intact.
+the optimiser and scheduler state and the run's settings, for resuming; it is loaded with
+``weights_only=True`` (tensors and plain values, never a pickled object, which could run code). A checkpoint
+is written under a ``.part`` name and renamed when complete, so a run killed while saving leaves the previous
+one intact.
+
+This module owns the files: a run's step checkpoints and their pruning (``save_step``), resuming from the
+last one (``resume``), the final model averaged over the last ones (``write_final``), and the reference to
+the base model (``base_reference``).
 """
 
 from __future__ import annotations
 
+import logging
 import os
+import pickle
 import shutil
+import warnings
 from pathlib import Path
 
 import torch
 
-from ..model.loading import ADDED_IDS, ADDED_ROWS, EMBEDDINGS, TIED, BaseModel, save_native, weights_sha256
+from ..atomic import PART
+from ..errors import InputError, ModelUnavailable, parameter
+from ..model.loading import ADDED_IDS, ADDED_ROWS, EMBEDDINGS, TIED, BaseModel, first_line, load_state, overlay, save_native, weights_sha256
+
+log = logging.getLogger("omniavsr")
 
 PREFIX = "checkpoint-"
 TRAINING_STATE = "training.pt"
@@ -59,7 +72,7 @@ def save_checkpoint(
     """Write ``state`` as a model directory, completely or not at all: the changed tensors (``changed_state``)
     on ``base``, or every tensor when ``base`` is None."""
     path = Path(path)
-    partial = path.with_name(path.name + ".part")
+    partial = path.with_name(path.name + PART)  # a whole directory: made beside, renamed when complete
     shutil.rmtree(partial, ignore_errors=True)
     save_native(partial, config, state, tokenizer=tokenizer, base=base)
     if training_state is not None:
@@ -117,3 +130,83 @@ def load_changed_state(model, state: dict[str, torch.Tensor]) -> None:
                 setattr(model, name, tensor.to(current[name]))
             else:
                 current[name].copy_(tensor)
+
+
+# ---------------------------------------------------------------------------------------------- a run's checkpoints
+
+
+def save_step(output: Path, step: int, model, base: BaseModel, settings: dict, optimizer, scheduler, keep: int) -> None:
+    """OUT/checkpoint-STEP: what training changed and the state to resume from; then only the last ``keep``
+    checkpoints are kept."""
+    state = {"step": step, "settings": settings, "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict()}
+    save_checkpoint(output / checkpoint_name(step), model.config, changed_state(model), base, _tokenizer(model), state)
+    keep_last(output, keep)
+
+
+def resume(path: Path, output: Path, settings: dict, model, optimizer, scheduler) -> int:
+    """Load the checkpoint ``path`` of the run in ``output`` into the model, optimiser and scheduler, which
+    must be those of a run with the same ``settings``; returns its step."""
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    state = _training_state(path / TRAINING_STATE)
+    changed = sorted(name for name in settings if state["settings"].get(name) != settings[name])
+    if changed:
+        raise InputError(
+            f"{output} holds a run with other settings (changed: {', '.join(changed)}); rerun its command to resume it, "
+            f"or train into a new {parameter('output')}"
+        )
+    try:
+        load_changed_state(model, load_file(str(path / "model.safetensors")))
+        optimizer.load_state_dict(state["optimizer"])
+        scheduler.load_state_dict(state["scheduler"])
+    except (SafetensorError, OSError, KeyError, TypeError, ValueError, RuntimeError) as error:
+        raise _damaged(path, f"does not fit this run ({first_line(error)})") from None
+    log.info("resuming from %s", path)
+    return state["step"]
+
+
+def _training_state(file: Path) -> dict:
+    """training.pt, loaded as tensors and plain values only: a pickled object (which could run code on
+    loading) is refused, not run."""
+    try:
+        with warnings.catch_warnings():  # torch warns about pickle protocols it was not written with
+            warnings.simplefilter("ignore")
+            state = torch.load(file, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError:
+        raise _damaged(
+            file.parent, f"{file.name} is damaged or holds more than tensors and plain values (never loaded: they could run code)"
+        ) from None
+    except Exception as error:  # torch raises many kinds for damaged files
+        raise _damaged(file.parent, f"{file.name} is unreadable ({first_line(error)})") from None
+    if (
+        not isinstance(state, dict)
+        or not {"step", "settings", "optimizer", "scheduler"} <= set(state)
+        or not isinstance(state["settings"], dict)
+    ):
+        raise _damaged(file.parent, f"{file.name} is not a training state")
+    return state
+
+
+def _damaged(path: Path, problem: str) -> ModelUnavailable:
+    return ModelUnavailable(
+        f"{path}: {problem}; delete that checkpoint directory to resume from the one before it (or start over), "
+        f"or train into a new {parameter('output')}",
+        code="E_CHECKPOINT",
+    )
+
+
+def write_final(output: Path, final: Path, model, base: BaseModel, average_last: int, partial: bool) -> None:
+    """The average of the last ``average_last`` checkpoints: complete (every tensor, loads anywhere) unless
+    ``partial``, which needs its base to load."""
+    chosen = step_checkpoints(output)[-max(1, average_last) :]
+    averaged = average_states(chosen)
+    if partial:
+        save_checkpoint(final, model.config, averaged, base, _tokenizer(model))
+    else:
+        save_checkpoint(final, model.config, overlay(load_state(model.directory), averaged), None, _tokenizer(model))
+    log.info("final model (average of %s): %s", ", ".join(p.name for p in chosen), final)
+
+
+def _tokenizer(model) -> Path | None:
+    return model.directory if (model.directory / "tokenizer.json").is_file() else None

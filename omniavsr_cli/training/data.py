@@ -29,8 +29,9 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import InputError, OmniAVSRError
-from ..media.decode import SAMPLES_PER_FRAME, load_audio, load_video
+from ..errors import InputError, OmniAVSRError, parameter
+from ..media.decode import load_audio, load_video
+from ..timebase import SAMPLES_PER_FRAME
 
 # Audio and video of one clip may differ by this many 40 ms frames (encoders' rounding, a last partial frame).
 LENGTH_TOLERANCE_FRAMES = 2
@@ -52,7 +53,10 @@ class Manifest:
     skipped: list[tuple[str, str]] = field(default_factory=list)  # (where, why)
 
 
-class BadExample(OmniAVSRError):
+class BadExample(InputError):
+    """One clip that cannot be trained on or evaluated (unreadable, no frames, audio and video of different
+    lengths): it is skipped with this reason, never the end of a run."""
+
     code = "E_BAD_EXAMPLE"
 
 
@@ -163,9 +167,9 @@ def clip_cache(path: Path | None) -> Path | None:
     try:
         path.mkdir(parents=True, exist_ok=True)
     except OSError as error:
-        raise InputError(f"--cache {path}: cannot make this directory ({error.strerror or error}); choose another") from None
+        raise InputError(f"{parameter('cache')} {path}: cannot make this directory ({error.strerror or error}); choose another") from None
     if not os.access(path, os.W_OK):
-        raise InputError(f"--cache {path}: cannot write there; choose another directory")
+        raise InputError(f"{parameter('cache')} {path}: cannot write there; choose another directory")
     return path
 
 
@@ -198,7 +202,7 @@ def frame_batches(lengths: list[int], max_frames: int, buckets: int = OFFICIAL_B
     too_long = [i for i, length in enumerate(lengths) if length > max_frames]
     if too_long:
         raise InputError(
-            f"{len(too_long)} clips are longer than the batch budget of {max_frames} frames (longest {max(lengths)}); raise --max-frames"
+            f"{len(too_long)} clips are longer than the batch budget of {max_frames} frames (longest {max(lengths)}); raise {parameter('max_frames')}"
         )
     values = np.asarray(lengths)
     edges = np.linspace(values.min(), values.max(), buckets)

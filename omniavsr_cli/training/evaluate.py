@@ -8,7 +8,7 @@ scoring package exactly as ``omniavsr score`` computes it. Avg is the mean of th
 
     for group in groups(eval_set):                        # load + noise each clip once
         for cell in cells:                                # ASR 4, ASR 16, VSR 2, ..., AV 16,5
-            hypotheses[cell] += decode(group, cell)       # batched, same-budget clips together
+            hypotheses[cell] += decode(group, cell)       # batched (the decoder keeps budgets apart)
     wer[cell] = score(hypotheses[cell], references)
 """
 
@@ -24,14 +24,14 @@ import numpy as np
 import torch
 
 from .. import __version__
-from ..decoding import BatchDecoder, BatchLimits
-from ..errors import ExitCode, InputError, OmniAVSRError
+from ..atomic import write_text_atomic
+from ..decoding import BatchDecoder, BatchLimits, DecodingOptions
+from ..errors import InputError, ModelUnavailable, UsageError, parameter
 from ..model.config import TASKS
 from ..model.loading import model_description
-from ..model.omni import Clip, DecodingOptions
+from ..model.omni import Clip
 from ..model.transforms import video_input
 from ..scoring import EditCounts, get_normalizer, score_texts
-from ..writers import write_text_atomic
 from .augment import NoiseBank
 from .data import BadExample, Example, check_files, clip_cache, load_example, read_manifest
 
@@ -59,13 +59,15 @@ class EvalOptions:
     def __post_init__(self) -> None:
         unknown = [task for task in self.tasks if task not in TASKS]
         if unknown or not self.tasks:
-            raise InputError(f"--tasks {','.join(unknown) or '(none)'}: choose from {', '.join(TASKS)}", code="E_USAGE")
+            raise UsageError(f"{parameter('tasks')} {','.join(unknown) or '(none)'}: choose from {', '.join(TASKS)}")
         if self.snr_db is not None and not self.noise_files:
-            raise InputError(
-                f"--snr {self.snr_db:g} needs noise to mix in: add --noise FILE (e.g. a babble noise recording)", code="E_USAGE"
+            raise UsageError(
+                f"{parameter('snr_db')} {self.snr_db:g} needs noise to mix in: add {parameter('noise_files')} FILE (e.g. a babble noise recording)"
             )
         if self.noise_files and self.snr_db is None:
-            raise InputError("--noise is mixed in only at a fixed SNR: add --snr DB (e.g. --snr 0)", code="E_USAGE")
+            raise UsageError(
+                f"{parameter('noise_files')} is mixed in only at a fixed SNR: add {parameter('snr_db')} DB (e.g. {parameter('snr_db')} 0)"
+            )
         for file in self.noise_files:
             if not Path(file).is_file():
                 raise InputError(f"{file}: no such noise file; check the path", code="E_NOT_FOUND")
@@ -263,17 +265,10 @@ def _noise_bank(options: EvalOptions) -> NoiseBank | None:
 
 
 def _decode_cell(decoder: BatchDecoder, tokenizer, clips: list[Clip], task: str) -> list[str]:
-    """Transcripts of ``clips`` in order. Clips with different token budgets never share a batch: a batch
-    gives every clip the budget of its longest, and each must get the one it would get alone."""
-    budget = decoder.options.max_new_tokens_for
-    by_budget: dict[int, list[int]] = {}
-    for index, clip in enumerate(clips):
-        by_budget.setdefault(budget(clip.seconds), []).append(index)
-    texts: list[str] = [""] * len(clips)
-    for indices in by_budget.values():
-        for index, result in zip(indices, decoder.decode([clips[i] for i in indices], task)):
-            texts[index] = tokenizer.decode(result.ids, skip_special_tokens=True, clean_up_tokenization_spaces=False)
-    return texts
+    """Transcripts of ``clips`` in order (the decoder batches only clips that share a token budget)."""
+    return [
+        tokenizer.decode(result.ids, skip_special_tokens=True, clean_up_tokenization_spaces=False) for result in decoder.decode(clips, task)
+    ]
 
 
 def _limits(options: EvalOptions) -> BatchLimits:
@@ -294,11 +289,7 @@ def evaluate(
     if not isinstance(eval_set, EvalSet):
         eval_set = read_eval_set(eval_set)
     if model.tokenizer is None:
-        raise OmniAVSRError(
-            "this model has no tokenizer files; import it again with --tokenizer",
-            code="E_NO_TOKENIZER",
-            exit_code=ExitCode.MODEL_UNAVAILABLE,
-        )
+        raise ModelUnavailable(f"this model has no tokenizer files; import it again with {parameter('tokenizer')}", code="E_NO_TOKENIZER")
     progress = on_progress or (lambda n: None)
     started = time.perf_counter()
     cells = plan_cells(model.config, options)

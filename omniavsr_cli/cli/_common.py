@@ -1,0 +1,115 @@
+"""What several subcommands share: parsing --rates, --batch-size and --dtype, loading a model with its one status
+line, and the progress bar."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from ..errors import InputError, ModelUnavailable
+from ._errors import warning_line
+
+DTYPES = {"auto": None, "bf16": "bfloat16", "fp16": "float16", "fp32": "float32"}
+
+
+def parse_rates(value: str | None) -> tuple[int, int] | None:
+    if value is None:
+        return None
+    try:
+        audio, video = (int(part) for part in value.split(","))
+    except ValueError:
+        raise InputError(f"--rates {value}: give the audio and video rates as A,V, e.g. 4,2") from None
+    return audio, video
+
+
+def parse_batch_size(value: str) -> int | None:
+    if value == "auto":
+        return None
+    if value.isdigit() and int(value) > 0:
+        return int(value)
+    raise InputError(f"--batch-size {value}: give a positive number or auto")
+
+
+def check_dtype(value: str) -> str | None:
+    """--dtype's torch name (None: the device's default)."""
+    if value not in DTYPES:
+        raise InputError(f"--dtype {value}: choose one of {', '.join(DTYPES)}")
+    return DTYPES[value]
+
+
+def model_name(model) -> str:
+    return Path(model.directory).name if model.directory else "the model"
+
+
+def load(name: str, device: str | None, dtype: str | None, quiet: bool, command: str):
+    """The model module, or one clear line on how to get it; says which model runs where unless ``quiet``."""
+    import torch
+
+    from ..model.loading import load_model
+    from ..weights import DEFAULT_MODEL, weights_dir
+
+    try:
+        model = load_model(name, device=device, dtype=getattr(torch, dtype) if dtype else None)
+    except ModelUnavailable as error:
+        if error.code == "E_NO_MODEL" and name == DEFAULT_MODEL:
+            raise ModelUnavailable(
+                f"the default model {DEFAULT_MODEL} is not installed in {weights_dir()}; `omniavsr weights download {DEFAULT_MODEL}` "
+                "says how to get it (a manual download and `omniavsr weights import-official`), or pass --model DIR"
+            ) from None
+        raise
+    if not quiet:
+        parameter = next(model.parameters())
+        print(
+            f"{command}: model {Path(model.directory).name} ({model.directory}) on {parameter.device}, "
+            f"{str(parameter.dtype).removeprefix('torch.')}",
+            file=sys.stderr,
+        )
+    return model
+
+
+class ProgressBar:
+    """A rich bar on stderr over ``total`` items, with running counters, while stderr is a terminal; nothing
+    otherwise. ``detail`` shows the counters (``"{task.fields[chunks]} chunks"``); failures print above the bar,
+    or as warning lines without one."""
+
+    def __init__(self, label: str, total: int, enabled: bool, detail: str = "", **counters: float):
+        self.bar, self.counters = None, dict(counters)
+        if not enabled:
+            return
+        from rich.console import Console
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+        self.bar = Progress(
+            TextColumn(label),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn(detail),
+            TimeElapsedColumn(),
+            TextColumn("ETA"),
+            TimeRemainingColumn(),
+            console=Console(stderr=True),
+            transient=True,
+        )
+        self.task = self.bar.add_task(label, total=total, **self.counters)
+
+    def __enter__(self) -> ProgressBar:
+        if self.bar is not None:
+            self.bar.start()
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        if self.bar is not None:
+            self.bar.stop()
+
+    def advance(self, items: float = 0, **counters: float) -> None:
+        """``items`` more done; each counter grows by its amount."""
+        for name, amount in counters.items():
+            self.counters[name] += amount
+        if self.bar is not None:
+            self.bar.update(self.task, advance=items, **self.counters)
+
+    def failed(self, message: str) -> None:
+        if self.bar is not None:
+            self.bar.console.print(f"[red]failed[/] {message}", highlight=False, markup=True)
+        else:
+            warning_line(message)

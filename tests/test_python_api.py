@@ -1,0 +1,72 @@
+"""The Python API (docs/python.md): its examples run as written, segments are lazy, results come per input."""
+
+import contextlib
+import io
+import re
+
+import pytest
+from helpers import REPO
+
+from omniavsr_cli import decoding, load_model
+from omniavsr_cli.errors import MediaError, UsageError
+
+EXAMPLE = REPO / "examples" / "demo" / "grid-example.mp4"
+
+
+@pytest.fixture(scope="module")
+def demo():
+    return load_model("demo")
+
+
+def test_the_examples_in_the_guide_run_as_written(monkeypatch):
+    monkeypatch.chdir(REPO)
+    blocks = re.findall(r"```python\n(.*?)```", (REPO / "docs" / "python.md").read_text(encoding="utf-8"), re.S)
+    assert len(blocks) >= 4
+    namespace: dict = {}
+    printed = io.StringIO()
+    with contextlib.redirect_stdout(printed):
+        for block in blocks:
+            exec(compile(block, "docs/python.md", "exec"), namespace)  # the guide's own code, not user input
+    lines = printed.getvalue().splitlines()
+    assert lines[0] == "8.2 s"
+    assert any(line.endswith("set white by y three again") for line in lines)
+    assert any("absent.mp4 failed: E_NOT_FOUND" in line for line in lines) and "E_NOT_FOUND" in lines
+    assert any(line.startswith("rates 3,3: this model was trained") for line in lines)
+
+
+def test_the_first_segment_arrives_before_the_last_chunk_is_decoded(demo, monkeypatch):
+    decoded = []
+    original = decoding.BatchDecoder.decode
+    monkeypatch.setattr(decoding.BatchDecoder, "decode", lambda self, clips, task: decoded.extend(clips) or original(self, clips, task))
+    segments, info = demo.transcribe(EXAMPLE, batch_size=2)  # three sentences: two batches
+    assert info == {"duration": pytest.approx(8.2, abs=0.1)} and not decoded  # nothing decoded before the first next()
+    first = next(segments)
+    assert (first.id, first.text) == (0, "set white by y three again") and 1 <= len(decoded) < 3  # the last chunk still to come
+    rest = list(segments)
+    assert [s.id for s in rest] == [1, 2] and len(decoded) == 3
+    assert info["flags"] == [] and info["face_coverage"] == 1.0  # completed once the last segment is out
+
+
+def test_many_inputs_give_one_result_each_and_a_failure_is_a_result(demo, tmp_path):
+    paths = [EXAMPLE, tmp_path / "absent.mp4", REPO / "tests" / "data" / "demo" / "s4-000000.mp4"]
+    results = sorted(demo.transcribe_many(paths, batch_size="auto", mode="asr"), key=lambda r: r.index)
+    assert [r.ok for r in results] == [True, False, True]
+    assert isinstance(results[1].error, MediaError) and results[1].error.code == "E_NOT_FOUND"
+    assert results[0].transcript.text.startswith("set white by y three again")
+    assert {s.mode for r in (results[0], results[2]) for s in r.transcript.segments} == {"asr"}
+
+
+def test_errors_come_by_kind_and_name_python_arguments(demo):
+    with pytest.raises(UsageError, match=r"^rates 3,3: ") as raised:
+        demo.transcribe(EXAMPLE, rates=(3, 3))  # checked at the call, before any decoding
+    assert isinstance(raised.value, ValueError) and "--" not in str(raised.value)
+    with pytest.raises(UsageError, match="^mode shout: choose one of"):
+        demo.transcribe(EXAMPLE, mode="shout")
+
+
+def test_the_model_object_owns_what_the_module_does_not():
+    import torch
+
+    model = load_model("demo", device="cpu", dtype=torch.float32)
+    assert isinstance(model.module, torch.nn.Module) and model.device.type == "cpu" and model.dtype == torch.float32
+    assert model.directory.name == "demo" and model.tokenizer is not None and model.config.variant
