@@ -21,7 +21,7 @@ import math
 import queue
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
@@ -34,7 +34,7 @@ from .inputs import InputFile
 from .lips.tracking import MouthTrack
 from .media.decode import AudioSpool, stream_audio, stream_video
 from .media.errors import too_short
-from .media.probe import MediaInfo, probe
+from .media.probe import AudioStream, MediaInfo, VideoStream, probe
 from .model.loading import model_description
 from .model.omni import Clip
 from .model.transforms import video_input
@@ -170,6 +170,63 @@ class Chunk:
 
 
 @dataclass
+class ArrayInput:
+    """Media the caller decoded: 16 kHz mono float audio and/or 25 fps RGB frames (T, H, W, 3) uint8, which are
+    taken as mouth crops when 96x96 (as prep-lips writes them). Both start at time 0."""
+
+    clip_id: str
+    audio: np.ndarray | None = None
+    frames: np.ndarray | None = None
+
+    BLOCK = 60 * SAMPLE_RATE  # audio is handed to the VAD in the blocks a file would stream in
+
+    def __post_init__(self) -> None:
+        if self.audio is None and self.frames is None:
+            raise UsageError(f"give {parameter('audio')} or {parameter('video')} (or both)")
+        if self.audio is not None:
+            self.audio = np.asarray(self.audio)
+            if self.audio.ndim != 1 or not np.issubdtype(self.audio.dtype, np.floating):
+                raise UsageError(
+                    f"{parameter('audio')}: give 16 kHz mono samples as a 1-D float array, not {self.audio.dtype} {self.audio.shape}"
+                )
+            self.audio = self.audio.astype(np.float32, copy=False)
+        if self.frames is not None:
+            self.frames = np.asarray(self.frames)
+            if self.frames.ndim != 4 or self.frames.shape[-1] != 3 or self.frames.dtype != np.uint8:
+                raise UsageError(
+                    f"{parameter('video')}: give 25 fps RGB frames as a (frames, height, width, 3) uint8 array, "
+                    f"not {self.frames.dtype} {self.frames.shape}"
+                )
+
+    @property
+    def path(self) -> Path:
+        """What messages call it."""
+        return Path(f"<{self.clip_id}>")
+
+    def info(self) -> MediaInfo:
+        video = None
+        if self.frames is not None:
+            height, width = self.frames.shape[1:3]
+            video = VideoStream(width, height, FPS, FPS, False, "rawvideo", len(self.frames), duration=len(self.frames) / FPS)
+        audio = AudioStream(SAMPLE_RATE, 1, "pcm_f32le") if self.audio is not None else None
+        seconds = max(len(self.audio) / SAMPLE_RATE if self.audio is not None else 0.0, video.duration if video else 0.0)
+        return MediaInfo(str(self.path), "array", seconds, video, audio)
+
+
+def _audio_blocks(item: InputFile | ArrayInput, info: MediaInfo) -> Iterator[np.ndarray]:
+    if isinstance(item, ArrayInput):
+        return (item.audio[start : start + item.BLOCK] for start in range(0, len(item.audio), item.BLOCK))
+    return stream_audio(item.path, info=info)
+
+
+def _video_chunks(item: InputFile | ArrayInput, info: MediaInfo) -> Callable[[], Iterable[np.ndarray]]:
+    """The frames in (n, H, W, 3) chunks, from the start each time it is called."""
+    if isinstance(item, ArrayInput):
+        return lambda: [item.frames]
+    return lambda: stream_video(item.path, info=info)
+
+
+@dataclass
 class InputState:
     """What the pipeline knows about one input while it is in flight."""
 
@@ -208,7 +265,7 @@ def _plan(
     if audio is None:  # lip reading only: nothing to find pauses in
         return fixed_windows(math.ceil(state.duration * FPS), options.max_chunk_frames)
     detector = SpeechDetector() if options.vad else None
-    with contextlib.closing(stream_audio(item.path, info=info)) as blocks:
+    with contextlib.closing(iter(_audio_blocks(item, info))) as blocks:
         while not state.cancel.is_set():
             with state.timer.timed("decode_audio"):
                 block = next(blocks, None)
@@ -233,18 +290,20 @@ def _crop_stream(item: InputFile, info: MediaInfo, options: TranscribeOptions, s
     """(frame index, crop) pairs and a function giving the per-frame face mask seen so far."""
     if info.video.display_size == ROI_SIZE:
         state.detector = PRECROPPED
-        detected = _precropped_mask(item.path)
+        detected = _precropped_mask(item.path) if isinstance(item, InputFile) else None
 
         def frames() -> Iterator[tuple[int, np.ndarray]]:
             index = 0
-            for chunk in stream_video(item.path, info=info):
+            for chunk in _video_chunks(item, info)():
                 for frame in chunk:
                     yield index, frame
                     index += 1
 
         return frames(), lambda: detected
     state.detector = options.detector
-    track = MouthTrack(item.path, info, options.detector, options.face_select, clip_id=item.clip_id, timer=state.timer)
+    track = MouthTrack(
+        item.path, info, options.detector, options.face_select, clip_id=item.clip_id, timer=state.timer, video=_video_chunks(item, info)
+    )
     return track.crops(), lambda: track.detected
 
 
@@ -265,7 +324,7 @@ def chunk_input(item: InputFile, options: TranscribeOptions, state: InputState, 
     more than VIDEO_END_SLACK, does not cover) uses the audio alone, and an input without audio fails E_TOO_SHORT.
     """
     with state.timer.timed("probe"):
-        info = state.info = probe(item.path)
+        info = state.info = item.info() if isinstance(item, ArrayInput) else probe(item.path)
     state.duration = info.duration or 0.0
     mode = options.mode
     if mode in ("asr", "avsr"):
@@ -610,8 +669,19 @@ class Model:
     def dtype(self):
         return next(self.module.parameters()).dtype
 
-    def transcribe(self, path: str | Path, options: TranscribeOptions | None = None, **option_values) -> tuple[Iterator[Segment], dict]:
-        """``(segments, info)`` for one media file, as faster-whisper returns them.
+    def transcribe(
+        self,
+        media: str | Path | np.ndarray | None,
+        options: TranscribeOptions | None = None,
+        *,
+        video: np.ndarray | None = None,
+        **option_values,
+    ) -> tuple[Iterator[Segment], dict]:
+        """``(segments, info)`` for one input, as faster-whisper returns them.
+
+        ``media`` is a media file, or audio you decoded yourself (16 kHz mono floats); ``video`` adds (or, with
+        ``media=None``, is) video you decoded yourself: 25 fps RGB frames (T, H, W, 3) uint8, 96x96 ones taken as
+        mouth crops. Both arrays start at time 0.
 
         ``segments`` is lazy and in time order: decoding starts at the first ``next`` and each segment comes as
         soon as it and every earlier one are decoded. ``info`` is the JSON output's keys (docs/transcribe.md#json):
@@ -621,12 +691,18 @@ class Model:
         """
         options = replace(options or TranscribeOptions(), **option_values)
         pipeline = Pipeline(self.module, options)  # the options are checked now, not at the first segment
-        item = InputFile(Path(path), Path(path).stem)
-        info: dict = {"duration": probe(item.path).duration}
+        if isinstance(media, str | Path):
+            if video is not None:
+                raise UsageError(f"{parameter('video')} goes with audio given as an array, not with a file")
+            item: InputFile | ArrayInput = InputFile(Path(media), Path(media).stem)
+            info: dict = {"duration": probe(item.path).duration}
+        else:
+            item = ArrayInput("array", audio=media, frames=video)
+            info = {"duration": item.info().duration}
         return self._segments(pipeline, item, info), info
 
     @staticmethod
-    def _segments(pipeline: Pipeline, item: InputFile, info: dict) -> Iterator[Segment]:
+    def _segments(pipeline: Pipeline, item: InputFile | ArrayInput, info: dict) -> Iterator[Segment]:
         decoded: dict[int, Segment] = {}
         following = 0
         for event in pipeline.run([item]):

@@ -70,3 +70,19 @@ def test_the_model_object_owns_what_the_module_does_not():
     model = load_model("demo", device="cpu", dtype=torch.float32)
     assert isinstance(model.module, torch.nn.Module) and model.device.type == "cpu" and model.dtype == torch.float32
     assert model.directory.name == "demo" and model.tokenizer is not None and model.config.variant
+
+
+def test_arrays_give_what_the_file_gives_and_96x96_frames_are_taken_as_crops(demo):
+    from omniavsr_cli.media.decode import load_audio, load_video
+
+    audio, frames = load_audio(EXAMPLE), load_video(EXAMPLE)
+    from_file = [(s.start, s.end, s.mode, s.text) for s in demo.transcribe(EXAMPLE)[0]]
+    assert [(s.start, s.end, s.mode, s.text) for s in demo.transcribe(audio, video=frames)[0]] == from_file
+    assert [s.mode for s in demo.transcribe(audio)[0]] == ["asr"] * 3
+    segments, info = demo.transcribe(None, video=frames[:, 60:156, 64:160], mode="vsr")  # 96x96: no face detection
+    assert list(segments) and info["detector"] == "pre-cropped" and info["duration"] == pytest.approx(8.16, abs=0.05)
+    for bad in ({"media": audio.reshape(2, -1)}, {"media": None, "video": frames[..., 0]}, {"media": None}):
+        with pytest.raises(UsageError):
+            demo.transcribe(**bad)
+    with pytest.raises(UsageError, match="^video goes with audio given as an array"):
+        demo.transcribe(EXAMPLE, video=frames)

@@ -7,7 +7,7 @@ from here, so they are the same crops.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
 import numpy as np
@@ -45,6 +45,7 @@ class MouthTrack:
         min_face_coverage: float = 0.0,
         on_frame: Callable[[int, np.ndarray, Face | None], None] | None = None,
         timer: StageTimer | None = None,
+        video: Callable[[], Iterable[np.ndarray]] | None = None,
     ):
         self.path, self.info, self.detector, self.clip_id = path, info, detector, clip_id
         self.face_select, self.min_face_coverage, self.on_frame = face_select, min_face_coverage, on_frame
@@ -52,6 +53,8 @@ class MouthTrack:
         self.scores: list[float] = []
         self.faces_seen = 0
         self.off_centre_frames = 0  # frames whose mouth lay beyond auto_avsr's limit (window moved back)
+        # the frames in (n, H, W, 3) chunks, from the start each time it is called (a long gap is read twice)
+        self.video = video or (lambda: stream_video(self.path, VIDEO_CHUNK_BYTES, info=self.info))
         self.timer = timer or StageTimer()  # the landmark detector's seconds, as "landmarks" (omniavsr bench)
 
     @property
@@ -77,7 +80,7 @@ class MouthTrack:
         selector = FaceSelector(self.face_select, video.display_size)
         with open_detector(self.detector, self.clip_id) as detector:
             index = 0
-            for chunk in stream_video(self.path, VIDEO_CHUNK_BYTES, info=self.info):
+            for chunk in self.video():
                 for frame in chunk:
                     with self.timer.timed("landmarks"):
                         faces = detector.detect(frame, index)
@@ -103,7 +106,7 @@ class MouthTrack:
         yield from self._counted(self.cropper.finish())
         if self.cropper.overflowed:  # a long stretch without a face: crop the rest from a second decode
             index = 0
-            for chunk in stream_video(self.path, VIDEO_CHUNK_BYTES, info=self.info):
+            for chunk in self.video():
                 for frame in chunk:
                     if index >= self.cropper.next_index:
                         yield from self._counted([self.cropper.crop(index, frame)])
