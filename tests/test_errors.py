@@ -102,7 +102,9 @@ def test_the_merge_fix_is_a_python_call_in_python_and_the_documented_command_on_
     with pytest.raises(ModelUnavailable) as caught:
         load_state(tmp_path)
     assert str(caught.value).endswith(f"omniavsr_cli.model.loading.merge {tmp_path} base BASE_DIR output NEW_DIR")
-    assert message(caught.value).endswith(f"omniavsr weights merge {tmp_path} --base BASE_DIR --output NEW_DIR")  # docs/checkpoint-format.md
+    assert message(caught.value).endswith(
+        f"omniavsr weights merge {tmp_path} --base BASE_DIR --output NEW_DIR"
+    )  # docs/checkpoint-format.md
 
 
 def test_media_errors_are_caught_as_input_errors(tmp_path):
