@@ -15,7 +15,7 @@ import cv2
 import numpy as np
 import pytest
 from faces import SHARED_GIF, dlib_lip_centres, face_frames, ffmpeg, write_video
-from helpers import run_cli, run_cli_process
+from helpers import run_cli, run_cli_process, sigint_as_in_a_terminal
 
 from omniavsr_cli.inputs import collect_inputs
 from omniavsr_cli.lips import roi
@@ -234,7 +234,7 @@ def test_ctrl_c_stops_cleanly_keeping_finished_clips(face_clip, tmp_path):
         shutil.copy(face_clip, media / f"clip{k}.mp4")
     out = tmp_path / "out"
     command = [shutil.which("omniavsr", path=os.path.dirname(sys.executable)), "prep-lips", str(media), "-o", str(out)]
-    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, preexec_fn=sigint_as_in_a_terminal)
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline and not ((out / "prep.jsonl").exists() and (out / "prep.jsonl").read_text()):
         time.sleep(0.02)

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 import torch
 from faces import face_frames, speech_like, write_media
-from helpers import REPO, run_cli
+from helpers import REPO, run_cli, sigint_as_in_a_terminal
 
 from omniavsr_cli.decoding import BatchDecoder, BatchLimits, DecodingOptions, hallucination_flags, repeated_ngram
 from omniavsr_cli.model.loading import load_model
@@ -235,7 +235,7 @@ def test_a_killed_run_resumes_without_losing_or_redoing_anything(work, tmp_path)
         "json,srt",
         *FAST,
     ]
-    process = subprocess.Popen(command, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    process = subprocess.Popen(command, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, preexec_fn=sigint_as_in_a_terminal)
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline and not ((out / "run.jsonl").exists() and (out / "run.jsonl").read_text().count("\n") >= 2):
         time.sleep(0.05)
@@ -459,7 +459,7 @@ def test_ctrl_c_while_workers_are_in_native_code_always_exits_130(work, tmp_path
             "2",
             *FAST,
         ]
-        process = subprocess.Popen(command, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        process = subprocess.Popen(command, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, preexec_fn=sigint_as_in_a_terminal)
         assert process.stderr.readline().startswith(b"transcribe: model")  # loaded: the workers start now
         time.sleep(delay)
         process.send_signal(signal.SIGINT)

@@ -16,6 +16,7 @@ import io
 import logging
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -33,6 +34,12 @@ DEFAULT_WARNING_FILTERS = (
     ("ignore", ImportWarning, ""),
     ("ignore", ResourceWarning, ""),
 )
+
+
+def sigint_as_in_a_terminal() -> None:
+    """Popen(preexec_fn=...) for a child the test interrupts: run from a background job (as shells start them, CI
+    may too), the test process and its children inherit SIGINT ignored, and Python then leaves it ignored."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def run_cli_process(*args: str, input: bytes | None = None, env: dict | None = None) -> subprocess.CompletedProcess:
