@@ -28,6 +28,12 @@ def _failure(log, returncode: int) -> str:
     return lines[-1] if lines else f"ffmpeg exited with {returncode}"
 
 
+def _rgb_frames_on_stdin(width: int, height: int) -> list[str]:
+    """The start of both encoders' ffmpeg commands: 25 fps RGB frames of this size read from stdin."""
+    quiet = ["-nostdin", "-hide_banner", "-loglevel", "error", "-y"]
+    return [find_ffmpeg().path, *quiet, "-f", "rawvideo", "-pix_fmt", "rgb24", "-s", f"{width}x{height}", "-r", str(FPS), "-i", "pipe:0"]
+
+
 class VideoWriter:
     """An H.264 mp4 at 25 fps fed RGB frames one at a time (frames never accumulate in memory)."""
 
@@ -35,22 +41,7 @@ class VideoWriter:
         self.destination = destination
         self.frames = 0
         command = [
-            find_ffmpeg().path,
-            "-nostdin",
-            "-hide_banner",
-            "-loglevel",
-            "error",
-            "-y",
-            "-f",
-            "rawvideo",
-            "-pix_fmt",
-            "rgb24",
-            "-s",
-            f"{width}x{height}",
-            "-r",
-            str(FPS),
-            "-i",
-            "pipe:0",
+            *_rgb_frames_on_stdin(width, height),
             "-c:v",
             "libx264",
             "-preset",
@@ -137,22 +128,7 @@ def write_talking_video(destination: Path, frames: np.ndarray, audio: np.ndarray
         pcm.write(np.ascontiguousarray(audio, dtype="<f4").tobytes())
         pcm.flush()
         command = [
-            find_ffmpeg().path,
-            "-nostdin",
-            "-hide_banner",
-            "-loglevel",
-            "error",
-            "-y",
-            "-f",
-            "rawvideo",
-            "-pix_fmt",
-            "rgb24",
-            "-s",
-            f"{width}x{height}",
-            "-r",
-            str(FPS),
-            "-i",
-            "pipe:0",
+            *_rgb_frames_on_stdin(width, height),
             "-f",
             "f32le",
             "-ar",
