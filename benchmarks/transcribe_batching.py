@@ -46,7 +46,7 @@ def main() -> None:
     parser.add_argument("--clips", type=int, default=32)
     parser.add_argument("--repeats", type=int, default=3)
     arguments = parser.parse_args()
-    model = random_model(small_config())
+    model = random_model(small_config()).module
     inputs = clips(arguments.clips)
     options = DecodingOptions(num_beams=15)
     budget = options.max_new_tokens_for(max(c.seconds for c in inputs))

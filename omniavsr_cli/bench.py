@@ -23,6 +23,7 @@ import numpy as np
 
 from .inputs import InputFile
 from .media.ffmpeg import find_ffmpeg
+from .model.loading import LoadedModel
 from .timebase import FPS, SAMPLE_RATE
 from .transcribe import Chunk, InputDone, Pipeline, SegmentDecoded, TranscribeOptions
 
@@ -127,10 +128,10 @@ def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def run_bench(model, files: list[Path], options: TranscribeOptions, against_loop: bool = False) -> BenchResult:
+def run_bench(model: LoadedModel, files: list[Path], options: TranscribeOptions, against_loop: bool = False) -> BenchResult:
     import torch
 
-    on_gpu = next(model.parameters()).is_cuda
+    on_gpu = model.device.type == "cuda"
     if on_gpu:
         torch.cuda.reset_peak_memory_stats()
     # With --against-loop the chunks and their tokens are kept for the comparison, and the guards are off
@@ -158,7 +159,7 @@ def run_bench(model, files: list[Path], options: TranscribeOptions, against_loop
         stage_seconds=stages,
         peak_rss_mb=peak_rss_mb(),
         peak_gpu_mb=torch.cuda.max_memory_allocated() / 2**20 if on_gpu else None,
-        device=str(next(model.parameters()).device),
+        device=str(model.device),
         settings={
             "mode": options.mode,
             "rates": list(pipeline.rates),
@@ -170,7 +171,7 @@ def run_bench(model, files: list[Path], options: TranscribeOptions, against_loop
         },
     )
     if against_loop:
-        result.loop = _batched_vs_loop(model, pipeline, chunks)
+        result.loop = _batched_vs_loop(model.module, pipeline, chunks)
     return result
 
 

@@ -29,13 +29,13 @@ import numpy as np
 
 from . import __version__
 from .decoding import BatchDecoder, BatchLimits, DecodingOptions
-from .errors import ClipFailed, ModelUnavailable, OmniAVSRError, UsageError, parameter
+from .errors import ClipFailed, OmniAVSRError, UsageError, parameter
 from .inputs import InputFile
 from .lips.tracking import MouthTrack
 from .media.decode import AudioSpool, stream_audio, stream_video
 from .media.errors import too_short
 from .media.probe import AudioStream, MediaInfo, VideoStream, probe
-from .model.loading import model_description
+from .model.loading import LoadedModel, model_description
 from .model.omni import Clip
 from .model.transforms import video_input
 from .timebase import FPS, SAMPLE_RATE, SAMPLES_PER_FRAME
@@ -167,6 +167,16 @@ class Chunk:
 
     def clip(self) -> Clip:
         return Clip(audio=self.audio if self.task != "vsr" else None, video=video_input(self.crops) if self.task != "asr" else None)
+
+
+@dataclass(frozen=True)
+class ProbedFile(InputFile):
+    """A file whose probe is already done (Model.transcribe gives the duration at the call): not probed again."""
+
+    media: MediaInfo | None = None
+
+    def info(self) -> MediaInfo:
+        return self.media
 
 
 @dataclass
@@ -324,7 +334,7 @@ def chunk_input(item: InputFile, options: TranscribeOptions, state: InputState, 
     more than VIDEO_END_SLACK, does not cover) uses the audio alone, and an input without audio fails E_TOO_SHORT.
     """
     with state.timer.timed("probe"):
-        info = state.info = item.info() if isinstance(item, ArrayInput) else probe(item.path)
+        info = state.info = item.info() if isinstance(item, ArrayInput | ProbedFile) else probe(item.path)
     state.duration = info.duration or 0.0
     mode = options.mode
     if mode in ("asr", "avsr"):
@@ -452,11 +462,8 @@ class Pipeline:
     """Transcribe inputs with one loaded model; see the module docstring for the flow. Writes nothing: what to do
     with each segment and transcript is the caller's (the CLI writes files, the Python API returns them)."""
 
-    def __init__(self, model, options: TranscribeOptions):
-        if model.tokenizer is None:
-            raise ModelUnavailable(
-                f"this model has no tokenizer files; import it again with {parameter('tokenizer')}", code="E_NO_TOKENIZER"
-            )
+    def __init__(self, model: LoadedModel, options: TranscribeOptions):
+        self.tokenizer = model.require_tokenizer()
         # A model with a short audio window cannot take more; one trained on short clips transcribes no more.
         longest = min(float(model.config.whisper.window_seconds), model.config.longest_chunk_seconds)
         if options.max_chunk_s > longest:
@@ -467,7 +474,7 @@ class Pipeline:
         if options.batch_size is not None:
             limits.frames = 10**9
         self.timer = StageTimer()  # seconds per stage over the run: each input's, and the model's encoders and llm
-        self.decoder = BatchDecoder(model, self.rates, options.decoding, limits, guards=options.guards, timer=self.timer)
+        self.decoder = BatchDecoder(model.module, self.rates, options.decoding, limits, guards=options.guards, timer=self.timer)
         self.tokens_decoded = 0
         self._stop = threading.Event()
         self._ready: list[SegmentDecoded | InputDone] = []
@@ -540,7 +547,9 @@ class Pipeline:
                 return
             try:
                 # closed here, in this thread, when the run stops: the input's decoder and face tracker end with it
-                with contextlib.closing(chunk_input(item, self.options, state, self.model.min_video_frames(self.rates[1]))) as chunks:
+                with contextlib.closing(
+                    chunk_input(item, self.options, state, self.model.module.min_video_frames(self.rates[1]))
+                ) as chunks:
                     for chunk in chunks:
                         chunk.index = state.chunks
                         state.chunks += 1
@@ -581,7 +590,7 @@ class Pipeline:
         chosen = {id(chunk) for _, chunk in pairs}
         self.pending = [p for p in self.pending if id(p[1]) not in chosen]
         results = self.decoder.decode([chunk.clip() for _, chunk in pairs], task)
-        tokenizer = self.model.tokenizer
+        tokenizer = self.tokenizer
         for (state, chunk), result in zip(pairs, results):
             self.tokens_decoded += len(result.ids)
             end = min(chunk.end_frame / FPS, state.duration) if state.duration else chunk.end_frame / FPS
@@ -642,32 +651,9 @@ class Pipeline:
         }
 
 
-class Model:
-    """A loaded model ready to transcribe: the plain ``nn.Module`` (:attr:`module`) with its tokenizer, device and
-    dtype. Made by :func:`load_model`; see docs/python.md."""
-
-    def __init__(self, module):
-        self.module = module
-
-    @property
-    def tokenizer(self):
-        return self.module.tokenizer
-
-    @property
-    def config(self):
-        return self.module.config
-
-    @property
-    def directory(self) -> Path | None:
-        return Path(self.module.directory) if self.module.directory else None
-
-    @property
-    def device(self):
-        return next(self.module.parameters()).device
-
-    @property
-    def dtype(self):
-        return next(self.module.parameters()).dtype
+class Model(LoadedModel):
+    """A loaded model ready to transcribe: the plain ``nn.Module`` (:attr:`module`) with its tokenizer, directory,
+    device and dtype (model.loading.LoadedModel). Made by :func:`load_model`; see docs/python.md."""
 
     def transcribe(
         self,
@@ -690,12 +676,12 @@ class Model:
         A failure raises its error by kind (omniavsr_cli.errors).
         """
         options = replace(options or TranscribeOptions(), **option_values)
-        pipeline = Pipeline(self.module, options)  # the options are checked now, not at the first segment
+        pipeline = Pipeline(self, options)  # the options are checked now, not at the first segment
         if isinstance(media, str | Path):
             if video is not None:
                 raise UsageError(f"{parameter('video')} goes with audio given as an array, not with a file")
-            item: InputFile | ArrayInput = InputFile(Path(media), Path(media).stem)
-            info: dict = {"duration": probe(item.path).duration}
+            item: ProbedFile | ArrayInput = ProbedFile(Path(media), Path(media).stem, probe(Path(media)))
+            info: dict = {"duration": item.info().duration}
         else:
             item = ArrayInput("array", audio=media, frames=video)
             info = {"duration": item.info().duration}
@@ -723,7 +709,7 @@ class Model:
         """One :class:`InputDone` per file as each finishes (not in the order given; ``result.index`` says which),
         chunks of all files pooled into the same batches. A file that fails is a result with its ``error``."""
         options = replace(options or TranscribeOptions(), batch_size=None if batch_size == "auto" else int(batch_size), **option_values)
-        pipeline = Pipeline(self.module, options)  # the options are checked now, not at the first result
+        pipeline = Pipeline(self, options)  # the options are checked now, not at the first result
         items = [InputFile(Path(path), str(n)) for n, path in enumerate(paths)]
         return (event for event in pipeline.run(items) if isinstance(event, InputDone))
 
@@ -733,4 +719,5 @@ def load_model(name_or_path: str | Path = "demo", device: str | None = None, dty
     there is one) in ``dtype`` (default: bf16 on a GPU that has it, else float32)."""
     from .model.loading import load_model as load_module
 
-    return Model(load_module(name_or_path, device=device, dtype=dtype))
+    loaded = load_module(name_or_path, device=device, dtype=dtype)
+    return Model(loaded.module, loaded.tokenizer, loaded.directory)

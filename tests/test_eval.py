@@ -3,6 +3,7 @@ table's cells, WERs equal to `omniavsr score` on the written files and to the mo
 skipped clips, noisy evaluation, subsets and errors."""
 
 import json
+from dataclasses import replace
 
 import jiwer
 import numpy as np
@@ -56,8 +57,8 @@ def _cells(line: str) -> list[str]:
 class _Recording:
     """The real model, keeping every clip it is asked to decode, by task."""
 
-    def __init__(self, model):
-        self.model, self.clips = model, {}
+    def __init__(self, module):
+        self.model, self.clips = module, {}
 
     def __getattr__(self, name):
         return getattr(self.model, name)
@@ -160,7 +161,7 @@ def test_snr_mixes_the_same_seeded_noise_into_every_audio_cell(work):
     clean = {len(audio): audio for audio in (load_example(e)[0] for e in examples)}
 
     def inputs(seed: int, group_frames: int) -> dict[str, dict[int, np.ndarray]]:
-        recording = _Recording(model)
+        recording = replace(model, module=_Recording(model.module))
         options = EvalOptions(
             tasks=("asr", "avsr"),
             rates=((4, 2),),
@@ -171,7 +172,7 @@ def test_snr_mixes_the_same_seeded_noise_into_every_audio_cell(work):
             group_frames=group_frames,
         )
         evaluate(recording, work / "data" / "rois" / "test.csv", options)
-        return {task: {len(c.audio): c.audio.numpy() for c in clips} for task, clips in recording.clips.items()}
+        return {task: {len(c.audio): c.audio.numpy() for c in clips} for task, clips in recording.module.clips.items()}
 
     noisy = inputs(seed=0, group_frames=10_000)
     assert set(noisy) == {"asr", "avsr"} and set(noisy["asr"]) == set(clean)

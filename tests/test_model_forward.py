@@ -162,14 +162,14 @@ def test_the_audio_window_is_the_configs_and_transcribe_never_exceeds_it():
     values = small_config().to_dict()
     short = random_model(OmniAVSRConfig.from_dict({**values, "whisper": {**values["whisper"], "max_source_positions": 300}}))
     assert short.config.whisper.window_seconds == 6
-    assert short.audio_encoder.log_mel([torch.zeros(32000)]).shape[-1] == 600  # padded to 6 s of 100 Hz mel frames
-    assert short.kept_audio_frames(16000 * 4) == 200 and short.kept_audio_frames(16000 * 10) == 300
+    assert short.module.audio_encoder.log_mel([torch.zeros(32000)]).shape[-1] == 600  # padded to 6 s of 100 Hz mel frames
+    assert short.module.kept_audio_frames(16000 * 4) == 200 and short.module.kept_audio_frames(16000 * 10) == 300
     with torch.no_grad():
-        features = short.audio_encoder([torch.randn(16000 * 4)], [200])
+        features = short.module.audio_encoder([torch.randn(16000 * 4)], [200])
     assert features.shape[:2] == (1, 200)
     assert Pipeline(short, TranscribeOptions(max_chunk_s=16.0)).options.max_chunk_s == 6.0
     released = random_model(small_config())  # 1500 positions: the 30-s window, and the 16-s default stands
-    assert released.audio_encoder.log_mel([torch.zeros(32000)]).shape[-1] == 3000
+    assert released.module.audio_encoder.log_mel([torch.zeros(32000)]).shape[-1] == 3000
     assert Pipeline(released, TranscribeOptions(max_chunk_s=16.0)).options.max_chunk_s == 16.0
     with pytest.raises(ValueError, match="whole seconds"):
         OmniAVSRConfig.from_dict({**values, "whisper": {**values["whisper"], "max_source_positions": 320}})

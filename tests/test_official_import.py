@@ -86,7 +86,7 @@ def test_every_official_tensor_lands_where_it_belongs_and_the_logits_agree(varia
     config, state = convert(read_state_dict(tmp_path / "model_avg_1.pth"), tiny_config("S"))
     assert config.variant == variant and not config.projector_layernorm
     save_native(tmp_path / "native", config, state)
-    loaded = load_model(tmp_path / "native", device="cpu", attn_implementation="eager")
+    loaded = load_model(tmp_path / "native", device="cpu", attn_implementation="eager").module
     reference = source.state_dict()
     for name, tensor in loaded.state_dict().items():
         torch.testing.assert_close(tensor, reference[name], atol=0, rtol=0, msg=name)
@@ -204,8 +204,8 @@ def test_text_in_and_out_through_the_imported_tokenizer(tmp_path):
     model = load_model(tmp_path / "m", attn_implementation="eager")
     with torch.no_grad():
         scores = model.transcript_logprobs([clip(1.0, 1)], "vsr", (4, 2), ["hello world"])[0]
-        expected = model.token_logprobs([clip(1.0, 1)], "vsr", (4, 2), [[0, 1, 251]])[0]
-        ids = model.generate([clip(1.0, 2)], "asr", (4, 2), DecodingOptions(num_beams=2, max_new_tokens=3))[0]
+        expected = model.module.token_logprobs([clip(1.0, 1)], "vsr", (4, 2), [[0, 1, 251]])[0]
+        ids = model.module.generate([clip(1.0, 2)], "asr", (4, 2), DecodingOptions(num_beams=2, max_new_tokens=3))[0]
         [text] = model.generate_text([clip(1.0, 2)], "asr", (4, 2), DecodingOptions(num_beams=2, max_new_tokens=3))
     torch.testing.assert_close(scores, expected)
     assert text == model.tokenizer.decode(ids, skip_special_tokens=True)

@@ -241,9 +241,9 @@ def test_the_demo_models_starting_point_keeps_the_audio_and_knows_every_grid_wor
 
     model = load_model(init_demo_model(tmp_path / "init"))
     assert model.config.whisper.window_seconds == 6 and model.config.audio_rates == (4, 16) and model.config.video_rates == (2, 5)
-    conv1 = model.audio_encoder.encoder.conv1.weight
+    conv1 = model.module.audio_encoder.encoder.conv1.weight
     assert abs(conv1.std().item() - (2.0 / (conv1.shape[1] * conv1.shape[2])) ** 0.5) < 0.01  # He, not N(0, 0.02)
-    assert abs(model.llm.get_input_embeddings().weight.std().item() - 0.02) < 0.005
+    assert abs(model.module.llm.get_input_embeddings().weight.std().item() - 0.02) < 0.005
     ids = model.tokenizer(" ".join(grammar.VOCABULARY), add_special_tokens=False).input_ids
     assert len(set(ids)) == len(grammar.VOCABULARY)  # one token per word, none unknown
     assert model.tokenizer.decode(ids) == " ".join(grammar.VOCABULARY)

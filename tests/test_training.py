@@ -15,7 +15,7 @@ from omniavsr_cli.decoding import DecodingOptions
 from omniavsr_cli.errors import ModelUnavailable, UsageError
 from omniavsr_cli.model import loading
 from omniavsr_cli.model.config import OmniAVSRConfig
-from omniavsr_cli.model.loading import load_model
+from omniavsr_cli.model.loading import LoadedModel, load_model
 from omniavsr_cli.model.omni import Clip
 from omniavsr_cli.model.random_init import random_model, save_random_model, small_config
 from omniavsr_cli.model.transforms import video_input
@@ -40,7 +40,7 @@ def config(variant="ST", dropout=0.1) -> OmniAVSRConfig:
     return OmniAVSRConfig.from_dict(values)
 
 
-def batch(model, clips=2):
+def batch(model: LoadedModel, clips=2):
     """A padded training batch of synthetic clips, with transcripts of different lengths."""
     texts = [TRANSCRIPTS[i] for i in range(clips)]
     texts[0] += " the"
@@ -62,8 +62,8 @@ def test_rates_are_drawn_uniformly_per_batch_and_the_same_in_every_process():
 
 
 def test_one_step_uses_the_drawn_rate_projectors_and_shares_the_rates_between_tasks():
-    model = random_model(config()).train()
-    inputs = batch(model)
+    loaded = random_model(config())
+    model, inputs = loaded.module.train(), batch(loaded)
     losses = model(inputs["audio"], inputs["video"], inputs["text"], (16, 2))
     for task in ("asr", "vsr", "avsr"):
         model.zero_grad()
@@ -78,9 +78,9 @@ def test_one_step_uses_the_drawn_rate_projectors_and_shares_the_rates_between_ta
 
 @pytest.mark.parametrize("variant", ["S", "T", "ST"])
 def test_each_task_pass_trains_only_its_own_adapters(variant):
-    model = random_model(config(variant)).train()
+    loaded = random_model(config(variant))
+    model, inputs = loaded.module.train(), batch(loaded)
     model.freeze_backbones()
-    inputs = batch(model)
     losses = model(inputs["audio"], inputs["video"], inputs["text"], (4, 2))
     for task, expected in TASK_ADAPTERS[variant].items():
         model.zero_grad()
@@ -96,13 +96,13 @@ def test_each_task_pass_trains_only_its_own_adapters(variant):
 
 
 def test_the_loss_covers_the_transcript_and_eos_only_and_matches_teacher_forced_scoring():
-    model = random_model(config(dropout=0.0)).eval()
-    inputs = batch(model)
+    loaded = random_model(config(dropout=0.0))
+    model, inputs = loaded.module.eval(), batch(loaded)
     with torch.no_grad():
         losses = model(inputs["audio"][:1], inputs["video"][:1], inputs["text"][:1], (4, 2))
         clip = Clip(audio=clip_audio(0, 1.0), video=video_input(clip_frames(0, 25)))
         for task in ("asr", "vsr", "avsr"):
-            [scores] = model.transcript_logprobs([clip], task, (4, 2), [TRANSCRIPTS[0] + " the"])
+            [scores] = loaded.transcript_logprobs([clip], task, (4, 2), [TRANSCRIPTS[0] + " the"])
             assert len(scores) == 5  # 4 words and EOS
             assert torch.allclose(losses[task], -scores.mean(), atol=1e-5), task
         # padding rows of the text do not count: the short row's loss is the same alone or padded
@@ -120,7 +120,7 @@ def test_loss_weighting_is_the_official_formula_and_a_zero_weight_task_trains_no
 
 def test_an_asr_only_run_never_runs_the_video_encoder_and_trains_only_the_rates_asked(data, base, tmp_path):
     result = train(options(data, base, tmp_path / "run", max_steps=2, task_weights=(1.0, 0.0, 0.0), rates=((16,), (2,))))
-    before, after = load_model(base), load_model(result.model)
+    before, after = load_model(base).module, load_model(result.model).module
     log = [json.loads(line) for line in (tmp_path / "run" / "train_log.jsonl").read_text().splitlines()]
     assert all("loss_asr" in record and "loss_vsr" not in record and "loss_avsr" not in record for record in log)
     old = dict(before.named_parameters())
@@ -136,7 +136,7 @@ def test_an_asr_only_run_never_runs_the_video_encoder_and_trains_only_the_rates_
 
 
 def test_only_lora_and_projectors_train_unless_backbones_are_unfrozen():
-    model = random_model(config())
+    model = random_model(config()).module
     model.freeze_backbones()
     trainable = {n for n, p in model.named_parameters() if p.requires_grad}
     assert trainable and all("lora_" in n or n.startswith(("audio_proj.", "video_proj.")) for n in trainable)
@@ -161,13 +161,13 @@ def base(tmp_path_factory):
 
 
 def options(data, base, output, **overrides):
-    values = dict(manifest=data, output=output, model=str(base), max_steps=4, max_frames=50, workers=0, save_every=2, log_every=100)
+    values = dict(manifest=data, output=output, model=str(base), max_steps=4, max_frames=50, workers=0, save_every=2)
     return TrainOptions(**(values | overrides))
 
 
 def test_a_step_changes_the_trainable_tensors_only_and_checkpoints_hold_just_those(data, base, tmp_path):
     result = train(options(data, base, tmp_path / "run", max_steps=2, task_weights=(1.0, 0.0, 1.0)))
-    before, after = load_model(base), load_model(result.model)
+    before, after = load_model(base).module, load_model(result.model).module
     changed = {n for n, p in after.named_parameters() if not torch.equal(p, dict(before.named_parameters())[n])}
     trainable = {n for n, p in after.named_parameters() if p.requires_grad}
     assert changed and changed <= trainable
@@ -197,7 +197,7 @@ def test_resuming_a_killed_run_ends_with_the_same_weights(data, base, tmp_path):
     settings = dict(max_steps=5, augmentation=Augmentation(), accumulate=2)
     whole = train(options(data, base, tmp_path / "whole", **settings))
 
-    def crash(step, record):
+    def crash(step, total, record):
         if step == 3:
             raise KeyboardInterrupt
 

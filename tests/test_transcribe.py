@@ -23,9 +23,9 @@ from omniavsr_cli.transcribe import InputDone, Model, Pipeline, SegmentDecoded, 
 from omniavsr_cli.vad import fixed_windows, plan_chunks, speech_regions
 
 
-def transcribe(module, files, options):
+def transcribe(model, files, options):
     """Each file's transcript in the order given, as the Python API makes them; the first failure raised."""
-    results = sorted(Model(module).transcribe_many(files, options), key=lambda result: result.index)
+    results = sorted(Model(model.module, model.tokenizer, model.directory).transcribe_many(files, options), key=lambda result: result.index)
     for result in results:
         if not result.ok:
             raise result.error
@@ -295,7 +295,7 @@ class _SmallMemory:
 
 
 def test_out_of_memory_halves_the_batch_and_gives_the_same_tokens(work):
-    model = load_model(work / "model", attn_implementation="eager")
+    model = load_model(work / "model", attn_implementation="eager").module
     from omniavsr_cli.model.omni import Clip
 
     clips = [Clip(audio=speech_like(SPEECH, 2.0 + n / 4)) for n in range(5)]
@@ -369,10 +369,12 @@ def test_a_video_too_short_for_one_token_fails_alone_or_falls_back_to_the_audio(
     assert result.error.code == "E_TOO_SHORT" and "5 (200 ms)" in str(result.error)
     # The model itself says so too, and audio of any length has a token at every audio rate (it is padded).
     with pytest.raises(Exception, match="too short for video rate 2") as raised:
-        model.generate([Clip(video=torch.zeros(1, 1, 88, 88))], "vsr", (4, 2), DecodingOptions(num_beams=1))
+        model.module.generate([Clip(video=torch.zeros(1, 1, 88, 88))], "vsr", (4, 2), DecodingOptions(num_beams=1))
     assert raised.value.code == "E_TOO_SHORT"
     for rate in model.config.audio_rates:
-        assert len(model.generate([Clip(audio=torch.zeros(1))], "asr", (rate, 2), DecodingOptions(num_beams=1, max_new_tokens=2))) == 1
+        assert (
+            len(model.module.generate([Clip(audio=torch.zeros(1))], "asr", (rate, 2), DecodingOptions(num_beams=1, max_new_tokens=2))) == 1
+        )
 
 
 def test_segments_are_handed_out_as_decoded_numbered_as_in_the_transcript(work):

@@ -4,10 +4,13 @@ line, and the progress bar."""
 from __future__ import annotations
 
 import sys
-from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ..errors import InputError, ModelUnavailable
 from ._errors import warning_line
+
+if TYPE_CHECKING:  # loading imports torch: the CLI starts without it
+    from ..model.loading import LoadedModel
 
 DTYPES = {"auto": None, "bf16": "bfloat16", "fp16": "float16", "fp32": "float32"}
 
@@ -37,12 +40,12 @@ def check_dtype(value: str) -> str | None:
     return DTYPES[value]
 
 
-def model_name(model) -> str:
-    return Path(model.directory).name if model.directory else "the model"
+def model_name(model: LoadedModel) -> str:
+    return model.directory.name if model.directory else "the model"
 
 
 def load(name: str, device: str | None, dtype: str | None, quiet: bool, command: str):
-    """The model module, or one clear line on how to get it; says which model runs where unless ``quiet``."""
+    """The loaded model, or one clear line on how to get it; says which model runs where unless ``quiet``."""
     import torch
 
     from ..model.loading import load_model
@@ -58,10 +61,8 @@ def load(name: str, device: str | None, dtype: str | None, quiet: bool, command:
             ) from None
         raise
     if not quiet:
-        parameter = next(model.parameters())
         print(
-            f"{command}: model {Path(model.directory).name} ({model.directory}) on {parameter.device}, "
-            f"{str(parameter.dtype).removeprefix('torch.')}",
+            f"{command}: model {model_name(model)} ({model.directory}) on {model.device}, {str(model.dtype).removeprefix('torch.')}",
             file=sys.stderr,
         )
     return model

@@ -59,7 +59,8 @@ def bench(
         from ..model.random_init import random_model, small_config
 
         target, dtype = default_device_and_dtype(device, None)
-        loaded = random_model(OmniAVSRConfig() if model == "random" else small_config()).to(device=target, dtype=dtype)
+        loaded = random_model(OmniAVSRConfig() if model == "random" else small_config())
+        loaded.module.to(device=target, dtype=dtype)
     else:
         loaded = load_model(model, device=device)
     options = TranscribeOptions(
@@ -78,7 +79,7 @@ def bench(
             raise InputError(f"{missing[0]}: no such file; check the path")
         result = run_bench(loaded, inputs, options, against_loop=against_loop)
     result.settings["model"] = model
-    result.settings["dtype"] = str(next(loaded.parameters()).dtype).removeprefix("torch.")
+    result.settings["dtype"] = str(loaded.dtype).removeprefix("torch.")
     if as_json:
         from dataclasses import asdict
 

@@ -170,14 +170,13 @@ def train(
         device=device,
         workers=workers,
         cache=cache,
-        log_every=log_every,
         save_every=save_every,
         keep_last=keep_last,
         average_last=average_last,
         partial_model=partial_model,
     )
     logging.basicConfig(stream=sys.stderr, format="omniavsr: %(message)s", level=logging.WARNING if quiet else logging.INFO)
-    result = run(options)
+    result = run(options, on_step=None if quiet else _progress_line(log_every))
     if not quiet:
         losses = " ".join(f"{task} {value:.4f}" for task, value in result.losses.items())
         print(
@@ -186,3 +185,20 @@ def train(
             file=sys.stderr,
         )
     return 0
+
+
+def _progress_line(every: int):
+    """on_step for train: a line on stderr every ``every`` steps and at the last."""
+
+    def show(step: int, total: int, record: dict) -> None:
+        if step % every and step != total:
+            return
+        losses = " ".join(f"{name.removeprefix('loss_')} {value:.4f}" for name, value in record.items() if name.startswith("loss_"))
+        print(
+            f"step {step}/{total} epoch {record['epoch'] + 1} loss {record['loss']:.4f} ({losses}) "
+            f"lr {record['lr']:.2e} {record['tokens_per_s']:.0f} tok/s {record['memory_gb']:.1f} GB",
+            file=sys.stderr,
+            flush=True,
+        )
+
+    return show

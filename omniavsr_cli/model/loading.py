@@ -14,6 +14,7 @@ import shutil
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 
@@ -21,6 +22,12 @@ from ..atomic import PART, atomic_path
 from ..errors import InputError, ModelUnavailable, OmniAVSRError, UsageError, parameter
 from ..weights import CHECKSUMS, bundled_dir, sha256_of, weights_dir, write_checksums
 from .config import OmniAVSRConfig
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedTokenizerBase
+
+    from ..decoding import DecodingOptions
+    from .omni import Clip, OmniAVSR
 
 DOMAIN_FILE = "domain.txt"  # beside a model's config.json: one line on the only inputs it understands
 
@@ -41,6 +48,50 @@ class BaseModel:
 
     reference: str
     sha256: str  # of the base's model.safetensors: a different model found at the reference is refused
+
+
+@dataclass
+class LoadedModel:
+    """What ``load_model`` returns: the weights as a plain ``nn.Module`` (:attr:`module`), with the tokenizer and
+    the directory they came from. Text in and out goes through here; the module only sees token ids."""
+
+    module: OmniAVSR
+    tokenizer: PreTrainedTokenizerBase | None
+    directory: Path | None = None  # None for a model built in memory (random_init)
+
+    @property
+    def config(self) -> OmniAVSRConfig:
+        return self.module.config
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.module.parameters()).device
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return next(self.module.parameters()).dtype
+
+    def require_tokenizer(self) -> PreTrainedTokenizerBase:
+        if self.tokenizer is None:
+            raise ModelUnavailable(
+                f"this model has no tokenizer files; import it again with {parameter('tokenizer')} (the Llama-3.2-1B tokenizer folder)",
+                code="E_NO_TOKENIZER",
+            )
+        return self.tokenizer
+
+    def generate_text(self, clips: list[Clip], task: str | list[str], rates: tuple[int, int], options: DecodingOptions) -> list[str]:
+        """Each clip's transcript as text (special tokens dropped, no other clean-up, as upstream)."""
+        tokenizer = self.require_tokenizer()
+        return [
+            tokenizer.decode(ids, skip_special_tokens=True, clean_up_tokenization_spaces=False)
+            for ids in self.module.generate(clips, task, rates, options)
+        ]
+
+    def transcript_logprobs(self, clips: list[Clip], task: str | list[str], rates: tuple[int, int], texts: list[str]) -> list[torch.Tensor]:
+        """Per-token log-probabilities of given transcripts (their tokens, then EOS), as the training loss sees them."""
+        tokenizer = self.require_tokenizer()
+        targets = [tokenizer(text, add_special_tokens=False).input_ids + [self.config.tokens.eos] for text in texts]
+        return self.module.token_logprobs(clips, task, rates, targets)
 
 
 def save_native(
@@ -97,7 +148,9 @@ def default_device_and_dtype(device: str | None, dtype: torch.dtype | None) -> t
     return chosen, dtype or (torch.bfloat16 if chosen.type == "cuda" else torch.float32)
 
 
-def load_model(name_or_path: str | Path, device: str | None = None, dtype: torch.dtype | None = None, attn_implementation: str = "sdpa"):
+def load_model(
+    name_or_path: str | Path, device: str | None = None, dtype: torch.dtype | None = None, attn_implementation: str = "sdpa"
+) -> LoadedModel:
     """The model in ``name_or_path`` (a directory, or a name under the weights directory), ready for inference.
 
     On the ``meta`` device only config.json and the safetensors headers are read: every check of the files
@@ -128,14 +181,13 @@ def load_model(name_or_path: str | Path, device: str | None = None, dtype: torch
     model.llm.model.rotary_emb = LlamaRotaryEmbedding(config=model.llm.config)
     model.freeze_backbones()
     try:
-        model.tokenizer = load_tokenizer(directory)
+        tokenizer = load_tokenizer(directory)
     except Exception as error:  # transformers and tokenizers raise many kinds for a damaged file
         raise ModelUnavailable(
             f"{directory / 'tokenizer.json'}: not a usable tokenizer ({first_line(error)}); import or download the model again",
             code="E_CHECKPOINT",
         ) from None
-    model.directory = directory
-    return model.to(device=target_device, dtype=target_dtype).eval()
+    return LoadedModel(model.to(device=target_device, dtype=target_dtype).eval(), tokenizer, directory)
 
 
 def first_line(error: Exception, describe: Callable[[OmniAVSRError], str] = str) -> str:
@@ -296,9 +348,9 @@ def load_tokenizer(directory: Path):
     return PreTrainedTokenizerFast(tokenizer_file=str(directory / "tokenizer.json"))
 
 
-def model_description(model) -> dict:
+def model_description(model: LoadedModel) -> dict:
     """Name, directory and weights checksum, so a transcript says exactly which weights made it."""
-    directory = Path(model.directory) if model.directory else None
+    directory = model.directory
     checksum = None
     if directory is not None and (directory / CHECKSUMS).is_file():
         with contextlib.suppress(OSError, ValueError):
@@ -312,7 +364,7 @@ def model_description(model) -> dict:
     }
 
 
-def model_domain(model) -> str | None:
+def model_domain(model: LoadedModel) -> str | None:
     """What a model trained on a narrow domain says of it (DOMAIN_FILE beside its weights); None for a general model."""
     with contextlib.suppress(OSError, TypeError, UnicodeDecodeError):
         return (Path(model.directory) / DOMAIN_FILE).read_text(encoding="utf-8").strip() or None

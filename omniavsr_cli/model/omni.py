@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 import torch
 from torch import nn
 
-from ..errors import InputError, ModelUnavailable, UsageError, parameter
+from ..errors import InputError, UsageError
 from ..timebase import FPS, MS_PER_FRAME, SAMPLE_RATE, SAMPLES_PER_FRAME
 from ..timing import StageTimer
 from . import transforms
@@ -225,37 +225,12 @@ class OmniAVSR(nn.Module):
             results.append(predicting.log_softmax(-1).gather(-1, torch.tensor(ids, device=predicting.device)[:, None])[:, 0])
         return results
 
-    # ------------------------------------------------------------------ text
+    # ------------------------------------------------------------------ prompts
 
-    tokenizer = None  # set by load_model when the model directory has tokenizer files
-    directory = None  # where load_model found the model
     encoder_batch_size: int | None = None  # clips per encoder call; None: all on a GPU, CPU_ENCODER_BATCH on a CPU
 
-    def _require_tokenizer(self):
-        if self.tokenizer is None:
-            raise ModelUnavailable(
-                f"this model has no tokenizer files; import it again with {parameter('tokenizer')} (the Llama-3.2-1B tokenizer folder)",
-                code="E_NO_TOKENIZER",
-            )
-        return self.tokenizer
-
-    def generate_text(self, clips: list[Clip], task: str | list[str], rates: tuple[int, int], options: DecodingOptions) -> list[str]:
-        """Each clip's transcript as text (special tokens dropped, no other clean-up, as upstream)."""
-        tokenizer = self._require_tokenizer()
-        return [
-            tokenizer.decode(ids, skip_special_tokens=True, clean_up_tokenization_spaces=False)
-            for ids in self.generate(clips, task, rates, options)
-        ]
-
-    def transcript_logprobs(self, clips: list[Clip], task: str | list[str], rates: tuple[int, int], texts: list[str]) -> list[torch.Tensor]:
-        """Per-token log-probabilities of given transcripts (their tokens, then EOS), as the training loss sees them."""
-        tokenizer = self._require_tokenizer()
-        targets = [tokenizer(text, add_special_tokens=False).input_ids + [self.config.tokens.eos] for text in texts]
-        return self.token_logprobs(clips, task, rates, targets)
-
-    def set_prompts_from_tokenizer(self) -> None:
+    def set_prompts_from_tokenizer(self, tokenizer) -> None:
         """Compute the prompt embeddings from the configured prompt texts (a model built from scratch)."""
-        tokenizer = self._require_tokenizer()
         for task, text in self.config.prompts.items():
             self.set_prompt(task, tokenizer(text, add_special_tokens=False).input_ids)
 

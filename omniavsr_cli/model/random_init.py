@@ -13,7 +13,7 @@ from pathlib import Path
 import torch
 
 from .config import OmniAVSRConfig
-from .loading import save_native
+from .loading import LoadedModel, save_native
 
 # A few real words first, so a random model's output looks like text rather than only w123 w45.
 WORDS = "the a and to of in is it that you we they this what was for on are with be have not do at so".split()
@@ -91,7 +91,7 @@ def word_tokenizer(config: OmniAVSRConfig, words: tuple[str, ...] | list[str] = 
     )
 
 
-def random_model(config: OmniAVSRConfig, seed: int = 0, words: tuple[str, ...] | list[str] = WORDS):
+def random_model(config: OmniAVSRConfig, seed: int = 0, words: tuple[str, ...] | list[str] = WORDS) -> LoadedModel:
     """An OmniAVSR with N(0, 0.02) matrices, unit norms and zero biases, LoRA included (so the adapters act).
 
     Built on the meta device and filled in place: a 2.3-billion-parameter model takes seconds, not the
@@ -117,9 +117,9 @@ def random_model(config: OmniAVSRConfig, seed: int = 0, words: tuple[str, ...] |
             buffer.fill_(1.0 if name.endswith("running_var") else 0.0)
     model.llm.model.rotary_emb = LlamaRotaryEmbedding(config=model.llm.config)
     model.llm.tie_weights()
-    model.tokenizer = word_tokenizer(config, words)
-    model.set_prompts_from_tokenizer()
-    return model.eval()
+    tokenizer = word_tokenizer(config, words)
+    model.set_prompts_from_tokenizer(tokenizer)
+    return LoadedModel(model.eval(), tokenizer)
 
 
 def save_random_model(directory: Path, config: OmniAVSRConfig, seed: int = 0, words: tuple[str, ...] | list[str] = WORDS) -> Path:
@@ -128,4 +128,4 @@ def save_random_model(directory: Path, config: OmniAVSRConfig, seed: int = 0, wo
     model = random_model(config, seed, words)
     with tempfile.TemporaryDirectory() as scratch:
         model.tokenizer.save_pretrained(scratch)
-        return save_native(Path(directory), config, model.state_dict(), tokenizer=Path(scratch))
+        return save_native(Path(directory), config, model.module.state_dict(), tokenizer=Path(scratch))

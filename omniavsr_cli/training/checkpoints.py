@@ -28,7 +28,19 @@ import torch
 
 from ..atomic import PART
 from ..errors import InputError, ModelUnavailable, parameter
-from ..model.loading import ADDED_IDS, ADDED_ROWS, EMBEDDINGS, TIED, BaseModel, first_line, load_state, overlay, save_native, weights_sha256
+from ..model.loading import (
+    ADDED_IDS,
+    ADDED_ROWS,
+    EMBEDDINGS,
+    TIED,
+    BaseModel,
+    LoadedModel,
+    first_line,
+    load_state,
+    overlay,
+    save_native,
+    weights_sha256,
+)
 
 log = logging.getLogger("omniavsr")
 
@@ -135,11 +147,11 @@ def load_changed_state(model, state: dict[str, torch.Tensor]) -> None:
 # ---------------------------------------------------------------------------------------------- a run's checkpoints
 
 
-def save_step(output: Path, step: int, model, base: BaseModel, settings: dict, optimizer, scheduler, keep: int) -> None:
+def save_step(output: Path, step: int, model: LoadedModel, base: BaseModel, settings: dict, optimizer, scheduler, keep: int) -> None:
     """OUT/checkpoint-STEP: what training changed and the state to resume from; then only the last ``keep``
     checkpoints are kept."""
     state = {"step": step, "settings": settings, "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict()}
-    save_checkpoint(output / checkpoint_name(step), model.config, changed_state(model), base, _tokenizer(model), state)
+    save_checkpoint(output / checkpoint_name(step), model.config, changed_state(model.module), base, _tokenizer(model), state)
     keep_last(output, keep)
 
 
@@ -196,7 +208,7 @@ def _damaged(path: Path, problem: str) -> ModelUnavailable:
     )
 
 
-def write_final(output: Path, final: Path, model, base: BaseModel, average_last: int, partial: bool) -> None:
+def write_final(output: Path, final: Path, model: LoadedModel, base: BaseModel, average_last: int, partial: bool) -> None:
     """The average of the last ``average_last`` checkpoints: complete (every tensor, loads anywhere) unless
     ``partial``, which needs its base to load."""
     chosen = step_checkpoints(output)[-max(1, average_last) :]
@@ -208,5 +220,5 @@ def write_final(output: Path, final: Path, model, base: BaseModel, average_last:
     log.info("final model (average of %s): %s", ", ".join(p.name for p in chosen), final)
 
 
-def _tokenizer(model) -> Path | None:
+def _tokenizer(model: LoadedModel) -> Path | None:
     return model.directory if (model.directory / "tokenizer.json").is_file() else None

@@ -26,9 +26,9 @@ import torch
 from .. import __version__
 from ..atomic import write_text_atomic
 from ..decoding import BatchDecoder, BatchLimits, DecodingOptions
-from ..errors import InputError, ModelUnavailable, UsageError, parameter
+from ..errors import InputError, UsageError, parameter
 from ..model.config import TASKS
-from ..model.loading import model_description
+from ..model.loading import LoadedModel, model_description
 from ..model.omni import Clip
 from ..model.transforms import video_input
 from ..scoring import EditCounts, get_normalizer, score_texts
@@ -278,7 +278,11 @@ def _limits(options: EvalOptions) -> BatchLimits:
 
 
 def evaluate(
-    model, eval_set: EvalSet | str | Path, options: EvalOptions = EvalOptions(), *, on_progress: Callable[[int], None] | None = None
+    model: LoadedModel,
+    eval_set: EvalSet | str | Path,
+    options: EvalOptions = EvalOptions(),
+    *,
+    on_progress: Callable[[int], None] | None = None,
 ) -> EvalResult:
     """Decode the set in every cell and score each against the references.
 
@@ -288,15 +292,15 @@ def evaluate(
     """
     if not isinstance(eval_set, EvalSet):
         eval_set = read_eval_set(eval_set)
-    if model.tokenizer is None:
-        raise ModelUnavailable(f"this model has no tokenizer files; import it again with {parameter('tokenizer')}", code="E_NO_TOKENIZER")
+    tokenizer = model.require_tokenizer()
     progress = on_progress or (lambda n: None)
     started = time.perf_counter()
     cells = plan_cells(model.config, options)
     options = replace(options, cache=clip_cache(options.cache))
     noise = _noise_bank(options)
     decoders = {
-        cell: BatchDecoder(model, cell.model_rates(model.config), options.decoding, _limits(options), options.guards) for cell in cells
+        cell: BatchDecoder(model.module, cell.model_rates(model.config), options.decoding, _limits(options), options.guards)
+        for cell in cells
     }
     hypotheses: dict[Cell, list[tuple[str, str]]] = {cell: [] for cell in cells}
     without_audio = dict.fromkeys(cells, 0)
@@ -318,7 +322,7 @@ def evaluate(
             without_audio[cell] += len(loaded) - len(usable)
             if usable:
                 decode_started = time.perf_counter()
-                texts = _decode_cell(decoders[cell], model.tokenizer, [item.clip(cell.task) for item in usable], cell.task)
+                texts = _decode_cell(decoders[cell], tokenizer, [item.clip(cell.task) for item in usable], cell.task)
                 seconds[cell] += time.perf_counter() - decode_started
                 hypotheses[cell] += [(item.example.id, text) for item, text in zip(usable, texts)]
             progress(len(group))

@@ -1,15 +1,14 @@
-"""What a training run reports: one record per optimiser step in OUT/train_log.jsonl (trimmed back to the
-checkpoint a resumed run starts from, so each step is logged once), a progress line on stderr every few
-steps, TensorBoard scalars in OUT/tensorboard when it is installed, and the examples left out in
-OUT/skipped.tsv. Only the main process writes. The measures in a step's record (peak memory, LLM tokens)
-are taken here too.
+"""What a training run records: one record per optimiser step in OUT/train_log.jsonl (trimmed back to the
+checkpoint a resumed run starts from, so each step is logged once), TensorBoard scalars in OUT/tensorboard
+when it is installed, and the examples left out in OUT/skipped.tsv. Only the main process writes. The
+measures in a step's record (peak memory, LLM tokens) are taken here too. What is shown while it runs is
+the caller's (train's ``on_step``; the CLI prints a line every few steps).
 """
 
 from __future__ import annotations
 
 import json
 import resource
-import sys
 from pathlib import Path
 
 import torch
@@ -21,11 +20,11 @@ SKIPPED_FILE = "skipped.tsv"
 
 
 class TrainLog:
-    """Per-step records to OUT/train_log.jsonl, every ``every`` steps a line on stderr, and TensorBoard
-    (OUT/tensorboard) when it is installed. Only the main process logs."""
+    """Per-step records to OUT/train_log.jsonl and TensorBoard (OUT/tensorboard) when it is installed. Only the
+    main process logs."""
 
-    def __init__(self, output: Path, main: bool, every: int):
-        self.main, self.every = main, max(1, every)
+    def __init__(self, output: Path, main: bool):
+        self.main = main
         self.last_losses: dict[str, float] = {}
         self.file = (output / LOG_FILE).open("a", encoding="utf-8") if main else None
         self.board = None
@@ -37,7 +36,7 @@ class TrainLog:
             except ImportError:
                 pass
 
-    def log(self, record: dict, step: int, total: int) -> None:
+    def log(self, record: dict, step: int) -> None:
         self.last_losses = {task: record[f"loss_{task}"] for task in TASKS if f"loss_{task}" in record}
         if not self.main:
             return
@@ -47,14 +46,6 @@ class TrainLog:
             for name, value in record.items():
                 if name not in ("step", "epoch"):
                     self.board.add_scalar(f"train/{name}", value, step)
-        if step % self.every == 0 or step == total:
-            print(
-                f"step {step}/{total} epoch {record['epoch'] + 1} loss {record['loss']:.4f} "
-                f"({' '.join(f'{task} {value:.4f}' for task, value in self.last_losses.items())}) "
-                f"lr {record['lr']:.2e} {record['tokens_per_s']:.0f} tok/s {record['memory_gb']:.1f} GB",
-                file=sys.stderr,
-                flush=True,
-            )
 
     def close(self) -> None:
         if self.file is not None:

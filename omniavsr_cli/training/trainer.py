@@ -36,7 +36,7 @@ from pathlib import Path
 import torch
 
 from ..errors import InputError, Interrupted, OutOfMemory, UsageError, parameter
-from ..model.loading import BaseModel, default_device_and_dtype, load_model
+from ..model.loading import BaseModel, LoadedModel, default_device_and_dtype, load_model
 from . import checkpoints, distributed
 from .augment import Augmentation
 from .batches import EpochBatches, accumulation_groups
@@ -50,7 +50,7 @@ log = logging.getLogger("omniavsr")
 
 FINAL_MODEL = "model"
 # Settings that may change between a run and its resumption without changing the result.
-NOT_PART_OF_THE_RUN = ("output", "cache", "workers", "log_every", "device", "keep_last", "average_last", "save_every", "partial_model")
+NOT_PART_OF_THE_RUN = ("output", "cache", "workers", "device", "keep_last", "average_last", "save_every", "partial_model")
 
 
 @dataclass
@@ -79,7 +79,6 @@ class TrainOptions:
     device: str | None = None
     workers: int = 2
     cache: Path | None = None  # decoded clips kept here for later epochs and runs (data.load_example)
-    log_every: int = 10
     save_every: int = 1000
     keep_last: int = 2
     average_last: int = 1  # the final model averages the last K checkpoints
@@ -102,8 +101,9 @@ class TrainResult:
     resumed_from: int | None = None
 
 
-def train(options: TrainOptions, on_step: Callable[[int, dict], None] | None = None) -> TrainResult:
-    """Run (or resume) the training ``options`` describe; ``on_step(step, record)`` follows each optimiser step."""
+def train(options: TrainOptions, on_step: Callable[[int, int, dict], None] | None = None) -> TrainResult:
+    """Run (or resume) the training ``options`` describe; ``on_step(step, total_steps, record)`` follows each
+    optimiser step in the main process (``record`` is the step's line of train_log.jsonl)."""
     if any(weight < 0 for weight in options.task_weights) or not trained_tasks(options.task_weights):
         raise UsageError(
             f"{parameter('task_weights')} {','.join(map(str, options.task_weights))}: give three weights (ASR,VSR,AVSR), none negative, "
@@ -121,17 +121,18 @@ def train(options: TrainOptions, on_step: Callable[[int, dict], None] | None = N
     device = distributed.rank_device(options.device, processes)
     dtype = {"bf16": torch.bfloat16, "fp32": torch.float32, "auto": None}[options.precision]
     device, dtype = default_device_and_dtype(device, dtype)
-    model = load_model(options.model, device=str(device), dtype=dtype)
+    loaded = load_model(options.model, device=str(device), dtype=dtype)
+    model = loaded.module
     for asked, kind, offered in zip(options.rates or (), ("audio", "video"), (model.config.audio_rates, model.config.video_rates)):
         if not set(asked) <= set(offered):
             raise UsageError(
                 f"{parameter('rates')}: {kind} rate {','.join(map(str, sorted(set(asked) - set(offered))))} is not one of this model's ({','.join(map(str, offered))})"
             )
-    if model.tokenizer is None:
+    if loaded.tokenizer is None:
         raise InputError(
             f"{options.model}: this model has no tokenizer to turn transcripts into labels; import it with {parameter('tokenizer')}"
         )
-    base = checkpoints.base_reference(options.model, model.directory, output)
+    base = checkpoints.base_reference(options.model, loaded.directory, output)
     model.freeze_backbones(options.unfreeze)
     model.train()
     distributed.synchronise_batch_norm(model, device, processes)
@@ -150,7 +151,7 @@ def train(options: TrainOptions, on_step: Callable[[int, dict], None] | None = N
         trim_log(output / LOG_FILE, step)
         log.info(
             "training %s: %d examples (%d skipped), %d batches, %d steps per epoch, %d steps, %s parameters trained%s",
-            model.directory,
+            loaded.directory,
             len(examples),
             len(skipped),
             len(batches),
@@ -161,7 +162,7 @@ def train(options: TrainOptions, on_step: Callable[[int, dict], None] | None = N
         )
 
     network = distributed.data_parallel(model, processes)
-    logger = TrainLog(output, processes.main, options.log_every)
+    logger = TrainLog(output, processes.main)
     previous: dict = {}
     skipped_later = 0
     tokens = model.config.tokens
@@ -169,7 +170,7 @@ def train(options: TrainOptions, on_step: Callable[[int, dict], None] | None = N
         while step < total:
             epoch, group = divmod(step, steps_per_epoch)
             mine = distributed.process_batches(epoch_order(batches, epoch, options.seed), processes)
-            data = EpochBatches(examples, mine, epoch, options, model.tokenizer, tokens)
+            data = EpochBatches(examples, mine, epoch, options, loaded.tokenizer, tokens)
             first = group * options.accumulate
             loader = torch.utils.data.DataLoader(
                 torch.utils.data.Subset(data, range(first, len(mine))),
@@ -185,12 +186,12 @@ def train(options: TrainOptions, on_step: Callable[[int, dict], None] | None = N
                 step += 1
                 skipped_later += record["skipped"]
                 record |= {"step": step, "epoch": epoch}
-                logger.log(record, step, total)
+                logger.log(record, step)
                 stopping = stop.requested(processes)
                 if step % options.save_every == 0 or step == total or stopping:
-                    _save(output, step, model, base, options, optimizer, scheduler, processes)
-                if on_step is not None:
-                    on_step(step, record)
+                    _save(output, step, loaded, base, options, optimizer, scheduler, processes)
+                if on_step is not None and processes.main:
+                    on_step(step, total, record)
                 if stopping:
                     logger.close()
                     raise Interrupted(
@@ -200,7 +201,7 @@ def train(options: TrainOptions, on_step: Callable[[int, dict], None] | None = N
 
     final = output / FINAL_MODEL
     if processes.main:
-        checkpoints.write_final(output, final, model, base, options.average_last, options.partial_model)
+        checkpoints.write_final(output, final, loaded, base, options.average_last, options.partial_model)
     distributed.barrier(processes)
     logger.close()
     return TrainResult(step, final, logger.last_losses, len(skipped) + skipped_later, resumed_from)
@@ -296,7 +297,9 @@ def _out_of_memory(batch: dict):
         ) from None
 
 
-def _save(output: Path, step: int, model, base: BaseModel, options: TrainOptions, optimizer, scheduler, processes: Processes) -> None:
+def _save(
+    output: Path, step: int, model: LoadedModel, base: BaseModel, options: TrainOptions, optimizer, scheduler, processes: Processes
+) -> None:
     """A checkpoint of this step, written by the main process while the others wait."""
     if processes.main:
         keep = max(options.keep_last, options.average_last)
