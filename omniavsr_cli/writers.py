@@ -3,24 +3,85 @@
 Downstream tools that parse whisper's files read ours unchanged (docs/transcribe.md#output-formats); the
 JSON is whisper's keys plus ours, with non-ASCII text kept as is (a file name that is not UTF-8 is escaped:
 json_text). A writer takes a transcript (anything with ``segments`` of ``start``, ``end``, ``text`` and a
-``to_dict()``) and returns the file's text.
+``to_dict()``) and the subtitle options, and returns the file's text.
+
+A segment with word timings (``segment.words``, a list of :class:`Word`) is shown in SRT and VTT as cues cut
+at word boundaries under :class:`SubtitleOptions` (subtitle_cues); a segment without them is one cue over
+the segment, exactly as whisper writes it. TXT and TSV stay one line per segment, as whisper's do.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+import unicodedata
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from .atomic import write_text_atomic
+from .errors import UsageError, parameter
 
 FORMATS = ("txt", "srt", "vtt", "tsv", "json", "jsonl")
 
 
+@dataclass(frozen=True)
+class Word:
+    """One word of a segment and when it was said, in the source's timeline. ``word`` keeps its leading space
+    as whisper keeps it (" hello"; none where the word joins the one before), so a segment's words joined
+    give its text."""
+
+    word: str
+    start: float
+    end: float
+    probability: float
+
+    def to_dict(self) -> dict:
+        """Whisper's word entry: word, start, end, probability, in that order."""
+        return {"word": self.word, "start": self.start, "end": self.end, "probability": self.probability}
+
+
+@dataclass(frozen=True)
+class SubtitleOptions:
+    """How segments with word timings become subtitle cues; the defaults follow the Netflix and BBC style
+    guides (docs/transcribe.md#subtitles-from-word-timings says why each). A limit of None is no limit."""
+
+    max_line_width: int | None = 42  # characters on a line (a longer single word gets a line of its own)
+    max_line_count: int | None = 2  # lines in a cue
+    max_words_per_line: int | None = None  # words on a line, alongside the width
+    highlight_words: bool = False  # one cue per word, the word underlined (<u>) in its cue's text
+    max_cue_s: float = 7.0  # longest a cue may be on screen (a single longer word is its own cue)
+    min_cue_s: float = 5 / 6  # shortest, when the silence after the cue leaves room
+    min_gap_s: float = 0.08  # between cues, when the silence between their words leaves room: 2 frames at 25 fps
+    pause_s: float = 1.0  # a silence longer than this between two words starts a new cue
+    reading_cps: float | None = 20.0  # a cue stays up long enough to read at this many characters a second, if room
+    max_linger_s: float = 1.5  # ... but never longer than this after its last word
+
+    def __post_init__(self):
+        for name in ("max_line_width", "max_line_count", "max_words_per_line"):
+            if getattr(self, name) is not None and getattr(self, name) < 1:
+                raise UsageError(f"{parameter(name)} must be at least 1 (or none, for no limit)")
+        for name in ("max_cue_s", "pause_s"):
+            if not getattr(self, name) > 0:
+                raise UsageError(f"{parameter(name)} must be more than 0 seconds")
+        for name in ("min_gap_s", "max_linger_s"):
+            if not getattr(self, name) >= 0:
+                raise UsageError(f"{parameter(name)} cannot be negative")
+        if not 0 <= self.min_cue_s <= self.max_cue_s:
+            raise UsageError(f"{parameter('min_cue_s')} must be between 0 and {parameter('max_cue_s')} ({self.max_cue_s} s)")
+        if self.reading_cps is not None and not self.reading_cps > 0:
+            raise UsageError(f"{parameter('reading_cps')} must be more than 0 characters a second (or none)")
+
+
+READABLE = SubtitleOptions()
+
+
+def _milliseconds(seconds: float) -> int:
+    return round(seconds * 1000.0)
+
+
 def format_timestamp(seconds: float, always_include_hours: bool = False, decimal_marker: str = ".") -> str:
     """HH:MM:SS.mmm, hours only when asked for or non-zero (whisper's rounding: to the millisecond)."""
-    milliseconds = round(seconds * 1000.0)
+    milliseconds = _milliseconds(seconds)
     hours, milliseconds = divmod(milliseconds, 3_600_000)
     minutes, milliseconds = divmod(milliseconds, 60_000)
     whole_seconds, milliseconds = divmod(milliseconds, 1000)
@@ -28,29 +89,229 @@ def format_timestamp(seconds: float, always_include_hours: bool = False, decimal
     return f"{hours_part}{minutes:02d}:{whole_seconds:02d}{decimal_marker}{milliseconds:03d}"
 
 
-def _cue_text(text: str) -> str:
+def display_width(text: str) -> int:
+    """Characters a line shows: code points, less the combining marks drawn on the one before (so "é" is one
+    character whether composed or not); bytes never count."""
+    return sum(not unicodedata.combining(character) for character in text)
+
+
+def _shown_word(word: Word) -> str:
+    return word.word.replace("-->", "->")
+
+
+def _line_text(line: Sequence[Word], underline: Word | None = None) -> str:
+    parts = []
+    for word in line:
+        text = _shown_word(word)
+        if word is underline:  # whisper's highlight: the word's surrounding spaces stay outside the tag
+            core = text.strip()
+            lead, trail = text[: len(text) - len(text.lstrip())], text[len(text.rstrip()) :]
+            text = f"{lead}<u>{core}</u>{trail}"
+        parts.append(text)
+    return "".join(parts).strip()
+
+
+@dataclass(frozen=True)
+class Cue:
+    """One subtitle: shown from ``start`` to ``end`` with ``text`` (lines joined by newlines). ``lines`` holds
+    the words on each line; it is empty for a cue made from a segment without word timings."""
+
+    start: float
+    end: float
+    text: str
+    lines: tuple[tuple[Word, ...], ...] = ()
+
+    @property
+    def words(self) -> tuple[Word, ...]:
+        return tuple(word for line in self.lines for word in line)
+
+    def with_underline(self, word: Word) -> str:
+        """The cue's text with ``word`` (one of its own, by identity) underlined."""
+        return "\n".join(_line_text(line, underline=word) for line in self.lines)
+
+
+def _segment_text(text: str) -> str:
     return text.strip().replace("-->", "->")
 
 
-def write_txt(transcript) -> str:
+def _fits(line: Sequence[Word], options: SubtitleOptions) -> bool:
+    if len(line) == 1:
+        return True
+    if options.max_words_per_line is not None and len(line) > options.max_words_per_line:
+        return False
+    return options.max_line_width is None or display_width(_line_text(line)) <= options.max_line_width
+
+
+def _balanced_lines(words: list[Word], count: int, options: SubtitleOptions) -> list[list[Word]]:
+    """``words`` over ``count`` lines that each fit, with the longest line as short as can be (two similar lines,
+    not a full one over a stub); of equal layouts, the one with the shorter top line (the bottom-heavy shape
+    the style guides prefer)."""
+    best: dict[tuple[int, int], tuple[int, list[int]]] = {}  # (first word, lines) -> (longest line, where lines break)
+
+    def layout(first: int, lines: int) -> tuple[int, list[int]] | None:
+        if (first, lines) in best:
+            return best[first, lines]
+        found = None
+        if lines == 1:
+            if _fits(words[first:], options):
+                found = (display_width(_line_text(words[first:])), [])
+        else:
+            for cut in range(first + 1, len(words) - lines + 2):
+                if not _fits(words[first:cut], options):
+                    break
+                rest = layout(cut, lines - 1)
+                if rest is not None:
+                    longest = max(display_width(_line_text(words[first:cut])), rest[0])
+                    if found is None or longest < found[0]:
+                        found = (longest, [cut, *rest[1]])
+        best[first, lines] = found
+        return found
+
+    chosen = layout(0, count)
+    assert chosen is not None, "greedy filling found this many lines, so a layout exists"
+    bounds = [0, *chosen[1], len(words)]
+    return [words[a:b] for a, b in zip(bounds, bounds[1:], strict=False)]
+
+
+def _segment_cues(words: list[Word], options: SubtitleOptions) -> Iterator[list[list[Word]]]:
+    """Greedy filling, word by word: the next word goes on the current line if it fits, else on a new line if
+    the cue has room for one, else it starts a new cue; a long pause or the cue's length limit starts one too."""
+    lines: list[list[Word]] = []
+    for word in words:
+        if lines:
+            pause = word.start - lines[-1][-1].end > options.pause_s
+            too_long = word.end - lines[0][0].start > options.max_cue_s
+            if not pause and not too_long:
+                if _fits([*lines[-1], word], options):
+                    lines[-1].append(word)
+                    continue
+                if options.max_line_count is None or len(lines) < options.max_line_count:
+                    lines.append([word])
+                    continue
+            yield lines
+        lines = [[word]]
+    if lines:
+        yield lines
+
+
+def subtitle_cues(segments: Sequence, options: SubtitleOptions = READABLE) -> list[Cue]:
+    """The cues that show ``segments`` (in time order): a segment with words is cut into cues at word
+    boundaries under ``options``, one without is one cue over the segment (its start to its end, as today's
+    and whisper's files).
+
+    A word cue runs from its first word's start to its last word's end, so it never shows before its speech;
+    it never spans two segments. Its end is then held longer into the silence that follows, to reach
+    ``min_cue_s`` and the reading speed, but never past ``max_cue_s`` or ``max_linger_s`` after its last word,
+    and never closer than ``min_gap_s`` to the next cue (when the words themselves are closer, the gap is what
+    they leave: a cue never ends before its last word does, except where the next cue's words overlap it).
+    """
+    built: list[Cue] = []
+    for segment in segments:
+        words = list(getattr(segment, "words", None) or [])
+        if not words:
+            built.append(Cue(segment.start, segment.end, _segment_text(segment.text)))
+            continue
+        for lines in _segment_cues([word for word in words if word.word.strip()], options):
+            cue_words = [word for line in lines for word in line]
+            balanced = tuple(tuple(line) for line in _balanced_lines(cue_words, len(lines), options))
+            text = "\n".join(_line_text(line) for line in balanced)
+            built.append(Cue(cue_words[0].start, cue_words[-1].end, text, balanced))
+    return [_held(cue, following, options) for cue, following in zip(built, [*built[1:], None], strict=True)]
+
+
+def _held(cue: Cue, following: Cue | None, options: SubtitleOptions) -> Cue:
+    if not cue.lines:  # a segment's cue keeps the segment's times
+        return cue
+    spoken_end = cue.end
+    wanted = max(options.min_cue_s, display_width(cue.text.replace("\n", "")) / options.reading_cps if options.reading_cps else 0.0)
+    end = min(cue.start + wanted, cue.start + options.max_cue_s, spoken_end + options.max_linger_s)
+    if following is not None:
+        end = min(end, following.start - options.min_gap_s)
+    end = max(end, spoken_end)
+    if following is not None:
+        end = min(end, following.start)  # words that overlap the next cue's: cut, so cues never overlap
+    return Cue(cue.start, end, cue.text, cue.lines)
+
+
+def _shown(cues: list[Cue], options: SubtitleOptions) -> Iterator[tuple[float, float, str]]:
+    """(start, end, text) as written: each cue, or with ``highlight_words`` one cue per word with that word
+    underlined, the stretches between words (and after the last, while the cue is held) showing the plain text."""
+    for cue in cues:
+        if not (options.highlight_words and cue.lines):
+            yield cue.start, cue.end, cue.text
+            continue
+        shown_until = cue.start
+        for word in cue.words:
+            if _milliseconds(word.start) > _milliseconds(shown_until):
+                yield shown_until, word.start, cue.text
+            if _milliseconds(word.end) > _milliseconds(word.start):
+                yield word.start, word.end, cue.with_underline(word)
+                shown_until = word.end
+        if _milliseconds(cue.end) > _milliseconds(shown_until):
+            yield shown_until, cue.end, cue.text
+
+
+def check_cues(cues: Sequence[Cue], options: SubtitleOptions = READABLE) -> list[str]:
+    """What is wrong with ``cues`` under ``options``, one line per problem (empty when nothing is): a line
+    wider or a cue with more lines or words per line than allowed (a single word alone on its line is
+    exempt from the width), a cue longer than ``max_cue_s`` (but for one word that long), a word outside its
+    cue's time, a cue that shows for no time or overlaps the one before, and a gap under ``min_gap_s`` that
+    the silence between the words left room for. Cues made from segments without words are checked only
+    for time order, as their times are the segments'."""
+    problems: list[str] = []
+    tolerance = 1e-6  # seconds: float sums, far below the millisecond the files show
+    previous: Cue | None = None
+    for number, cue in enumerate(cues, start=1):
+        where = f"cue {number} ({format_timestamp(cue.start)} --> {format_timestamp(cue.end)})"
+        if cue.lines:
+            if cue.end <= cue.start:
+                problems.append(f"{where}: shows for no time")
+            if options.max_line_count is not None and len(cue.lines) > options.max_line_count:
+                problems.append(f"{where}: {len(cue.lines)} lines, over {options.max_line_count}")
+            if len(cue.text.split("\n")) != len(cue.lines):
+                problems.append(f"{where}: its text is not its lines of words")
+            for line_number, (line, text) in enumerate(zip(cue.lines, cue.text.split("\n"), strict=False), start=1):
+                if not text.strip():
+                    problems.append(f"{where}: line {line_number} is blank")
+                if options.max_line_width is not None and len(line) > 1 and display_width(text) > options.max_line_width:
+                    problems.append(f"{where}: line {line_number} is {display_width(text)} characters, over {options.max_line_width}")
+                if options.max_words_per_line is not None and len(line) > options.max_words_per_line:
+                    problems.append(f"{where}: line {line_number} has {len(line)} words, over {options.max_words_per_line}")
+            if len(cue.words) > 1 and cue.end - cue.start > options.max_cue_s + tolerance:
+                problems.append(f"{where}: {cue.end - cue.start:.3f} s, over {options.max_cue_s} s")
+            for word in cue.words:
+                if word.start < cue.start or word.end > cue.end:
+                    problems.append(f"{where}: word {word.word.strip()!r} at {word.start:.3f}-{word.end:.3f} s is outside it")
+        if previous is not None:
+            if cue.start < previous.end:
+                problems.append(f"{where}: overlaps the cue before, which ends at {format_timestamp(previous.end)}")
+            elif previous.lines and previous.end > previous.words[-1].end and cue.start - previous.end < options.min_gap_s - tolerance:
+                problems.append(f"{where}: {cue.start - previous.end:.3f} s after the cue before, under {options.min_gap_s} s")
+        previous = cue
+    return problems
+
+
+def write_txt(transcript, subtitles: SubtitleOptions = READABLE) -> str:
     return "".join(segment.text.strip() + "\n" for segment in transcript.segments)
 
 
-def write_srt(transcript) -> str:
+def write_srt(transcript, subtitles: SubtitleOptions = READABLE) -> str:
     cues = []
-    for number, segment in enumerate(transcript.segments, start=1):
-        start = format_timestamp(segment.start, always_include_hours=True, decimal_marker=",")
-        end = format_timestamp(segment.end, always_include_hours=True, decimal_marker=",")
-        cues.append(f"{number}\n{start} --> {end}\n{_cue_text(segment.text)}\n\n")
+    for number, (start, end, text) in enumerate(_shown(subtitle_cues(transcript.segments, subtitles), subtitles), start=1):
+        shown = f"{format_timestamp(start, always_include_hours=True, decimal_marker=',')} --> "
+        shown += format_timestamp(end, always_include_hours=True, decimal_marker=",")
+        cues.append(f"{number}\n{shown}\n{text}\n\n")
     return "".join(cues)
 
 
-def write_vtt(transcript) -> str:
-    cues = [f"{format_timestamp(s.start)} --> {format_timestamp(s.end)}\n{_cue_text(s.text)}\n\n" for s in transcript.segments]
-    return "WEBVTT\n\n" + "".join(cues)
+def write_vtt(transcript, subtitles: SubtitleOptions = READABLE) -> str:
+    cues = subtitle_cues(transcript.segments, subtitles)
+    return "WEBVTT\n\n" + "".join(
+        f"{format_timestamp(start)} --> {format_timestamp(end)}\n{text}\n\n" for start, end, text in _shown(cues, subtitles)
+    )
 
 
-def write_tsv(transcript) -> str:
+def write_tsv(transcript, subtitles: SubtitleOptions = READABLE) -> str:
     # Integer milliseconds, as whisper does, so no locale ever writes a decimal comma.
     rows = [f"{round(1000 * s.start)}\t{round(1000 * s.end)}\t{s.text.strip().replace(chr(9), ' ')}\n" for s in transcript.segments]
     return "start\tend\ttext\n" + "".join(rows)
@@ -63,15 +324,16 @@ def json_text(data) -> str:
     return json.dumps(data, ensure_ascii=False).encode("utf-8", "backslashreplace").decode("utf-8")
 
 
-def write_json(transcript) -> str:
+def write_json(transcript, subtitles: SubtitleOptions = READABLE) -> str:
     return json_text(transcript.to_dict())
 
 
-def write_jsonl(transcript) -> str:
+def write_jsonl(transcript, subtitles: SubtitleOptions = READABLE) -> str:
     return "".join(json_text(line) + "\n" for line in transcript.segment_lines())
 
 
-WRITERS: dict[str, Callable[[object], str]] = {
+# Each takes (transcript, subtitles=READABLE): only srt and vtt use the subtitle options.
+WRITERS: dict[str, Callable[..., str]] = {
     "txt": write_txt,
     "srt": write_srt,
     "vtt": write_vtt,
@@ -97,13 +359,13 @@ def output_path(out_dir: Path, clip_id: str, fmt: str) -> Path:
     return stem.with_name(f"{stem.name}.{fmt}")
 
 
-def write_outputs(transcript, out_dir: Path, clip_id: str, formats: list[str]) -> list[Path]:
-    """Write every format beside the others, each atomically."""
+def write_outputs(transcript, out_dir: Path, clip_id: str, formats: list[str], subtitles: SubtitleOptions = READABLE) -> list[Path]:
+    """Write every format beside the others, each atomically; SRT and VTT cues follow ``subtitles``."""
     written = []
     for fmt in formats:
         path = output_path(out_dir, clip_id, fmt)
         path.parent.mkdir(parents=True, exist_ok=True)
-        write_text_atomic(path, WRITERS[fmt](transcript))
+        write_text_atomic(path, WRITERS[fmt](transcript, subtitles))
         written.append(path)
     return written
 
@@ -132,8 +394,8 @@ class OutputFolder:
 
     LOG = "run.jsonl"
 
-    def __init__(self, directory: Path, formats: list[str]):
-        self.directory, self.formats = directory, formats
+    def __init__(self, directory: Path, formats: list[str], subtitles: SubtitleOptions = READABLE):
+        self.directory, self.formats, self.subtitles = directory, formats, subtitles
 
     @property
     def log_path(self) -> Path:
@@ -147,7 +409,7 @@ class OutputFolder:
         return all(path.is_file() for path in self.paths(clip_id))
 
     def write(self, transcript) -> list[Path]:
-        return write_outputs(transcript, self.directory, transcript.id, self.formats)
+        return write_outputs(transcript, self.directory, transcript.id, self.formats, self.subtitles)
 
     def log(self, record: RunRecord) -> None:
         self.directory.mkdir(parents=True, exist_ok=True)
