@@ -3,7 +3,7 @@
     OUT/clips/<id>.mp4             224x224 25 fps H.264 talking face + AAC speech
     OUT/clips/<id>.txt             the transcript (prep-lips --manifest reads it)
     OUT/clips/<id>.landmarks.npz   the 68 landmarks the frames were drawn with (prep-lips --detector landmarks:)
-    OUT/corpus.jsonl               one record per clip: text, voice, timing, noise
+    OUT/corpus.jsonl               one record per clip: text, voice, sentence and word times, noise
     OUT/corpus.json                the options, so a rerun continues the same corpus
     OUT/babble.wav                 babble noise from talkers of this corpus's seed (for --snr, train --noise, eval --noise)
 
@@ -100,13 +100,18 @@ class _Maker:
         rng = np.random.default_rng([options.seed, 1, index])
         voice, pose = Voice.draw(rng), Pose.draw(rng)
         texts = [grammar.sentence_in(options.split, rng) for _ in range(options.sentences)]
-        pieces, phonemes, spans = [np.zeros(int(rng.uniform(0.15, 0.5) * SAMPLE_RATE), np.float32)], [], []
+        pieces, phonemes, spans, words = [np.zeros(int(rng.uniform(0.15, 0.5) * SAMPLE_RATE), np.float32)], [], [], []
         for k, text in enumerate(texts):
             if k:
                 pieces.append(np.zeros(int(rng.uniform(0.7, 1.2) * SAMPLE_RATE), np.float32))
             start = sum(map(len, pieces)) / SAMPLE_RATE
             utterance = self.speaker.say(grammar.spoken_form(text), voice)
             phonemes += [(start + onset, name) for onset, name in utterance.phonemes]
+            # spoken_form replaces words one for one, so word k said is word k of the transcript
+            words += [
+                {"word": word, "start": round(start + onset, 3), "end": round(start + offset, 3)}
+                for word, (_, onset, offset) in zip(text.split(), utterance.words, strict=True)
+            ]
             pieces.append(utterance.audio)
             spans.append([round(start, 3), round(start + len(utterance.audio) / SAMPLE_RATE, 3)])
         pieces.append(np.zeros(int(rng.uniform(0.15, 0.5) * SAMPLE_RATE), np.float32))
@@ -131,6 +136,7 @@ class _Maker:
             "index": index,
             "text": text,
             "sentences": spans,
+            "words": words,
             "frames": frames,
             "seconds": frames / FPS,
             "voice": asdict(voice),

@@ -1,8 +1,8 @@
-"""Speech and its phoneme timings from libespeak-ng, through its C API (ctypes; no Python binding needed).
+"""Speech with its phoneme and word timings from libespeak-ng, through its C API (ctypes; no Python binding needed).
 
 The command-line ``espeak-ng`` reports no timings (``--pho`` needs MBROLA voices, which Debian main lacks),
-but the library's synthesis callback delivers phoneme events with their position in the audio. libespeak-ng
-is process-global state that changes with every utterance, so each one is made in a forked process.
+but the library's synthesis callback delivers phoneme and word events with their position in the audio.
+libespeak-ng is process-global state that changes with every utterance, so each one is made in a forked process.
 
 The library and its voices come from the ``espeakng-loader`` wheel (``pip install 'omniavsr[synth]'``) when it
 is installed, else from the system (``apt-get install espeak-ng``).
@@ -31,7 +31,7 @@ _AUDIO_OUTPUT_SYNCHRONOUS = 2
 _INITIALIZE_PHONEME_EVENTS = 0x0001
 _INITIALIZE_PHONEME_IPA = 0x0002
 _INITIALIZE_DONT_EXIT = 0x8000  # a failed start returns 0 instead of ending the process
-_EVENT_LIST_TERMINATED, _EVENT_PHONEME = 0, 7
+_EVENT_LIST_TERMINATED, _EVENT_WORD, _EVENT_PHONEME = 0, 1, 7
 _RATE, _PITCH, _RANGE = 1, 3, 4
 _POSITION_CHARACTER = 1
 _NO_STRESS = str.maketrans("", "", "ˈˌ")  # libespeak-ng 1.52 marks stress in phoneme names, 1.51 did not
@@ -41,7 +41,7 @@ class _EventId(ctypes.Union):
     _fields_ = [("number", ctypes.c_int), ("name", ctypes.c_char_p), ("string", ctypes.c_char * 8)]
 
 
-class _Event(ctypes.Structure):
+class _CEvent(ctypes.Structure):
     _fields_ = [
         ("type", ctypes.c_int),
         ("unique_identifier", ctypes.c_uint),
@@ -54,7 +54,7 @@ class _Event(ctypes.Structure):
     ]
 
 
-_Callback = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.POINTER(ctypes.c_short), ctypes.c_int, ctypes.POINTER(_Event))
+_Callback = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.POINTER(ctypes.c_short), ctypes.c_int, ctypes.POINTER(_CEvent))
 
 
 @dataclass(frozen=True)
@@ -84,6 +84,15 @@ class Voice:
 class Utterance:
     audio: np.ndarray  # float32 at 16 kHz
     phonemes: list[tuple[float, str]]  # (start in seconds, IPA), "" where a pause or the end begins
+    words: list[tuple[str, float, float]]  # (word as said, start, end in seconds): see word_spans
+
+
+@dataclass(frozen=True)
+class _Event:
+    milliseconds: int  # position in the audio
+    phoneme: str | None  # IPA ("" a pause or the end); None for a word event
+    text_position: int = 0  # word events: where the word starts in the text (1-based characters) and its length
+    length: int = 0
 
 
 class EspeakUnavailable(ModelUnavailable):
@@ -136,8 +145,31 @@ class Speaker:
         if isinstance(result, EspeakUnavailable):
             raise result
         pcm, rate, events = result
-        phonemes = [(milliseconds / 1000.0, name.translate(_NO_STRESS)) for milliseconds, name in events]
-        return Utterance(_resampled(pcm, rate), phonemes)
+        phonemes = [(event.milliseconds / 1000.0, event.phoneme.translate(_NO_STRESS)) for event in events if event.phoneme is not None]
+        return Utterance(_resampled(pcm, rate), phonemes, word_spans(text, events, len(pcm) / rate))
+
+
+def word_spans(text: str, events: list[_Event], seconds: float) -> list[tuple[str, float, float]]:
+    """Each word libespeak-ng said in ``text`` (``seconds`` of audio), with where its sound starts and ends.
+
+    A word starts at its first phoneme event, not at its word event: the word event comes where the previous
+    word's sound stops, before the silent closure of a word-initial stop, the short gap before a fricative or
+    the pause that opens the utterance. A word ends where its last phoneme does, at the next event after that
+    phoneme's start: usually the next word's event (the closure or gap begins there) or a pause. Before a
+    word that starts with a vowel, a final consonant is linked to it ("one again"): the next word's event
+    then comes at the consonant's start, and the word ends at the vowel that follows.
+    """
+    spans = []
+    words = [k for k, event in enumerate(events) if event.phoneme is None]
+    for first, following in zip(words, [*words[1:], len(events)]):
+        word = events[first]
+        sounds = [k for k in range(first + 1, following) if events[k].phoneme]
+        start = events[sounds[0]].milliseconds if sounds else word.milliseconds
+        last = sounds[-1] if sounds else first
+        later = [event.milliseconds for event in events[last + 1 :] if event.milliseconds > events[last].milliseconds]
+        said = text[word.text_position - 1 : word.text_position - 1 + word.length]
+        spans.append((said, start / 1000.0, later[0] / 1000.0 if later else seconds))
+    return spans
 
 
 def _open_library() -> tuple[ctypes.CDLL, bytes | None, str]:
@@ -172,25 +204,31 @@ def _version(lib: ctypes.CDLL) -> str:
     return lib.espeak_Info(None).decode()  # a constant: reading it leaves the library uninitialised
 
 
-def _synthesise(lib, data: bytes | None, text: str, voice: Voice) -> tuple[np.ndarray, int, list[tuple[int, str]]]:
-    """In a fresh process: 16-bit samples at the library's rate and its phoneme events (position in ms, IPA)."""
+def _synthesise(lib, data: bytes | None, text: str, voice: Voice) -> tuple[np.ndarray, int, list[_Event]]:
+    """In a fresh process: 16-bit samples at the library's rate and its phoneme and word events, in the order said."""
     options = _INITIALIZE_PHONEME_EVENTS | _INITIALIZE_PHONEME_IPA | _INITIALIZE_DONT_EXIT
     rate = lib.espeak_Initialize(_AUDIO_OUTPUT_SYNCHRONOUS, 0, data, options)
     if rate <= 0:
         raise EspeakUnavailable("libespeak-ng failed to start (its voice data is missing or of another version)")
     chunks: list[np.ndarray] = []
-    events: list[tuple[int, str]] = []
+    events: list[_Event] = []
 
     def collect(samples, count, event_list) -> int:
         if count > 0:
             chunks.append(np.ctypeslib.as_array(samples, shape=(count,)).copy())
         i = 0
-        while event_list[i].type != _EVENT_LIST_TERMINATED:
-            if event_list[i].type == _EVENT_PHONEME:
-                events.append((event_list[i].audio_position, event_list[i].id.string.decode("utf-8", "replace")))
+        while (event := event_list[i]).type != _EVENT_LIST_TERMINATED:
+            if event.type == _EVENT_PHONEME:
+                events.append(_Event(event.audio_position, event.id.string.decode("utf-8", "replace")))
+            elif event.type == _EVENT_WORD:
+                events.append(_Event(event.audio_position, None, event.text_position, event.length))
             i += 1
         return 0
 
+    # Voices with breath (the f2, f3 and f5 variants) add noise from a generator libespeak-ng 1.52 seeds from the
+    # clock; a fixed seed makes their speech, too, a function of the text and the voice. 1.51 lacks the call.
+    if hasattr(lib, "espeak_ng_SetRandSeed"):
+        lib.espeak_ng_SetRandSeed(ctypes.c_long(0))
     callback = _Callback(collect)  # referenced until synthesis is over
     lib.espeak_SetSynthCallback(callback)
     if lib.espeak_SetVoiceByName(voice.name.encode()) != 0:
