@@ -1,7 +1,7 @@
 """``omniavsr bench``: where the time goes when transcribing, per stage, for one mode and rate pair.
 
 Stages: probe, audio decoding, VAD, video decoding and cropping, landmarks (all in the worker threads,
-overlapping the model), then the encoders and the LLM (the model). Each gets seconds and a real-time factor
+overlapping the model), then the encoders, the LLM and the word-timing pass (the model). Each gets seconds and a real-time factor
 (media seconds per second); the LLM also tokens per second; the run reports its wall time, overall speed and
 peak memory. Without files it generates a talking-face clip (matplotlib's portrait with speech-like audio);
 without installed weights it measures a random-weight model of the released size (the speed of random
@@ -27,7 +27,7 @@ from .model.loading import LoadedModel
 from .timebase import FPS, SAMPLE_RATE
 from .transcribe import Chunk, InputDone, Pipeline, SegmentDecoded, TranscribeOptions
 
-STAGES = ("probe", "decode_audio", "vad", "video", "landmarks", "encoders", "llm")
+STAGES = ("probe", "decode_audio", "vad", "video", "landmarks", "encoders", "llm", "words")
 
 
 @dataclass

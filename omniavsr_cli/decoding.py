@@ -1,4 +1,5 @@
-"""Running chunks through the model in batches: packing, out-of-memory backoff, hallucination guards.
+"""Running chunks through the model in batches: packing, out-of-memory backoff, hallucination guards, and
+the attention pass word timings are found from (alignment.py), on the prefixes decoding already computed.
 
 An LLM decoder fails on speech the way whisper does: it loops ("the the the ...") or runs on past the end
 of what was said. Each transcript is checked for a repeated n-gram and for more tokens per second than
@@ -14,6 +15,7 @@ import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 
+from . import alignment
 from .errors import OutOfMemory, parameter
 from .model.omni import Clip
 from .timebase import FPS
@@ -59,6 +61,7 @@ class Decoded:
     ids: list[int]
     flags: list[str] = field(default_factory=list)
     retried: bool = False
+    attention: alignment.TokenAttention | None = None  # with word_heads: the pass word timings come from
 
 
 @dataclass(frozen=True)
@@ -119,8 +122,10 @@ class BatchDecoder:
         limits: BatchLimits,
         guards: bool = True,
         timer: StageTimer | None = None,
+        word_heads: list[tuple[int, int]] | None = None,
     ):
         self.model, self.rates, self.options, self.limits, self.guards = model, rates, options, limits, guards
+        self.word_heads = word_heads  # the (layer, head) pairs of the attention pass; None: no word timings
         self.timer = timer or StageTimer()  # the model's "encoders" and "llm" seconds
         self.settled_size: int | None = None  # the batch size an out-of-memory backoff settled on
 
@@ -153,9 +158,15 @@ class BatchDecoder:
 
     def _decode_group(self, clips: list[Clip], task: str) -> list[Decoded]:
         """Clips that share a token budget."""
-        results = [Decoded(ids) for ids in self._generate(clips, task, self.options)]
-        if not self.guards:
-            return results
+        prefixes: dict[int, object] = {}  # each clip's prefix embeddings: a retry and the word pass reuse them
+        results = [Decoded(ids) for ids in self._generate(clips, task, self.options, prefixes)]
+        if self.guards:
+            self._retry_suspicious(clips, task, results, prefixes)
+        if self.word_heads is not None:
+            self._attend(clips, task, results, prefixes)
+        return results
+
+    def _retry_suspicious(self, clips: list[Clip], task: str, results: list[Decoded], prefixes: dict) -> None:
         budget = self.options.max_new_tokens_for(max(clip.seconds for clip in clips))
         for result, clip in zip(results, clips):
             result.flags = hallucination_flags(result.ids, clip.seconds, budget)
@@ -164,25 +175,50 @@ class BatchDecoder:
             retry = replace(self.options, no_repeat_ngram_size=RETRY_NO_REPEAT_NGRAM)
             with warnings.catch_warnings():  # "applies to new tokens only": what we want, the prefix is not text
                 warnings.filterwarnings("ignore", message=".*no_repeat_ngram_size.*")
-                retried = self._generate([clips[i] for i in suspicious], task, retry)
+                kept = {k: prefixes[i] for k, i in enumerate(suspicious)}
+                retried = self._generate([clips[i] for i in suspicious], task, retry, kept)
             for index, ids in zip(suspicious, retried):
                 flags = hallucination_flags(ids, clips[index].seconds, budget)
                 if len(flags) <= len(results[index].flags):
                     results[index] = Decoded(ids, flags)
                 results[index].retried = True
-        return results
 
-    def _generate(self, clips: list[Clip], task: str, options: DecodingOptions) -> list[list[int]]:
+    def _attend(self, clips: list[Clip], task: str, results: list[Decoded], prefixes: dict) -> None:
+        """The teacher-forced pass over each clip's final tokens and EOS (alignment.attention_to_prefix)."""
+        import torch
+
+        eos = self.model.config.tokens.eos
+        for batch in self.limits.pack([_frames(clip.seconds) for clip in clips]):
+            layouts = [alignment.prefix_layout(self.model, clips[i], task, self.rates) for i in batch]
+            with self.timer.timed("words"), torch.inference_mode():
+                passes = alignment.attention_to_prefix(
+                    self.model, [prefixes[i] for i in batch], layouts, [results[i].ids + [eos] for i in batch], task, self.word_heads
+                )
+            for index, attention in zip(batch, passes):
+                results[index].attention = attention
+
+    def _generate(self, clips: list[Clip], task: str, options: DecodingOptions, prefixes: dict) -> list[list[int]]:
+        """Each clip's tokens; ``prefixes`` (by clip index) supplies the prefix embeddings it has and keeps
+        those it computes."""
         import torch
 
         lengths = [_frames(clip.seconds) for clip in clips]
         ids: list[list[int] | None] = [None] * len(clips)
         pending = self.limits.pack(lengths)
+        wait = torch.cuda.synchronize if torch.cuda.is_available() and torch.cuda.is_initialized() else None
         while pending:
             batch = pending.pop(0)
             try:
                 with torch.inference_mode():
-                    for index, result in zip(batch, self.model.generate([clips[i] for i in batch], task, self.rates, options, self.timer)):
+                    missing = [i for i in batch if i not in prefixes]
+                    if missing:
+                        with self.timer.timed("encoders", wait):
+                            made = self.model.prefix_embeddings([clips[i] for i in missing], task, self.rates)
+                        prefixes.update(zip(missing, made))
+                    decoded = self.model.generate(
+                        [clips[i] for i in batch], task, self.rates, options, self.timer, [prefixes[i] for i in batch]
+                    )
+                    for index, result in zip(batch, decoded):
                         ids[index] = result
             except torch.OutOfMemoryError:
                 if not self.limits.adaptive or len(batch) == 1:

@@ -27,7 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
-from . import __version__
+from . import __version__, alignment
 from .decoding import BatchDecoder, BatchLimits, DecodingOptions
 from .errors import ClipFailed, OmniAVSRError, UsageError, parameter
 from .inputs import InputFile
@@ -36,11 +36,12 @@ from .media.decode import AudioSpool, stream_audio, stream_video
 from .media.errors import too_short
 from .media.probe import AudioStream, MediaInfo, VideoStream, probe
 from .model.loading import LoadedModel, model_description
-from .model.omni import Clip
+from .model.omni import TASK_MODALITIES, Clip
 from .model.transforms import video_input
 from .timebase import FPS, SAMPLE_RATE, SAMPLES_PER_FRAME
 from .timing import StageTimer
 from .vad import SpeechDetector, VadOptions, fixed_windows, plan_speech
+from .writers import Word
 
 MODES = ("auto", "asr", "vsr", "avsr")
 ROI_SIZE = (96, 96)  # prep-lips output: already a mouth crop, no face detection needed
@@ -68,6 +69,7 @@ class TranscribeOptions:
     batch_size: int | None = None  # None: auto (pack by frames, back off on out-of-memory)
     batch_frames: int = 12_000
     guards: bool = True
+    word_timestamps: bool = True  # each segment's words timed from the model's attention (alignment.py)
     workers: int = 1  # inputs prepared in parallel (threads: ffmpeg and the detectors run outside the GIL)
     pool_bytes: int = 1 << 30  # prepared chunks held for sorting before they must be decoded
 
@@ -97,6 +99,7 @@ class Segment:
     face_coverage: float | None  # fraction of the chunk's frames with the face found; None without video
     flags: list[str] = field(default_factory=list)
     temperature: float = 0.0
+    words: list[Word] = field(default_factory=list)  # with word timestamps: in order, inside [start, end]
 
     def to_dict(self) -> dict:
         return {
@@ -111,6 +114,7 @@ class Segment:
             "rates": self.rates,
             "face_coverage": self.face_coverage,
             "flags": self.flags,
+            **({"words": [word.to_dict() for word in self.words]} if self.words else {}),
         }
 
 
@@ -474,7 +478,11 @@ class Pipeline:
         if options.batch_size is not None:
             limits.frames = 10**9
         self.timer = StageTimer()  # seconds per stage over the run: each input's, and the model's encoders and llm
-        self.decoder = BatchDecoder(model.module, self.rates, options.decoding, limits, guards=options.guards, timer=self.timer)
+        # Word timings: the model's calibrated alignment heads (omniavsr align-heads), else whisper's default.
+        self.word_heads, self.heads_calibrated = alignment.heads_for(model.config) if options.word_timestamps else (None, False)
+        self.decoder = BatchDecoder(
+            model.module, self.rates, options.decoding, limits, guards=options.guards, timer=self.timer, word_heads=self.word_heads
+        )
         self.tokens_decoded = 0
         self._stop = threading.Event()
         self._ready: list[SegmentDecoded | InputDone] = []
@@ -593,11 +601,15 @@ class Pipeline:
         tokenizer = self.tokenizer
         for (state, chunk), result in zip(pairs, results):
             self.tokens_decoded += len(result.ids)
-            end = min(chunk.end_frame / FPS, state.duration) if state.duration else chunk.end_frame / FPS
+            start = chunk.start_frame / FPS
+            end = max(min(chunk.end_frame / FPS, state.duration) if state.duration else chunk.end_frame / FPS, start)
+            words = self._words(result, task, start, end)
+            if words:  # as whisper does: the segment spans its words, not the silence the chunk was padded with
+                start, end = words[0].start, words[-1].end
             segment = Segment(
                 id=chunk.index,
-                start=round(chunk.start_frame / FPS, 3),
-                end=round(max(end, chunk.start_frame / FPS), 3),
+                start=round(start, 3),
+                end=round(end, 3),
                 text=tokenizer.decode(result.ids, skip_special_tokens=True, clean_up_tokenization_spaces=False),
                 tokens=result.ids,
                 mode=task,
@@ -605,10 +617,19 @@ class Pipeline:
                 face_coverage=chunk.face_coverage,
                 flags=chunk.flags + result.flags + (["retried"] if result.retried else []),
                 temperature=self.options.decoding.temperature if self.options.decoding.sample else 0.0,
+                words=words,
             )
             state.segments.append(segment)
             self._ready.append(SegmentDecoded(state.index, state.item, segment, chunk.seconds))
             self._finish_if_complete(state)
+
+    def _words(self, result, task: str, start: float, end: float) -> list[Word]:
+        """The segment's timed words (none without word timestamps or without text)."""
+        if result.attention is None:
+            return []
+        steps = alignment.seconds_per_position(self.rates)
+        with self.timer.timed("words"):
+            return alignment.align_words(result.attention, result.ids, self.tokenizer, steps, start, end, modalities=TASK_MODALITIES[task])
 
     # ......................................................................... outcomes
 
@@ -646,6 +667,7 @@ class Pipeline:
                 **asdict(options.decoding),
                 "max_chunk_s": options.max_chunk_s,
                 "guards": options.guards,
+                "word_timestamps": {"heads": self.word_heads, "calibrated": self.heads_calibrated} if self.word_heads else None,
                 "vad": asdict(options.vad_options) if state.vad else None,
             },
         }

@@ -13,7 +13,7 @@ from typing import Annotated
 import typer
 
 from .. import __version__
-from . import bench, doctor, eval, prep_lips, score, synth_corpus, train, transcribe, weights
+from . import align_heads, bench, doctor, eval, prep_lips, score, synth_corpus, train, transcribe, weights
 from ._errors import OneLineUsageErrors
 
 app = typer.Typer(
@@ -53,6 +53,9 @@ app.command("train", help=train.HELP, short_help="Train Omni-AVSR on prep-lips d
 app.command("bench", help=bench.HELP, short_help="Time each transcription stage: real-time factor, tokens/s, peak memory.")(bench.bench)
 app.command("eval", help=eval.HELP, short_help="Table I of the paper on a labelled set: WER per task and rate, and their average.")(
     eval.evaluate
+)
+app.command("align-heads", help=align_heads.HELP, short_help="Find the attention heads that time words; store them with the model.")(
+    align_heads.align_heads
 )
 app.command("synth-corpus", help=synth_corpus.HELP, short_help="Make a synthetic audio-visual corpus (espeak-ng speech, a talking face).")(
     synth_corpus.synth_corpus

@@ -34,6 +34,9 @@ def bench(
     device: Annotated[str | None, typer.Option(help="cpu, cuda or cuda:N.", show_default=False)] = None,
     detector: Annotated[str, typer.Option(help="Landmark backend.")] = "mediapipe",
     workers: Annotated[int, typer.Option(min=1, help="Input preparation threads.")] = 1,
+    word_timestamps: Annotated[
+        bool, typer.Option("--word-timestamps/--no-word-timestamps", help="Time the words, as transcribe does by default.")
+    ] = True,
     against_loop: Annotated[bool, typer.Option("--against-loop", help="Also decode the chunks one at a time (the official loop).")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
 ) -> int:
@@ -70,6 +73,7 @@ def bench(
         batch_size=parse_batch_size(batch_size),
         decoding=DecodingOptions(num_beams=beams),
         detector=detector,
+        word_timestamps=word_timestamps,
         workers=workers,
     )
     with tempfile.TemporaryDirectory(prefix="omniavsr-bench-") as scratch:

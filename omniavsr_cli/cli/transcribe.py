@@ -68,6 +68,24 @@ def transcribe(
         float, typer.Option(min=0.0, max=1.0, help="auto: chunks with the face in fewer frames than this use ASR.")
     ] = 0.5,
     guards: Annotated[bool, typer.Option("--guards/--no-guards", help="Retry and flag repeating or runaway transcripts.")] = True,
+    word_timestamps: Annotated[
+        bool,
+        typer.Option(
+            "--word-timestamps/--no-word-timestamps",
+            help="Time each word from the model's attention: JSON words, subtitles cut at word boundaries.",
+        ),
+    ] = True,
+    max_line_width: Annotated[
+        int | None, typer.Option(min=0, help="Subtitle characters per line (default 42; 0: no limit).", show_default=False)
+    ] = None,
+    max_line_count: Annotated[int | None, typer.Option(min=1, help="Subtitle lines per cue (default 2).", show_default=False)] = None,
+    max_words_per_line: Annotated[
+        int | None, typer.Option(min=1, help="Subtitle words per line (default: no limit).", show_default=False)
+    ] = None,
+    highlight_words: Annotated[
+        bool, typer.Option("--highlight-words", help="One subtitle cue per word, the word underlined in its cue.")
+    ] = False,
+    max_cue_s: Annotated[float | None, typer.Option(help="Longest a subtitle cue stays up (default 7 s).", show_default=False)] = None,
     workers: Annotated[int, typer.Option(min=1, help="Inputs decoded and tracked in parallel while the model runs.")] = 1,
     recursive: Annotated[bool, typer.Option("--recursive/--no-recursive", help="Search directories recursively.")] = True,
     skip_existing: Annotated[
@@ -83,7 +101,7 @@ def transcribe(
     from ..lips.face_select import RULES
     from ..transcribe import MODES, TranscribeOptions
     from ..vad import VadOptions
-    from ..writers import parse_formats
+    from ..writers import SubtitleOptions, parse_formats
 
     to_stdout = output == "-"
     try:
@@ -100,6 +118,13 @@ def transcribe(
         raise InputError(f"--face-select {face_select!r}: choose one of {', '.join(RULES)}")
     if progress not in ("auto", "bar", "none"):
         raise InputError(f"--progress {progress}: choose auto, bar or none")
+    limits = {"max_line_width": max_line_width, "max_line_count": max_line_count, "max_words_per_line": max_words_per_line}
+    given = {name: value or None for name, value in limits.items() if value is not None}  # a width of 0 is no limit
+    if max_cue_s is not None:
+        given["max_cue_s"] = max_cue_s
+    if (given or highlight_words) and not word_timestamps:
+        raise InputError("subtitle cues are cut at word boundaries: the cue options need --word-timestamps")
+    subtitles = SubtitleOptions(**given, highlight_words=highlight_words)
     torch_dtype = check_dtype(dtype)
     out_dir = None if to_stdout else Path(output)
     if out_dir is not None and out_dir.exists() and not out_dir.is_dir():
@@ -135,6 +160,7 @@ def transcribe(
             decoding=DecodingOptions(num_beams=beams, sample=sample, seed=seed if sample else None),
             batch_size=parse_batch_size(batch_size),
             guards=guards,
+            word_timestamps=word_timestamps,
             workers=workers,
         )
         loaded = load(model, device, torch_dtype, quiet, command="transcribe")
@@ -148,7 +174,11 @@ def transcribe(
 
         show_bar = progress == "bar" or (progress == "auto" and sys.stderr.isatty() and not quiet)
         pipeline = Pipeline(loaded, options)
-        folder = OutputFolder(out_dir, chosen) if out_dir is not None else None
+        if word_timestamps and not quiet and not pipeline.heads_calibrated:
+            warning_line(
+                f"model {model_name(loaded)} has no calibrated alignment heads: word times use the default heads (omniavsr align-heads)"
+            )
+        folder = OutputFolder(out_dir, chosen, subtitles) if out_dir is not None else None
         records: list[RunRecord] = []
         with ProgressBar(
             "transcribe", len(items), show_bar, "files  {task.fields[chunks]} chunks  {task.fields[media]:.0f} s", chunks=0, media=0.0
@@ -179,7 +209,7 @@ def transcribe(
                             sys.stdout.write(json_text({"input": event.item.clip_id, **event.segment.to_dict()}) + "\n")
                             sys.stdout.flush()
                     else:
-                        keep(_finish(event, sources, folder, sys.stdout if to_stdout and chosen != ["jsonl"] else None, chosen))
+                        keep(_finish(event, sources, folder, sys.stdout if to_stdout and chosen != ["jsonl"] else None, chosen, subtitles))
             except KeyboardInterrupt:
                 done = sum(r.status != "failed" for r in records)
                 raise Interrupted(
@@ -210,7 +240,7 @@ def transcribe(
     return ExitCode.OK
 
 
-def _finish(done, sources: dict[str, str], folder, stdout, formats: list[str]):
+def _finish(done, sources: dict[str, str], folder, stdout, formats: list[str], subtitles):
     """One input's outcome written (its files, or its one format on stdout) and as its run.jsonl record."""
     from ..writers import WRITERS, RunRecord
 
@@ -226,7 +256,7 @@ def _finish(done, sources: dict[str, str], folder, stdout, formats: list[str]):
         if folder is not None:
             record.outputs = [str(path) for path in folder.write(transcript)]
         elif stdout is not None:
-            stdout.write(WRITERS[formats[0]](transcript))
+            stdout.write(WRITERS[formats[0]](transcript, subtitles))
             stdout.flush()
     except OSError as error:
         record.status, record.error_code = "failed", "E_WRITE"

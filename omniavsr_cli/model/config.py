@@ -112,6 +112,10 @@ class OmniAVSRConfig:
     # writes one.
     longest_chunk_seconds: float = 16.0
     min_audio_frames: int = 25
+    # The LLM's (layer, head) pairs whose attention finds where each word is said (docs/word-timings.md), found
+    # on labelled clips by `omniavsr align-heads`; they are a property of the weights, so they live beside them.
+    # None: not calibrated (word timings fall back to alignment.default_heads).
+    alignment_heads: tuple[tuple[int, int], ...] | None = None
     whisper: WhisperEncoderConfig = field(default_factory=WhisperEncoderConfig)
     avhubert: AVHubertConfig = field(default_factory=AVHubertConfig)
     llm: LlamaConfigSubset = field(default_factory=LlamaConfigSubset)
@@ -132,6 +136,24 @@ class OmniAVSRConfig:
             raise ValueError(
                 f"config whisper.max_source_positions {self.whisper.max_source_positions}: must be whole seconds (a multiple of 50)"
             )
+        if self.alignment_heads is not None:
+            self.alignment_heads = self._checked_heads(self.alignment_heads)
+
+    def _checked_heads(self, heads: object) -> tuple[tuple[int, int], ...]:
+        """``heads`` as sorted, distinct (layer, head) pairs of whole numbers, each one of the LLM's."""
+        layers, count = self.llm.num_hidden_layers, self.llm.num_attention_heads
+        if isinstance(heads, (str, bytes)) or not isinstance(heads, (list, tuple)) or not heads:
+            raise ValueError(f"config alignment_heads: expected a non-empty list of [layer, head] pairs, found {heads!r}")
+        pairs = set()
+        for pair in heads:
+            whole = isinstance(pair, (list, tuple)) and len(pair) == 2 and all(type(n) is int for n in pair)
+            if not whole:
+                raise ValueError(f"config alignment_heads: {pair!r} is not a [layer, head] pair of whole numbers")
+            layer, head = pair
+            if not (0 <= layer < layers and 0 <= head < count):
+                raise ValueError(f"config alignment_heads: ({layer}, {head}) is not in an LLM of {layers} layers x {count} heads")
+            pairs.add((layer, head))
+        return tuple(sorted(pairs))
 
     @property
     def lora_rank(self) -> int:

@@ -243,16 +243,24 @@ class OmniAVSR(nn.Module):
         rates: tuple[int, int],
         options: DecodingOptions,
         timer: StageTimer | None = None,
+        prefixes: list[torch.Tensor] | None = None,
     ) -> list[list[int]]:
         """Token ids of each clip's transcript (EOS and padding removed); ``task`` may differ per clip. ``timer``
-        gets the seconds spent in the "encoders" and the "llm" (waiting for a GPU to finish each)."""
+        gets the seconds spent in the "encoders" and the "llm" (waiting for a GPU to finish each). ``prefixes``:
+        the clips' ``prefix_embeddings``, when the caller has them already (they are reused, not recomputed)."""
         if not isinstance(task, str):
-            return _per_task(task, clips, lambda chosen, indices: self.generate([clips[i] for i in indices], chosen, rates, options, timer))
+            return _per_task(
+                task,
+                clips,
+                lambda chosen, indices: self.generate(
+                    [clips[i] for i in indices], chosen, rates, options, timer, None if prefixes is None else [prefixes[i] for i in indices]
+                ),
+            )
         activate(self.llm, self.config.variant, task)
         timer = timer or StageTimer()
         wait = torch.cuda.synchronize if next(self.parameters()).is_cuda else None
         with timer.timed("encoders", wait):
-            embeds, mask = left_pad(self.prefix_embeddings(clips, task, rates))
+            embeds, mask = left_pad(prefixes if prefixes is not None else self.prefix_embeddings(clips, task, rates))
         seconds = max(clip.seconds for clip in clips)
         tokens = self.config.tokens
         if options.seed is not None:
