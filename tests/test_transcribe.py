@@ -478,3 +478,25 @@ def test_ctrl_c_while_workers_are_in_native_code_always_exits_130(work, tmp_path
         stderr = process.communicate(timeout=120)[1].decode()
         assert process.returncode == 130, (delay, process.returncode, stderr)
         assert "interrupted" in stderr and "terminate called" not in stderr
+
+
+def test_subtitle_flags_shape_the_cues_and_need_word_timestamps(tmp_path):
+    example = REPO / "examples" / "demo" / "grid-example.mp4"
+    out = tmp_path / "narrow"
+    result = run_cli("transcribe", str(example), "--model", "demo", "-o", str(out), "-f", "srt,json", "--max-line-width", "12", "-q")
+    assert result.returncode == 0, result.stderr.decode()
+    from omniavsr_cli.transcribe import Segment
+    from omniavsr_cli.writers import SubtitleOptions, Word, check_cues, subtitle_cues
+
+    written = _json(out, "grid-example")["segments"]  # back to Segments: the JSON holds every field but seek
+    segments = [Segment(**{k: v for k, v in s.items() if k != "seek"} | {"words": [Word(**w) for w in s["words"]]}) for s in written]
+    narrow = SubtitleOptions(max_line_width=12)
+    cues = subtitle_cues(segments, narrow)
+    assert check_cues(cues, narrow) == [] and len(cues) > len(segments)  # the sentences had to be cut
+    srt = (out / "grid-example.srt").read_text(encoding="utf-8")
+    lines = [line for cue in srt.strip().split("\n\n") for line in cue.splitlines()[2:]]
+    assert lines and all(len(line) <= 12 or " " not in line for line in lines)
+    highlighted = run_cli("transcribe", str(example), "--model", "demo", "-o", "-", "-f", "vtt", "--highlight-words", "-q")
+    assert highlighted.returncode == 0 and highlighted.stdout.decode().count("<u>") == sum(len(s.words) for s in segments)
+    refused = run_cli("transcribe", str(example), "--model", "demo", "-o", str(tmp_path / "x"), "--no-word-timestamps", "--highlight-words")
+    assert refused.returncode == 2 and refused.stderr.decode().count("\n") == 1 and "--word-timestamps" in refused.stderr.decode()
