@@ -7,6 +7,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -457,8 +458,10 @@ def test_ctrl_c_while_workers_are_in_native_code_always_exits_130(work, tmp_path
     frames, audio = np.concatenate([face_frames(150, 160)] * 6), speech_like([(0.5 + 3 * k, 2.5 + 3 * k) for k in range(12)], 36.0)
     for n in range(3):
         write_media(inputs / f"long{n}.mp4", frames, audio)
+    # Four runs at once, each interrupted at its own moment after its model is loaded (as four sequential runs
+    # would be, in a quarter of the wall time).
+    runs = []
     for attempt, delay in enumerate((0.5, 1.5, 2.5, 3.5)):
-        out = tmp_path / f"out{attempt}"
         command = [
             str(Path(sys.executable).parent / "omniavsr"),
             "transcribe",
@@ -466,15 +469,17 @@ def test_ctrl_c_while_workers_are_in_native_code_always_exits_130(work, tmp_path
             "--model",
             str(work / "model"),
             "-o",
-            str(out),
+            str(tmp_path / f"out{attempt}"),
             "--workers",
             "2",
             *FAST,
         ]
         process = subprocess.Popen(command, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, preexec_fn=sigint_as_in_a_terminal)
+        runs.append((process, delay))
+    for process, delay in runs:
         assert process.stderr.readline().startswith(b"transcribe: model")  # loaded: the workers start now
-        time.sleep(delay)
-        process.send_signal(signal.SIGINT)
+        threading.Timer(delay, process.send_signal, (signal.SIGINT,)).start()
+    for process, delay in runs:
         stderr = process.communicate(timeout=120)[1].decode()
         assert process.returncode == 130, (delay, process.returncode, stderr)
         assert "interrupted" in stderr and "terminate called" not in stderr
