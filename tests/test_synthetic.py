@@ -252,3 +252,115 @@ def test_the_demo_models_starting_point_keeps_the_audio_and_knows_every_grid_wor
 
     [text] = model.generate_text([Clip(audio=torch.randn(32000))], "asr", (4, 2), DecodingOptions())
     assert all(word in model.tokenizer.get_vocab() for word in text.split())
+
+
+# --------------------------------------------------------------------------------------------- two faces
+
+
+@pytest.fixture(scope="module")
+def conversations(tmp_path_factory, speaker):
+    from omniavsr_cli.synthetic.corpus import CorpusOptions, generate
+
+    root = tmp_path_factory.mktemp("two-faces")
+    generate(root / "talking", CorpusOptions(clips=2, seed=5, split="test", sentences=3, faces=2, distractor="talking"))
+    generate(root / "offscreen", CorpusOptions(clips=1, seed=6, split="test", sentences=2, faces=2, offscreen=True))
+    return root
+
+
+def _records(directory):
+    return [json.loads(line) for line in (directory / "corpus.jsonl").read_text().splitlines()]
+
+
+def _opening(points):
+    return points[..., 66, 1] - points[..., 62, 1]  # inner lips, lower minus upper
+
+
+def _frame_rms(audio, frames):
+    return np.sqrt(np.mean(np.pad(audio, (0, max(0, frames * 640 - len(audio))))[: frames * 640].reshape(frames, 640) ** 2, axis=1))
+
+
+def test_facemesh_finds_both_drawn_faces_where_the_record_and_landmarks_put_them(conversations):
+    from omniavsr_cli.lips.landmarks import MediaPipeFaceMesh
+    from omniavsr_cli.media.decode import load_video
+    from omniavsr_cli.media.probe import probe
+
+    [record, _] = _records(conversations / "talking")
+    clip = conversations / "talking" / "clips" / record["id"]
+    info = probe(clip.with_suffix(".mp4"))
+    assert (info.video.width, info.video.height, info.video.fps) == (448, 224, 25) and info.audio is not None
+    video = load_video(clip.with_suffix(".mp4"))
+    with np.load(f"{clip}.landmarks.npz") as marks:
+        drawn, points, shown = marks["faces"], marks["points"], marks["face_of_points"]
+    assert drawn.shape == (record["frames"], 2, 68, 2) and points.shape == (record["frames"], 68, 2)
+    assert np.array_equal(points, drawn[np.arange(len(drawn)), shown])
+    with MediaPipeFaceMesh() as detector:
+        for index in range(0, record["frames"], 25):
+            found = sorted(detector.detect(video[index], index), key=lambda face: face.centre[0])
+            assert len(found) == 2
+            for face in (0, 1):
+                assert np.median(np.abs(found[face].points - drawn[index, face])) < 2.0
+    for turn in record["speakers"]:
+        x0, y0, x1, y1 = turn["box"]
+        first, last = int(turn["start"] * 25), int(turn["end"] * 25)
+        inside = drawn[first:last, turn["face"]]
+        assert x0 <= inside[..., 0].min() + 0.1 and inside[..., 0].max() <= x1 + 0.1 and y0 <= inside[..., 1].min() + 0.1
+        assert (x0 >= 224) == (turn["face"] == 1)  # face 1 is the right half
+
+
+def test_speakers_take_turns_and_are_heard_where_the_record_says(conversations):
+    from omniavsr_cli.media.decode import load_audio
+
+    for record in _records(conversations / "talking"):
+        turns = record["speakers"]
+        assert [[turn["start"], turn["end"]] for turn in turns] == record["sentences"]
+        assert [turn["face"] for turn in turns] in ([0, 1, 0], [1, 0, 1])
+        assert turns[0]["voice"] == record["voice"] and turns[0]["voice"] != turns[1]["voice"] and turns[0]["voice"] == turns[2]["voice"]
+        audio = load_audio(conversations / "talking" / "clips" / f"{record['id']}.mp4")
+        rms = lambda a, b, audio=audio: float(np.sqrt(np.mean(audio[int(a * 16000) : int(b * 16000)] ** 2)) + 1e-9)  # noqa: E731
+        for turn, following in zip(turns, turns[1:]):
+            pause = rms(turn["end"] + 0.05, following["start"] - 0.05)
+            assert rms(turn["start"], turn["end"]) > 10 * pause and rms(following["start"], following["end"]) > 10 * pause
+    [offscreen] = _records(conversations / "offscreen")
+    assert [(turn["face"], turn["box"]) for turn in offscreen["speakers"]] == [("off-screen", None)] * 2
+
+
+def test_only_the_heard_face_moves_its_lips_with_the_audio(conversations):
+    from omniavsr_cli.media.decode import load_audio
+
+    heard, unheard = [], []
+    for record in _records(conversations / "talking"):
+        clip = conversations / "talking" / "clips" / record["id"]
+        rms = _frame_rms(load_audio(clip.with_suffix(".mp4")), record["frames"])
+        with np.load(f"{clip}.landmarks.npz") as marks:
+            opening = _opening(marks["faces"])
+        for turn in record["speakers"]:
+            first, last = int(turn["start"] * 25), int(turn["end"] * 25)
+            correlation = [np.corrcoef(opening[first:last, face], rms[first:last])[0, 1] for face in (0, 1)]
+            silent = 1 - turn["face"]
+            assert opening[first:last, silent].std() > 1.0  # the silent face talks too, unheard (pixels)
+            assert correlation[turn["face"]] > correlation[silent]
+            heard.append(correlation[turn["face"]])
+            unheard.append(correlation[silent])
+    assert np.mean(heard) > 0.45 and np.mean(heard) > np.mean(unheard) + 0.25
+    # Off screen, idle: both faces' lips move a little, more slowly than speech, and neither says the audio.
+    [record] = _records(conversations / "offscreen")
+    with np.load(conversations / "offscreen" / "clips" / f"{record['id']}.landmarks.npz") as marks:
+        opening = _opening(marks["faces"])
+    assert all(0.1 < opening[:, face].std() < 2.0 for face in (0, 1))
+
+
+def test_two_face_options_are_checked_and_a_corpus_keeps_its_face_count(tmp_path):
+    from omniavsr_cli.synthetic.corpus import CorpusOptions, _check_options
+
+    for arguments, expected in (
+        (("--offscreen",), "--offscreen is about the face that is not speaking: add --faces 2"),
+        (("--distractor", "talking"), "--distractor talking is about the face that is not speaking: add --faces 2"),
+        (("--faces", "2", "--distractor", "loud"), "--distractor 'loud': choose one of idle, talking"),
+    ):
+        bad = run_cli("synth-corpus", str(tmp_path / "bad"), *arguments)
+        assert bad.returncode == 2 and bad.stderr.decode().count("\n") == 1 and expected in bad.stderr.decode()
+    assert not (tmp_path / "bad").exists()
+    _check_options(tmp_path, CorpusOptions(clips=1, faces=2, distractor="talking"))
+    with pytest.raises(InputError, match="other options"):
+        _check_options(tmp_path, CorpusOptions(clips=1))
+    _check_options(tmp_path, CorpusOptions(clips=7, faces=2, distractor="talking"))

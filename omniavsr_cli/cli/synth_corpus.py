@@ -18,6 +18,9 @@ HELP = (
     "that training never sees. OUT/clips holds <id>.mp4, <id>.txt and <id>.landmarks.npz; then\n\n"
     "  omniavsr prep-lips OUT/clips -o ROIS --manifest --detector landmarks:OUT/clips\n\n"
     "gives a training manifest (or leave out --detector to find the face with FaceMesh, as for real video). "
+    "--faces 2 puts two faces side by side (448x224 at the default --size) and makes them take turns, sentence by "
+    "sentence; the one not heard moves its lips a little, or with --distractor talking mouths other sentences; "
+    "--offscreen makes a third, unseen voice say everything. corpus.jsonl then says who says each sentence (speakers).\n\n"
     "Needs libespeak-ng: pip install 'omniavsr\\[synth]' (or apt-get install espeak-ng); omniavsr doctor says which one it uses.\n\n"
     "Exit codes: 0 done; 2 bad arguments or OUT unusable; 5 libespeak-ng missing; 130 interrupted (rerun to finish). "
     "Guide: docs/synth-corpus.md."
@@ -34,14 +37,29 @@ def synth_corpus(
     snr: Annotated[
         float | None, typer.Option(help="Mix OUT/babble.wav into every clip at this SNR in dB (default: clean).", show_default=False)
     ] = None,
-    size: Annotated[int, typer.Option(min=96, help="Frame width and height in pixels.")] = 224,
+    size: Annotated[int, typer.Option(min=96, help="Frame width and height in pixels (of each face's half with --faces 2).")] = 224,
+    faces: Annotated[int, typer.Option(min=1, max=2, help="Faces per clip; 2: side by side, taking turns sentence by sentence.")] = 1,
+    distractor: Annotated[
+        str, typer.Option(help="With --faces 2, what the face not heard does: idle (small lip movements) or talking (mouths other text).")
+    ] = "idle",
+    offscreen: Annotated[bool, typer.Option("--offscreen", help="With --faces 2: an unseen third voice says every sentence.")] = False,
     workers: Annotated[int, typer.Option(min=1, help="Clips made in parallel (processes).")] = 2,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Only errors on stderr.")] = False,
 ) -> int:
     from ..errors import Interrupted
     from ..synthetic.corpus import CorpusOptions, generate
 
-    options = CorpusOptions(clips=clips, seed=seed, split=split, sentences=sentences, snr_db=snr, size=size)
+    options = CorpusOptions(
+        clips=clips,
+        seed=seed,
+        split=split,
+        sentences=sentences,
+        snr_db=snr,
+        size=size,
+        faces=faces,
+        distractor=distractor,
+        offscreen=offscreen,
+    )
     made = 0
 
     def on_clip(record: dict) -> None:

@@ -9,7 +9,7 @@ RULES = ("largest", "center", "track")
 TRACK_PATIENCE = 50
 
 
-def _overlap(a: tuple[float, float, float, float], b: tuple[float, float, float, float]) -> float:
+def box_iou(a: tuple[float, float, float, float], b: tuple[float, float, float, float]) -> float:
     """Intersection over union of two boxes."""
     width = min(a[2], b[2]) - max(a[0], b[0])
     height = min(a[3], b[3]) - max(a[1], b[1])
@@ -49,8 +49,8 @@ class FaceSelector:
         if self._followed is None or self._missing_for >= TRACK_PATIENCE:
             chosen = max(faces, key=lambda face: face.size)
         else:
-            chosen = max(faces, key=lambda face: _overlap(face.box, self._followed.box))
-            if _overlap(chosen.box, self._followed.box) == 0.0:
+            chosen = max(faces, key=lambda face: box_iou(face.box, self._followed.box))
+            if box_iou(chosen.box, self._followed.box) == 0.0:
                 # The followed face is not in this frame (someone else is): a gap, filled by interpolation.
                 self._missing_for += 1
                 return None

@@ -109,12 +109,12 @@ class Pose:
 
 
 class TalkingFace:
-    """Renders frames of the portrait with a given mouth shape, in a ``size`` x ``size`` video."""
+    """Renders frames of a portrait (:func:`portrait_variant`) with a given mouth shape, in a ``size`` x ``size`` video."""
 
-    def __init__(self, landmarks: np.ndarray, size: int = 224):
+    def __init__(self, landmarks: np.ndarray, size: int = 224, variant: int = 0):
         self.size = size
         self.landmarks = landmarks.astype(np.float64)
-        image = portrait()
+        image = portrait_variant(variant)
         lips = self.landmarks[48:60].astype(np.int32)
         mask = np.zeros(image.shape[:2], np.uint8)
         cv2.fillPoly(mask, [lips], 255)
@@ -209,10 +209,36 @@ def portrait() -> np.ndarray:
     return cv2.cvtColor(cv2.imread(str(path)), cv2.COLOR_BGR2RGB)
 
 
+def portrait_variant(variant: int) -> np.ndarray:
+    """Face ``variant`` of a corpus: 0 the portrait; 1 a second person made from it, mirrored with cooler skin and darker hair.
+
+    matplotlib ships one portrait only. Mirroring moves every feature (the parting, the collar, the medals), and the
+    tone curve changes skin and hair, so the two faces of a ``--faces 2`` clip differ at a glance.
+    """
+    image = portrait()
+    if variant == 0:
+        return image
+    mirrored = image[:, ::-1].astype(np.float32) / 255.0
+    toned = mirrored**1.25 * np.array([0.88, 0.97, 1.08], np.float32)
+    return np.clip(np.round(toned * 255.0), 0, 255).astype(np.uint8)
+
+
+def idle_track(rng: np.random.Generator, frames: int) -> np.ndarray:
+    """(frames, 3) viseme offsets of a face that is not talking: the lips part and close a little, slowly and at random."""
+    sigma = 4.0  # frames: movements of about a third of a second
+    kernel = np.exp(-0.5 * (np.arange(-12, 13) / sigma) ** 2)
+    noise = rng.standard_normal((frames + len(kernel) - 1, 2))
+    smooth = np.stack([np.convolve(noise[:, k], kernel / np.sqrt((kernel**2).sum()), mode="valid") for k in range(2)], axis=1)
+    offsets = np.zeros((frames, 3))
+    offsets[:, 0] = 0.08 * np.clip(smooth[:, 0], 0, None)  # open: never past a slight parting
+    offsets[:, 1] = 0.05 * smooth[:, 1]  # spread
+    return offsets
+
+
 @cache
-def portrait_landmarks() -> np.ndarray:
-    """The portrait's 68 landmarks, from the FaceMesh backend prep-lips uses."""
+def portrait_landmarks(variant: int = 0) -> np.ndarray:
+    """The 68 landmarks of :func:`portrait_variant`, from the FaceMesh backend prep-lips uses."""
     from ..lips.landmarks import MediaPipeFaceMesh
 
     with MediaPipeFaceMesh() as detector:
-        return max(detector.detect(portrait(), 0), key=lambda face: face.size).points
+        return max(detector.detect(portrait_variant(variant), 0), key=lambda face: face.size).points
