@@ -20,8 +20,9 @@ $(STAMP): pyproject.toml constraints.txt
 	$(PIP) --no-deps mediapipe==0.10.21
 	@touch $@
 
+# One pytest worker per core (pytest-xdist), each torch on its share of the cores (tests/conftest.py).
 test: setup
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n auto
 
 # The formatter and linter configured in pyproject.toml ([tool.ruff]); `ruff format .` applies the layout.
 lint: setup

@@ -1,13 +1,23 @@
 """Fixtures shared by the test modules; what the tests import (REPO, run_cli, ...) is in tests/helpers.
 
-``make test`` runs every test. The ones marked ``slow`` (over 20 s each on a 2-core machine) can be left out
-while iterating: ``.venv/bin/python -m pytest -m "not slow"``. Session-scoped fixtures are made once per run
-and shared by every module: a test that changes one works on a copy.
+``make test`` runs every test, one worker per core (pytest-xdist's ``-n auto``). The ones marked ``slow`` (over
+20 s each on a 2-core machine) can be left out while iterating: ``.venv/bin/python -m pytest -m "not slow"``.
+Session-scoped fixtures are made once per worker and shared by every module it runs: a test that changes one
+works on a copy.
 """
 
+import os
 from pathlib import Path
 
 import pytest
+
+
+def pytest_configure(config):
+    """Under pytest-xdist (`make test` runs one worker per core), each worker's torch, and every process it
+    starts, gets its share of the cores: two workers with a full thread pool each fight over every core."""
+    workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+    if workers > 1:
+        os.environ["OMP_NUM_THREADS"] = str(max(1, (os.cpu_count() or 1) // workers))
 
 
 @pytest.fixture(scope="session")
