@@ -20,9 +20,10 @@ $(STAMP): pyproject.toml constraints.txt
 	$(PIP) --no-deps mediapipe==0.10.21
 	@touch $@
 
-# One pytest worker per core (pytest-xdist), each torch on its share of the cores (tests/conftest.py).
+# One pytest worker per core (pytest-xdist; worksteal: an idle worker takes tests queued on a busy one), each
+# worker's torch on its share of the cores (tests/conftest.py).
 test: setup
-	$(BIN)/python -m pytest -q -n auto
+	$(BIN)/python -m pytest -q -n auto --dist worksteal
 
 # The formatter and linter configured in pyproject.toml ([tool.ruff]); `ruff format .` applies the layout.
 lint: setup
