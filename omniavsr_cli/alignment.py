@@ -31,7 +31,7 @@ from .errors import InputError, ModelUnavailable, OutputError, UsageError, param
 from .model.config import TASK_ADAPTER, TASKS, OmniAVSRConfig
 from .model.llm import activate
 from .model.loading import LoadedModel
-from .model.omni import Clip, OmniAVSR, left_pad
+from .model.omni import TASK_MODALITIES, Clip, OmniAVSR, left_pad
 from .scoring.word_times import WordTime, summarise, timing_errors
 from .timebase import MS_PER_FRAME
 from .weights import CHECKSUMS, sha256_of, verify
@@ -599,8 +599,7 @@ def _passes(model, examples, word_times, cells, every, report: HeadReport, progr
             continue
         words, aligned = split_words(ids, tokenizer), False
         for index, cell in enumerate(cells):
-            needs = {"asr": ("audio",), "vsr": ("video",), "avsr": ("audio", "video")}[cell.task]
-            missing = [stream for stream in needs if getattr(clip, stream) is None]
+            missing = [stream for stream in TASK_MODALITIES[cell.task] if getattr(clip, stream) is None]
             if missing:
                 report.skipped.append((example.id, f"no {' or '.join(missing)} for {cell.label}"))
                 continue

@@ -190,10 +190,16 @@ class BatchDecoder:
         eos = self.model.config.tokens.eos
         for batch in self.limits.pack([_frames(clip.seconds) for clip in clips]):
             layouts = [alignment.prefix_layout(self.model, clips[i], task, self.rates) for i in batch]
-            with self.timer.timed("words"), torch.inference_mode():
-                passes = alignment.attention_to_prefix(
-                    self.model, [prefixes[i] for i in batch], layouts, [results[i].ids + [eos] for i in batch], task, self.word_heads
-                )
+            try:
+                with self.timer.timed("words"), torch.inference_mode():
+                    passes = alignment.attention_to_prefix(
+                        self.model, [prefixes[i] for i in batch], layouts, [results[i].ids + [eos] for i in batch], task, self.word_heads
+                    )
+            except torch.OutOfMemoryError:  # one sequence a clip, where decoding that just fitted had num_beams
+                raise OutOfMemory(
+                    f"out of memory timing the words of {len(batch)} clip(s); use a smaller {parameter('batch_size')} "
+                    f"or turn off {parameter('word_timestamps')}"
+                ) from None
             for index, attention in zip(batch, passes):
                 results[index].attention = attention
 
@@ -205,7 +211,7 @@ class BatchDecoder:
         lengths = [_frames(clip.seconds) for clip in clips]
         ids: list[list[int] | None] = [None] * len(clips)
         pending = self.limits.pack(lengths)
-        wait = torch.cuda.synchronize if torch.cuda.is_available() and torch.cuda.is_initialized() else None
+        wait = torch.cuda.synchronize if next(self.model.parameters()).is_cuda else None
         while pending:
             batch = pending.pop(0)
             try:

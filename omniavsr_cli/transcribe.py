@@ -177,7 +177,7 @@ class Chunk:
 class ProbedFile(InputFile):
     """A file whose probe is already done (Model.transcribe gives the duration at the call): not probed again."""
 
-    media: MediaInfo | None = None
+    media: MediaInfo
 
     def info(self) -> MediaInfo:
         return self.media

@@ -319,6 +319,23 @@ def test_out_of_memory_halves_the_batch_and_gives_the_same_tokens(work):
         BatchDecoder(_SmallMemory(model), (4, 2), options, BatchLimits(size=4, adaptive=False), guards=False).decode(clips, "asr")
 
 
+def test_out_of_memory_in_the_word_pass_is_an_error_by_kind(work, monkeypatch):
+    from omniavsr_cli import alignment
+    from omniavsr_cli.errors import OutOfMemory
+    from omniavsr_cli.model.omni import Clip
+
+    model = load_model(work / "model", attn_implementation="eager").module
+    decoder = BatchDecoder(model, (4, 2), DecodingOptions(num_beams=1), BatchLimits(size=8), guards=False, word_heads=[(1, 0)])
+    assert decoder.decode([Clip(audio=speech_like(SPEECH, 2.0))], "asr")[0].attention is not None
+
+    def full(*args, **kwargs):
+        raise torch.OutOfMemoryError("CUDA out of memory (simulated)")
+
+    monkeypatch.setattr(alignment, "attention_to_prefix", full)
+    with pytest.raises(OutOfMemory, match="timing the words of 1 clip"):
+        decoder.decode([Clip(audio=speech_like(SPEECH, 2.0))], "asr")
+
+
 @pytest.mark.slow
 def test_bench_reports_every_stage_and_batched_equals_the_official_loop():
     result = run_cli("bench", "--model", "small", "--seconds", "9", "--max-chunk-s", "4", "--beams", "3", "--against-loop", "--json")

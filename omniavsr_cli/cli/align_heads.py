@@ -10,7 +10,7 @@ import typer
 
 from ..errors import InputError
 from ._common import ProgressBar, check_dtype, load
-from ._errors import ExitCode, error_line, reports_errors, warning_line
+from ._errors import ExitCode, error_line, message, reports_errors, warning_line
 
 HELP = (
     "Find which of the model's LLM attention heads time words best, on labelled clips with known word times, and "
@@ -187,7 +187,7 @@ def align_heads(
     except InputError as error:
         if error.code != "E_NO_CLIPS":
             raise
-        error_line(f"{manifest}: {error}")
+        error_line(f"{manifest}: {message(error)}")
         return ExitCode.ALL_FAILED
     finally:
         bars.close()

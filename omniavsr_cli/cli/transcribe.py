@@ -10,7 +10,7 @@ from typing import Annotated
 
 import typer
 
-from ..errors import InputError
+from ..errors import InputError, UsageError
 from ._common import ProgressBar, check_dtype, load, model_name, parse_batch_size, parse_rates
 from ._errors import ExitCode, message, reports_errors, warning_line
 
@@ -123,7 +123,7 @@ def transcribe(
     if max_cue_s is not None:
         given["max_cue_s"] = max_cue_s
     if (given or highlight_words) and not word_timestamps:
-        raise InputError("subtitle cues are cut at word boundaries: the cue options need --word-timestamps")
+        raise UsageError("subtitle cues are cut at word boundaries: the cue options need --word-timestamps")
     subtitles = SubtitleOptions(**given, highlight_words=highlight_words)
     torch_dtype = check_dtype(dtype)
     out_dir = None if to_stdout else Path(output)
