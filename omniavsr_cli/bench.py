@@ -25,7 +25,7 @@ from .inputs import InputFile
 from .media.ffmpeg import find_ffmpeg
 from .model.loading import LoadedModel
 from .timebase import FPS, SAMPLE_RATE
-from .transcribe import Chunk, InputDone, Pipeline, SegmentDecoded, TranscribeOptions
+from .transcribe import Chunk, ChunkDecoded, InputDone, Pipeline, TranscribeOptions
 
 STAGES = ("probe", "decode_audio", "vad", "video", "landmarks", "encoders", "llm", "words")
 
@@ -140,11 +140,13 @@ def run_bench(model: LoadedModel, files: list[Path], options: TranscribeOptions,
     kept: dict[tuple[int, int], Chunk] = {}
     chunks: list[tuple[Chunk, list[int]]] = []
     done: list[InputDone] = []
+    decoded_chunks = 0
     started = time.perf_counter()
     keep = (lambda index, chunk: kept.__setitem__((index, chunk.index), chunk)) if against_loop else None
     for event in pipeline.run([InputFile(path, f"{n}") for n, path in enumerate(files)], on_chunk=keep):
-        if isinstance(event, SegmentDecoded) and against_loop:
-            chunks.append((kept.pop((event.index, event.segment.id)), event.segment.tokens))
+        decoded_chunks += isinstance(event, ChunkDecoded)
+        if isinstance(event, ChunkDecoded) and against_loop:
+            chunks.append((kept.pop((event.index, event.chunk)), [token for segment in event.segments for token in segment.tokens]))
         elif isinstance(event, InputDone):
             if not event.ok:
                 raise event.error
@@ -153,7 +155,7 @@ def run_bench(model: LoadedModel, files: list[Path], options: TranscribeOptions,
     stages = pipeline.timer.seconds
     result = BenchResult(
         media_seconds=sum(d.transcript.info["duration"] for d in done),
-        chunks=sum(len(d.transcript.segments) for d in done),
+        chunks=decoded_chunks,
         wall_seconds=wall,
         tokens=pipeline.tokens_decoded,
         stage_seconds=stages,

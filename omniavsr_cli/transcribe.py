@@ -31,6 +31,8 @@ from . import __version__, alignment
 from .decoding import BatchDecoder, BatchLimits, DecodingOptions
 from .errors import ClipFailed, OmniAVSRError, UsageError, parameter
 from .inputs import InputFile
+from .lips import speakers
+from .lips.synchrony import EnvelopeStream
 from .lips.tracking import MouthTrack
 from .media.decode import AudioSpool, stream_audio, stream_video
 from .media.errors import too_short
@@ -63,7 +65,7 @@ class TranscribeOptions:
     vad: bool = True
     vad_options: VadOptions = VadOptions()
     detector: str = "mediapipe"
-    face_select: str = "largest"
+    face_select: str = "auto"  # lips.tracking.RULES: the face in sync with the audio where several are seen
     min_face_coverage: float = 0.5  # per chunk: below it, auto mode uses the audio alone
     decoding: DecodingOptions = DecodingOptions()
     batch_size: int | None = None  # None: auto (pack by frames, back off on out-of-memory)
@@ -100,6 +102,10 @@ class Segment:
     flags: list[str] = field(default_factory=list)
     temperature: float = 0.0
     words: list[Word] = field(default_factory=list)  # with word timestamps: in order, inside [start, end]
+    # Who said it: "face N" (the face track, numbered from 1 in order of appearance) or "off-screen" (speech no
+    # visible face is in sync with); None without video. face_box: that face's box, left/top/right/bottom pixels.
+    speaker: str | None = None
+    face_box: list[float] | None = None
 
     def to_dict(self) -> dict:
         return {
@@ -113,6 +119,8 @@ class Segment:
             "mode": self.mode,
             "rates": self.rates,
             "face_coverage": self.face_coverage,
+            "speaker": self.speaker,
+            "face_box": self.face_box,
             "flags": self.flags,
             **({"words": [word.to_dict() for word in self.words]} if self.words else {}),
         }
@@ -159,7 +167,10 @@ class Chunk:
     crops: np.ndarray | None  # (T, 96, 96, 3) uint8 mouth crops
     face_coverage: float | None
     flags: list[str] = field(default_factory=list)
-    index: int = 0  # its place among its input's chunks, in time order: its segment's id
+    index: int = 0  # its place among its input's chunks, in time order
+    # With speaker selection: each frame's speaker label (lips.speakers) and each labelled track's (frames, 4) boxes.
+    speakers: np.ndarray | None = None
+    boxes: dict[int, np.ndarray] = field(default_factory=dict)
 
     @property
     def seconds(self) -> float:
@@ -255,27 +266,36 @@ class InputState:
     vad: bool = False  # the chunks were planned from VAD regions (not fixed windows)
     flags: list[str] = field(default_factory=list)  # video_ended_early
     chunks: int = 0  # handed to the main thread so far
+    decoded: int = 0  # chunks decoded so far
     prepared: bool = False  # every chunk has been handed over
     segments: list[Segment] = field(default_factory=list)
     timer: StageTimer = field(default_factory=StageTimer)  # this input's stages, added to the run's when it is done
     cancel: threading.Event = field(default_factory=threading.Event)  # set when the run stops: preparing ends early
 
 
-def _decide(options: TranscribeOptions, has_audio: bool, coverage: float | None) -> tuple[str, list[str]]:
-    """The task for one chunk and its flags."""
+def _decide(options: TranscribeOptions, has_audio: bool, coverage: float | None, off_screen: bool = False) -> tuple[str, list[str]]:
+    """The task for one chunk and its flags; ``off_screen``: the speech is not in sync with any face seen."""
     low = coverage is not None and coverage < options.min_face_coverage
     flags = ["low_face_coverage"] if low else []
     if options.mode != "auto":
-        return options.mode, (flags if options.mode != "asr" else [])
+        return options.mode, (flags + (["off_screen"] if off_screen else []) if options.mode != "asr" else [])
     if coverage is None or (low and has_audio):
         return "asr", []
+    if off_screen and has_audio:
+        return "asr", ["off_screen"]  # the lips seen are not the speaker's
     return ("avsr" if has_audio else "vsr"), flags
 
 
 def _plan(
-    item: InputFile, info: MediaInfo, options: TranscribeOptions, state: InputState, audio: AudioSpool | None
+    item: InputFile,
+    info: MediaInfo,
+    options: TranscribeOptions,
+    state: InputState,
+    audio: AudioSpool | None,
+    envelope: EnvelopeStream | None = None,
 ) -> list[tuple[int, int]]:
-    """The input's chunks (frames). With audio, first decode it all into ``audio``, finding the speech on the way."""
+    """The input's chunks (frames). With audio, first decode it all into ``audio``, finding the speech on the way
+    (and feeding ``envelope``, for speaker selection)."""
     if audio is None:  # lip reading only: nothing to find pauses in
         return fixed_windows(math.ceil(state.duration * FPS), options.max_chunk_frames)
     detector = SpeechDetector() if options.vad else None
@@ -286,6 +306,9 @@ def _plan(
             if block is None:
                 break
             audio.append(block)
+            if envelope is not None:
+                with state.timer.timed("speakers"):
+                    envelope.feed(block)
             if detector is not None:
                 with state.timer.timed("vad"):
                     detector.feed(block)
@@ -300,8 +323,16 @@ def _plan(
     return plan_speech(regions, audio.samples, options.max_chunk_frames, options.vad_options.speech_pad_ms)
 
 
-def _crop_stream(item: InputFile, info: MediaInfo, options: TranscribeOptions, state: InputState):
-    """(frame index, crop) pairs and a function giving the per-frame face mask seen so far."""
+def _crop_stream(
+    item: InputFile,
+    info: MediaInfo,
+    options: TranscribeOptions,
+    state: InputState,
+    envelope: EnvelopeStream | None,
+    spans: list[tuple[int, int]],
+):
+    """(frame index, crop) pairs, a function giving the per-frame face mask seen so far, and the speaker labels
+    (lips.speakers.SpeakerCrops, decided per chunk; None without speaker selection)."""
     if info.video.display_size == ROI_SIZE:
         state.detector = PRECROPPED
         detected = _precropped_mask(item.path) if isinstance(item, InputFile) else None
@@ -313,12 +344,20 @@ def _crop_stream(item: InputFile, info: MediaInfo, options: TranscribeOptions, s
                     yield index, frame
                     index += 1
 
-        return frames(), lambda: detected
+        return frames(), lambda: detected, None
     state.detector = options.detector
     track = MouthTrack(
-        item.path, info, options.detector, options.face_select, clip_id=item.clip_id, timer=state.timer, video=_video_chunks(item, info)
+        item.path,
+        info,
+        options.detector,
+        options.face_select,
+        clip_id=item.clip_id,
+        timer=state.timer,
+        video=_video_chunks(item, info),
+        envelope=None if envelope is None else envelope.envelope,
+        blocks=spans,
     )
-    return track.crops(), lambda: track.detected
+    return track.crops(), lambda: track.detected, track.speakers
 
 
 def _precropped_mask(path: Path) -> np.ndarray | None:
@@ -346,9 +385,11 @@ def chunk_input(item: InputFile, options: TranscribeOptions, state: InputState, 
     if mode in ("vsr", "avsr"):
         info.require_video()
     with AudioSpool() if info.audio is not None and mode != "vsr" else contextlib.nullcontext() as audio:
-        spans = _plan(item, info, options, state, audio)
+        by_sync = options.face_select in speakers.RULES and info.video is not None and audio is not None and mode != "asr"
+        envelope = EnvelopeStream() if by_sync else None
+        spans = _plan(item, info, options, state, audio, envelope)
         state.speech_seconds = sum(end - start for start, end in spans) / FPS
-        yield from _chunks(item, info, options, state, audio, spans, min_video_frames)
+        yield from _chunks(item, info, options, state, audio, envelope, spans, min_video_frames)
 
 
 def _chunks(
@@ -357,15 +398,17 @@ def _chunks(
     options: TranscribeOptions,
     state: InputState,
     audio: AudioSpool | None,
+    envelope: EnvelopeStream | None,
     spans: list[tuple[int, int]],
     min_video_frames: int,
 ) -> Iterator[Chunk]:
     """chunk_input's chunks once the plan is made: each as soon as the video stream has passed its end."""
     mode = options.mode
+    who: speakers.SpeakerCrops | None = None
 
     def make(k: int, crops: list | None, detected: np.ndarray | None) -> Chunk | None:
         start, end = spans[k]
-        coverage = None
+        coverage, labels, boxes = None, None, {}
         if crops is not None:
             covered = min(end, start + len(crops))
             if covered - start < min_video_frames or (audio is not None and covered < end - VIDEO_END_SLACK):
@@ -373,7 +416,10 @@ def _chunks(
             else:
                 end = covered  # at most the usual rounding: the chunk ends with the video
                 coverage = 1.0 if detected is None or len(detected) < end else round(float(detected[start:end].mean()), 4)
-        task, flags = _decide(options, audio is not None, coverage)
+                if who is not None:
+                    labels = np.array([who.labels.get(frame, speakers.UNDECIDED) for frame in range(start, end)])
+                    boxes = {track: who.box_rows(track, start, end) for track in set(labels.tolist()) if track >= 0}
+        task, flags = _decide(options, audio is not None, coverage, labels is not None and speakers.mostly_off_screen(labels))
         if task != "asr" and crops is None:
             if audio is None:
                 return None  # nothing left to read the lips from, and no audio
@@ -382,7 +428,7 @@ def _chunks(
         if piece is not None and not len(piece):
             return None
         video = np.stack(crops) if task != "asr" else None
-        return Chunk(start, end, task, piece, video, coverage, flags)
+        return Chunk(start, end, task, piece, video, coverage, flags, speakers=labels, boxes=boxes)
 
     if info.video is None or mode == "asr" or not spans:
         for k in range(len(spans)):
@@ -390,7 +436,7 @@ def _chunks(
                 yield chunk
         return
 
-    stream, detected = _crop_stream(item, info, options, state)
+    stream, detected, who = _crop_stream(item, info, options, state, envelope, spans)
     k, frames, seen, ended = 0, [], 0, False
     try:
         with state.timer.timed("video"):
@@ -434,13 +480,16 @@ def _chunks(
 
 
 @dataclass
-class SegmentDecoded:
-    """A segment, the moment its chunk is decoded. Inputs interleave, and one input's segments come out of time
-    order (chunks are decoded in batches sorted by length); ``segment.id`` is its place in the input."""
+class ChunkDecoded:
+    """A chunk's segments (one, or one per speaker turn), the moment it is decoded. Inputs interleave, and one
+    input's chunks come out of time order (they are decoded in batches sorted by length); ``chunk`` is its
+    place among the input's chunks, and its segments' ``id`` is that place until the input is done, when the
+    segments are numbered in time order."""
 
     index: int  # the input's place in the list given to Pipeline.run
     item: InputFile
-    segment: Segment
+    chunk: int
+    segments: list[Segment]
     seconds: float  # the chunk's length
 
 
@@ -485,11 +534,11 @@ class Pipeline:
         )
         self.tokens_decoded = 0
         self._stop = threading.Event()
-        self._ready: list[SegmentDecoded | InputDone] = []
+        self._ready: list[ChunkDecoded | InputDone] = []
         self.pending: list[tuple[InputState, Chunk]] = []
         self.in_flight: dict[int, InputState] = {}
 
-    def run(self, items: list[InputFile], on_chunk: Callable[[int, Chunk], None] | None = None) -> Iterator[SegmentDecoded | InputDone]:
+    def run(self, items: list[InputFile], on_chunk: Callable[[int, Chunk], None] | None = None) -> Iterator[ChunkDecoded | InputDone]:
         """Transcribe every input, yielding each segment as it is decoded and each input's outcome as it finishes.
 
         Lazy: nothing starts before the first ``next``, and closing the iterator (or Ctrl-C) stops the workers.
@@ -538,7 +587,7 @@ class Pipeline:
             for worker in workers:
                 worker.join()
 
-    def _take_ready(self) -> Iterator[SegmentDecoded | InputDone]:
+    def _take_ready(self) -> Iterator[ChunkDecoded | InputDone]:
         while self._ready:
             yield self._ready.pop(0)
 
@@ -606,7 +655,7 @@ class Pipeline:
             words = self._words(result, task, start, end)
             if words:  # as whisper does: the segment spans its words, not the silence the chunk was padded with
                 start, end = words[0].start, words[-1].end
-            segment = Segment(
+            whole = Segment(
                 id=chunk.index,
                 start=round(start, 3),
                 end=round(end, 3),
@@ -619,9 +668,52 @@ class Pipeline:
                 temperature=self.options.decoding.temperature if self.options.decoding.sample else 0.0,
                 words=words,
             )
-            state.segments.append(segment)
-            self._ready.append(SegmentDecoded(state.index, state.item, segment, chunk.seconds))
+            segments = self._by_speaker(whole, chunk)
+            state.segments.extend(segments)
+            state.decoded += 1
+            self._ready.append(ChunkDecoded(state.index, state.item, chunk.index, segments, chunk.seconds))
             self._finish_if_complete(state)
+
+    def _by_speaker(self, segment: Segment, chunk: Chunk) -> list[Segment]:
+        """The segment attributed to its speaker; split where the speaker changes between its words."""
+        labels = chunk.speakers
+        if labels is None:
+            return [segment]
+        if "off_screen" in chunk.flags:
+            return [replace(segment, speaker=speakers.speaker_name(speakers.OFF_SCREEN))]
+        pieces = alignment.split_words(segment.tokens, self.tokenizer) if segment.words else []
+        if len(pieces) != len(segment.words):  # no word timings: the chunk's main speaker has it all
+            return [self._attributed(segment, chunk, speakers.main_label(labels))]
+        turns: list[tuple[int, list[int]]] = []  # (label, word indices)
+        for k, word in enumerate(segment.words):
+            first = min(max(int(word.start * FPS) - chunk.start_frame, 0), len(labels) - 1)
+            last = max(math.ceil(word.end * FPS) - chunk.start_frame, first + 1)
+            label = speakers.main_label(labels[first:last])
+            if turns and (label == turns[-1][0] or label == speakers.UNDECIDED):
+                turns[-1][1].append(k)
+            else:
+                turns.append((label, [k]))
+        parts = []
+        for label, indices in turns:
+            words = [segment.words[k] for k in indices]
+            tokens = segment.tokens[pieces[indices[0]][1][0] : pieces[indices[-1]][1][-1] + 1]
+            text = self.tokenizer.decode(tokens, skip_special_tokens=True, clean_up_tokenization_spaces=False)
+            part = replace(segment, start=words[0].start, end=words[-1].end, text=text, tokens=tokens, words=words)
+            parts.append(self._attributed(part, chunk, label))
+        return parts
+
+    @staticmethod
+    def _attributed(segment: Segment, chunk: Chunk, label: int) -> Segment:
+        """The segment with its speaker and, for a face, the face's median box over the segment."""
+        box = None
+        if label >= 0 and label in chunk.boxes:
+            first = max(int(segment.start * FPS) - chunk.start_frame, 0)
+            rows = chunk.boxes[label][first : max(math.ceil(segment.end * FPS) - chunk.start_frame, first + 1)]
+            rows = rows[~np.isnan(rows).any(axis=1)]
+            if not len(rows):
+                rows = chunk.boxes[label][~np.isnan(chunk.boxes[label]).any(axis=1)]
+            box = [round(float(v), 1) for v in np.median(rows, axis=0)] if len(rows) else None
+        return replace(segment, speaker=speakers.speaker_name(label), face_box=box)
 
     def _words(self, result, task: str, start: float, end: float) -> list[Word]:
         """The segment's timed words (none without word timestamps or without text)."""
@@ -634,13 +726,16 @@ class Pipeline:
     # ......................................................................... outcomes
 
     def _finish_if_complete(self, state: InputState) -> None:
-        if not state.prepared or state.index not in self.in_flight or len(state.segments) < state.chunks:
+        if not state.prepared or state.index not in self.in_flight or state.decoded < state.chunks:
             return
         del self.in_flight[state.index]
-        state.segments.sort(key=lambda s: s.start)
+        state.segments.sort(key=lambda s: (s.id, s.start))  # ids are still their chunks' places
+        for number, segment in enumerate(state.segments):
+            segment.id = number
         transcript = Transcript(state.item.clip_id, str(state.item.path), state.segments, self._info(state))
-        # "video" timed the whole tracking loop, "landmarks" the detector inside it: video is decoding and cropping
-        state.timer.add("video", -state.timer.seconds.get("landmarks", 0.0))
+        # "video" timed the whole tracking loop, "landmarks" the detector and "speakers" the speaker choice inside
+        # it: video is decoding and cropping
+        state.timer.add("video", -state.timer.seconds.get("landmarks", 0.0) - state.timer.seconds.get("speakers", 0.0))
         self.timer.merge(state.timer)
         self._ready.append(InputDone(state.index, state.item, transcript, None, round(time.perf_counter() - state.started, 3)))
 
@@ -711,19 +806,24 @@ class Model(LoadedModel):
 
     @staticmethod
     def _segments(pipeline: Pipeline, item: InputFile | ArrayInput, info: dict) -> Iterator[Segment]:
-        decoded: dict[int, Segment] = {}
-        following = 0
+        decoded: dict[int, list[Segment]] = {}
+        following, number = 0, 0
         for event in pipeline.run([item]):
-            if isinstance(event, SegmentDecoded):
-                decoded[event.segment.id] = event.segment
+            if isinstance(event, ChunkDecoded):
+                decoded[event.chunk] = event.segments
                 while following in decoded:
-                    yield decoded.pop(following)
+                    for segment in decoded.pop(following):
+                        segment.id, number = number, number + 1  # the number the finished transcript gives it
+                        yield segment
                     following += 1
             elif not event.ok:
                 raise event.error
             else:
                 info.update(event.transcript.info)
-                yield from (decoded[k] for k in sorted(decoded))
+                for chunk in sorted(decoded):
+                    for segment in decoded[chunk]:
+                        segment.id, number = number, number + 1
+                        yield segment
 
     def transcribe_many(
         self, paths: list[str | Path], options: TranscribeOptions | None = None, batch_size: int | str = "auto", **option_values

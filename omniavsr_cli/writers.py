@@ -8,6 +8,9 @@ json_text). A writer takes a transcript (anything with ``segments`` of ``start``
 A segment with word timings (``segment.words``, a list of :class:`Word`) is shown in SRT and VTT as cues cut
 at word boundaries under :class:`SubtitleOptions` (subtitle_cues); a segment without them is one cue over
 the segment, exactly as whisper writes it. TXT and TSV stay one line per segment, as whisper's do.
+
+With ``speaker_labels``, SRT cues and TXT lines start with who speaks (``[face 1] ``, ``[off-screen] ``) and
+VTT cues are WebVTT voice spans (``<v face 1>``); a segment without a speaker (no video) gets none.
 """
 
 from __future__ import annotations
@@ -15,7 +18,7 @@ from __future__ import annotations
 import json
 import unicodedata
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 from .atomic import write_text_atomic
@@ -55,6 +58,7 @@ class SubtitleOptions:
     pause_s: float = 1.0  # a silence longer than this between two words starts a new cue
     reading_cps: float | None = 20.0  # a cue stays up long enough to read at this many characters a second, if room
     max_linger_s: float = 1.5  # ... but never longer than this after its last word
+    speaker_labels: bool = False  # name each segment's speaker: SRT and TXT "[face 1] " before the text, VTT <v face 1>
 
     def __post_init__(self):
         for name in ("max_line_width", "max_line_count", "max_words_per_line"):
@@ -95,6 +99,15 @@ def display_width(text: str) -> int:
     return sum(not unicodedata.combining(character) for character in text)
 
 
+def speaker_label(speaker: str | None) -> str:
+    """What SRT and TXT show before a segment's text to say who speaks: ``[face 1] ``; nothing without a speaker."""
+    return f"[{speaker}] " if speaker else ""
+
+
+def _speaker(segment) -> str | None:
+    return getattr(segment, "speaker", None)  # transcripts made before speakers (and hand-made ones) have none
+
+
 def _shown_word(word: Word) -> str:
     return word.word.replace("-->", "->")
 
@@ -114,12 +127,16 @@ def _line_text(line: Sequence[Word], underline: Word | None = None) -> str:
 @dataclass(frozen=True)
 class Cue:
     """One subtitle: shown from ``start`` to ``end`` with ``text`` (lines joined by newlines). ``lines`` holds
-    the words on each line; it is empty for a cue made from a segment without word timings."""
+    the words on each line; it is empty for a cue made from a segment without word timings. ``speaker`` is its
+    segment's; ``label`` is shown before the first line (the speaker's, with ``speaker_labels``) and takes
+    room on it."""
 
     start: float
     end: float
     text: str
     lines: tuple[tuple[Word, ...], ...] = ()
+    speaker: str | None = None
+    label: str = ""
 
     @property
     def words(self) -> tuple[Word, ...]:
@@ -134,34 +151,36 @@ def _segment_text(text: str) -> str:
     return text.strip().replace("-->", "->")
 
 
-def _fits(line: Sequence[Word], options: SubtitleOptions) -> bool:
+def _fits(line: Sequence[Word], options: SubtitleOptions, indent: int = 0) -> bool:
+    """``line`` fits after ``indent`` characters (a label) on it."""
     if len(line) == 1:
         return True
     if options.max_words_per_line is not None and len(line) > options.max_words_per_line:
         return False
-    return options.max_line_width is None or display_width(_line_text(line)) <= options.max_line_width
+    return options.max_line_width is None or indent + display_width(_line_text(line)) <= options.max_line_width
 
 
-def _balanced_lines(words: list[Word], count: int, options: SubtitleOptions) -> list[list[Word]]:
-    """``words`` over ``count`` lines that each fit, with the longest line as short as can be (two similar lines,
-    not a full one over a stub); of equal layouts, the one with the shorter top line (the bottom-heavy shape
-    the style guides prefer)."""
+def _balanced_lines(words: list[Word], count: int, options: SubtitleOptions, indent: int = 0) -> list[list[Word]]:
+    """``words`` over ``count`` lines that each fit, the first after ``indent`` characters, with the longest line
+    as short as can be (two similar lines, not a full one over a stub); of equal layouts, the one with the
+    shorter top line (the bottom-heavy shape the style guides prefer)."""
     best: dict[tuple[int, int], tuple[int, list[int]]] = {}  # (first word, lines) -> (longest line, where lines break)
 
     def layout(first: int, lines: int) -> tuple[int, list[int]] | None:
         if (first, lines) in best:
             return best[first, lines]
         found = None
+        taken = indent if first == 0 else 0  # only the cue's first line starts at word 0
         if lines == 1:
-            if _fits(words[first:], options):
-                found = (display_width(_line_text(words[first:])), [])
+            if _fits(words[first:], options, taken):
+                found = (taken + display_width(_line_text(words[first:])), [])
         else:
             for cut in range(first + 1, len(words) - lines + 2):
-                if not _fits(words[first:cut], options):
+                if not _fits(words[first:cut], options, taken):
                     break
                 rest = layout(cut, lines - 1)
                 if rest is not None:
-                    longest = max(display_width(_line_text(words[first:cut])), rest[0])
+                    longest = max(taken + display_width(_line_text(words[first:cut])), rest[0])
                     if found is None or longest < found[0]:
                         found = (longest, [cut, *rest[1]])
         best[first, lines] = found
@@ -173,16 +192,17 @@ def _balanced_lines(words: list[Word], count: int, options: SubtitleOptions) -> 
     return [words[a:b] for a, b in zip(bounds, bounds[1:], strict=False)]
 
 
-def _segment_cues(words: list[Word], options: SubtitleOptions) -> Iterator[list[list[Word]]]:
-    """Greedy filling, word by word: the next word goes on the current line if it fits, else on a new line if
-    the cue has room for one, else it starts a new cue; a long pause or the cue's length limit starts one too."""
+def _segment_cues(words: list[Word], options: SubtitleOptions, indent: int = 0) -> Iterator[list[list[Word]]]:
+    """Greedy filling, word by word: the next word goes on the current line if it fits (a cue's first line after
+    ``indent`` characters), else on a new line if the cue has room for one, else it starts a new cue; a long
+    pause or the cue's length limit starts one too."""
     lines: list[list[Word]] = []
     for word in words:
         if lines:
             pause = word.start - lines[-1][-1].end > options.pause_s
             too_long = word.end - lines[0][0].start > options.max_cue_s
             if not pause and not too_long:
-                if _fits([*lines[-1], word], options):
+                if _fits([*lines[-1], word], options, indent if len(lines) == 1 else 0):
                     lines[-1].append(word)
                     continue
                 if options.max_line_count is None or len(lines) < options.max_line_count:
@@ -204,18 +224,25 @@ def subtitle_cues(segments: Sequence, options: SubtitleOptions = READABLE) -> li
     ``min_cue_s`` and the reading speed, but never past ``max_cue_s`` or ``max_linger_s`` after its last word,
     and never closer than ``min_gap_s`` to the next cue (when the words themselves are closer, the gap is what
     they leave: a cue never ends before its last word does, except where the next cue's words overlap it).
+
+    Each cue carries its segment's ``speaker``. With ``speaker_labels``, its ``label`` is the speaker's label as
+    SRT shows it, counted in the first line's width and in the reading time: the style guides' limits are on
+    the characters shown, and a viewer reads the label too.
     """
     built: list[Cue] = []
     for segment in segments:
+        speaker = _speaker(segment)
+        label = speaker_label(speaker) if options.speaker_labels else ""
         words = list(getattr(segment, "words", None) or [])
         if not words:
-            built.append(Cue(segment.start, segment.end, _segment_text(segment.text)))
+            built.append(Cue(segment.start, segment.end, _segment_text(segment.text), speaker=speaker, label=label))
             continue
-        for lines in _segment_cues([word for word in words if word.word.strip()], options):
+        indent = display_width(label)
+        for lines in _segment_cues([word for word in words if word.word.strip()], options, indent):
             cue_words = [word for line in lines for word in line]
-            balanced = tuple(tuple(line) for line in _balanced_lines(cue_words, len(lines), options))
+            balanced = tuple(tuple(line) for line in _balanced_lines(cue_words, len(lines), options, indent))
             text = "\n".join(_line_text(line) for line in balanced)
-            built.append(Cue(cue_words[0].start, cue_words[-1].end, text, balanced))
+            built.append(Cue(cue_words[0].start, cue_words[-1].end, text, balanced, speaker, label))
     return [_held(cue, following, options) for cue, following in zip(built, [*built[1:], None], strict=True)]
 
 
@@ -223,41 +250,42 @@ def _held(cue: Cue, following: Cue | None, options: SubtitleOptions) -> Cue:
     if not cue.lines:  # a segment's cue keeps the segment's times
         return cue
     spoken_end = cue.end
-    wanted = max(options.min_cue_s, display_width(cue.text.replace("\n", "")) / options.reading_cps if options.reading_cps else 0.0)
+    shown = display_width(cue.label + cue.text.replace("\n", ""))
+    wanted = max(options.min_cue_s, shown / options.reading_cps if options.reading_cps else 0.0)
     end = min(cue.start + wanted, cue.start + options.max_cue_s, spoken_end + options.max_linger_s)
     if following is not None:
         end = min(end, following.start - options.min_gap_s)
     end = max(end, spoken_end)
     if following is not None:
         end = min(end, following.start)  # words that overlap the next cue's: cut, so cues never overlap
-    return Cue(cue.start, end, cue.text, cue.lines)
+    return replace(cue, end=end)
 
 
-def _shown(cues: list[Cue], options: SubtitleOptions) -> Iterator[tuple[float, float, str]]:
-    """(start, end, text) as written: each cue, or with ``highlight_words`` one cue per word with that word
+def _shown(cues: list[Cue], options: SubtitleOptions) -> Iterator[tuple[Cue, float, float, str]]:
+    """(cue, start, end, text) as written: each cue, or with ``highlight_words`` one cue per word with that word
     underlined, the stretches between words (and after the last, while the cue is held) showing the plain text."""
     for cue in cues:
         if not (options.highlight_words and cue.lines):
-            yield cue.start, cue.end, cue.text
+            yield cue, cue.start, cue.end, cue.text
             continue
         shown_until = cue.start
         for word in cue.words:
             if _milliseconds(word.start) > _milliseconds(shown_until):
-                yield shown_until, word.start, cue.text
+                yield cue, shown_until, word.start, cue.text
             if _milliseconds(word.end) > _milliseconds(word.start):
-                yield word.start, word.end, cue.with_underline(word)
+                yield cue, word.start, word.end, cue.with_underline(word)
                 shown_until = word.end
         if _milliseconds(cue.end) > _milliseconds(shown_until):
-            yield shown_until, cue.end, cue.text
+            yield cue, shown_until, cue.end, cue.text
 
 
 def check_cues(cues: Sequence[Cue], options: SubtitleOptions = READABLE) -> list[str]:
     """What is wrong with ``cues`` under ``options``, one line per problem (empty when nothing is): a line
-    wider or a cue with more lines or words per line than allowed (a single word alone on its line is
-    exempt from the width), a cue longer than ``max_cue_s`` (but for one word that long), a word outside its
-    cue's time, a cue that shows for no time or overlaps the one before, and a gap under ``min_gap_s`` that
-    the silence between the words left room for. Cues made from segments without words are checked only
-    for time order, as their times are the segments'."""
+    wider (the first with the cue's label) or a cue with more lines or words per line than allowed (a single
+    word alone on its line is exempt from the width), a cue longer than ``max_cue_s`` (but for one word that
+    long), a word outside its cue's time, a cue that shows for no time or overlaps the one before, and a gap
+    under ``min_gap_s`` that the silence between the words left room for. Cues made from segments without
+    words are checked only for time order, as their times are the segments'."""
     problems: list[str] = []
     tolerance = 1e-6  # seconds: float sums, far below the millisecond the files show
     previous: Cue | None = None
@@ -273,8 +301,9 @@ def check_cues(cues: Sequence[Cue], options: SubtitleOptions = READABLE) -> list
             for line_number, (line, text) in enumerate(zip(cue.lines, cue.text.split("\n"), strict=False), start=1):
                 if not text.strip():
                     problems.append(f"{where}: line {line_number} is blank")
-                if options.max_line_width is not None and len(line) > 1 and display_width(text) > options.max_line_width:
-                    problems.append(f"{where}: line {line_number} is {display_width(text)} characters, over {options.max_line_width}")
+                width = display_width((cue.label if line_number == 1 else "") + text)
+                if options.max_line_width is not None and len(line) > 1 and width > options.max_line_width:
+                    problems.append(f"{where}: line {line_number} is {width} characters, over {options.max_line_width}")
                 if options.max_words_per_line is not None and len(line) > options.max_words_per_line:
                     problems.append(f"{where}: line {line_number} has {len(line)} words, over {options.max_words_per_line}")
             if len(cue.words) > 1 and cue.end - cue.start > options.max_cue_s + tolerance:
@@ -292,22 +321,35 @@ def check_cues(cues: Sequence[Cue], options: SubtitleOptions = READABLE) -> list
 
 
 def write_txt(transcript, subtitles: SubtitleOptions = READABLE) -> str:
-    return "".join(segment.text.strip() + "\n" for segment in transcript.segments)
+    def label(segment) -> str:
+        return speaker_label(_speaker(segment)) if subtitles.speaker_labels else ""
+
+    return "".join(label(segment) + segment.text.strip() + "\n" for segment in transcript.segments)
 
 
 def write_srt(transcript, subtitles: SubtitleOptions = READABLE) -> str:
     cues = []
-    for number, (start, end, text) in enumerate(_shown(subtitle_cues(transcript.segments, subtitles), subtitles), start=1):
+    shown_cues = _shown(subtitle_cues(transcript.segments, subtitles), subtitles)
+    for number, (cue, start, end, text) in enumerate(shown_cues, start=1):
         shown = f"{format_timestamp(start, always_include_hours=True, decimal_marker=',')} --> "
         shown += format_timestamp(end, always_include_hours=True, decimal_marker=",")
-        cues.append(f"{number}\n{shown}\n{text}\n\n")
+        cues.append(f"{number}\n{shown}\n{cue.label}{text}\n\n")
     return "".join(cues)
 
 
 def write_vtt(transcript, subtitles: SubtitleOptions = READABLE) -> str:
-    cues = subtitle_cues(transcript.segments, subtitles)
+    # The speaker is a WebVTT voice span, not text: a player shows the voice's name only through styling, so it
+    # takes no room on a line and the cues are cut as without labels.
+    cues = subtitle_cues(transcript.segments, replace(subtitles, speaker_labels=False))
+
+    def payload(cue: Cue, text: str) -> str:
+        # <v face 1> before the text: the span covers every line and the <u> inside; its end tag may be left out
+        # as the span is the cue text's only component (WebVTT, "cue voice span").
+        return f"<v {cue.speaker}>{text}" if subtitles.speaker_labels and cue.speaker else text
+
     return "WEBVTT\n\n" + "".join(
-        f"{format_timestamp(start)} --> {format_timestamp(end)}\n{text}\n\n" for start, end, text in _shown(cues, subtitles)
+        f"{format_timestamp(start)} --> {format_timestamp(end)}\n{payload(cue, text)}\n\n"
+        for cue, start, end, text in _shown(cues, subtitles)
     )
 
 

@@ -20,7 +20,7 @@ from helpers import REPO, run_cli, sigint_as_in_a_terminal
 from omniavsr_cli.decoding import BatchDecoder, BatchLimits, DecodingOptions, hallucination_flags, repeated_ngram
 from omniavsr_cli.model.loading import load_model
 from omniavsr_cli.model.random_init import save_random_model, small_config
-from omniavsr_cli.transcribe import InputDone, Model, Pipeline, SegmentDecoded, TranscribeOptions
+from omniavsr_cli.transcribe import ChunkDecoded, InputDone, Model, Pipeline, TranscribeOptions
 from omniavsr_cli.vad import fixed_windows, plan_chunks, speech_regions
 
 
@@ -411,7 +411,9 @@ def test_segments_are_handed_out_as_decoded_numbered_as_in_the_transcript(work):
     model = load_model(work / "model", attn_implementation="eager")
     options = TranscribeOptions(decoding=DecodingOptions(num_beams=1), max_chunk_s=2.0, guards=False)
     events = list(Pipeline(model, options).run([InputFile(work / "media" / "talk.wav", "talk")]))
-    streamed = sorted((e.segment.id, e.segment.start) for e in events if isinstance(e, SegmentDecoded))
+    chunks = [e for e in events if isinstance(e, ChunkDecoded)]
+    assert sorted(e.chunk for e in chunks) == list(range(len(chunks)))
+    streamed = sorted((s.id, s.start) for e in chunks for s in e.segments)
     [transcript] = [e.transcript for e in events if isinstance(e, InputDone)]
     assert isinstance(events[-1], InputDone) and len(streamed) >= 3
     assert streamed == [(s.id, s.start) for s in transcript.segments] == [(n, s.start) for n, s in enumerate(transcript.segments)]

@@ -301,7 +301,7 @@ def test_words_are_written_as_whisper_lays_them_out_and_match_the_schema():
     schema = json.loads((Path(__file__).parents[1] / "omniavsr_cli" / "transcript.schema.json").read_text())
     segment_schema = {"$ref": "#/$defs/segment", "$defs": schema["$defs"]}
     segment = {"id": 0, "seek": 100, "start": 1.0, "end": 2.0, "text": " hello", "tokens": [1], "temperature": 0.0, "mode": "asr",
-               "rates": [4, 2], "face_coverage": None, "flags": []}  # fmt: skip
+               "rates": [4, 2], "face_coverage": None, "speaker": None, "face_box": None, "flags": []}  # fmt: skip
     jsonschema.validate(segment, segment_schema)  # words are optional: old transcripts have none
     jsonschema.validate({**segment, "words": [word.to_dict()]}, segment_schema)
     for broken in ({"word": " hello", "start": 1.0, "end": 1.32}, {**word.to_dict(), "probability": 1.5}, {**word.to_dict(), "start": -1}):

@@ -60,8 +60,12 @@ def prep_lips(
         str, typer.Option(help="Landmark backend: mediapipe, dlib, face-alignment, or landmarks:PATH (precomputed .pkl/.npz).")
     ] = "mediapipe",
     face_select: Annotated[
-        str, typer.Option(help="Which face when several: largest (auto_avsr), center, or track (follow one person).")
-    ] = "largest",
+        str,
+        typer.Option(
+            help="Which face when several: auto (the one in sync with the audio where several are seen, else the largest), "
+            "speaker (always by synchrony), largest (auto_avsr), center, or track (follow one person)."
+        ),
+    ] = "auto",
     min_face_coverage: Annotated[
         float, typer.Option(min=0.0, max=1.0, help="Fail a clip whose face is found in fewer frames than this fraction.")
     ] = 0.5,
@@ -83,8 +87,8 @@ def prep_lips(
     from ..errors import InputError, Interrupted, UsageError
     from ..inputs import collect_inputs
     from ..lips.detectors import PRECOMPUTED_PREFIX, check_backend
-    from ..lips.face_select import RULES
     from ..lips.prep import RECORDS_FILE, PrepOptions, prepare
+    from ..lips.tracking import RULES
     from ..training.manifests import write_manifests
 
     if face_select not in RULES:

@@ -63,7 +63,14 @@ def transcribe(
         ),
     ] = 400,
     detector: Annotated[str, typer.Option(help="Landmark backend: mediapipe, dlib, face-alignment, or landmarks:PATH.")] = "mediapipe",
-    face_select: Annotated[str, typer.Option(help="Which face when several: largest, center or track.")] = "largest",
+    face_select: Annotated[
+        str,
+        typer.Option(
+            help="Which face when several: auto (the one in sync with the audio where several are seen, else the largest), "
+            "speaker (always by synchrony: speech no face is in sync with is off-screen, transcribed from the audio), "
+            "largest, center or track."
+        ),
+    ] = "auto",
     min_face_coverage: Annotated[
         float, typer.Option(min=0.0, max=1.0, help="auto: chunks with the face in fewer frames than this use ASR.")
     ] = 0.5,
@@ -86,6 +93,13 @@ def transcribe(
         bool, typer.Option("--highlight-words", help="One subtitle cue per word, the word underlined in its cue.")
     ] = False,
     max_cue_s: Annotated[float | None, typer.Option(help="Longest a subtitle cue stays up (default 7 s).", show_default=False)] = None,
+    speaker_labels: Annotated[
+        bool,
+        typer.Option(
+            "--speaker-labels/--no-speaker-labels",
+            help="Say who speaks in the subtitles and text: SRT and TXT \\[face 1] or \\[off-screen] before the text, VTT <v face 1>.",
+        ),
+    ] = False,
     workers: Annotated[int, typer.Option(min=1, help="Inputs decoded and tracked in parallel while the model runs.")] = 1,
     recursive: Annotated[bool, typer.Option("--recursive/--no-recursive", help="Search directories recursively.")] = True,
     skip_existing: Annotated[
@@ -98,7 +112,7 @@ def transcribe(
     from ..errors import Interrupted
     from ..inputs import STDIN, collect_inputs, spool_stdin
     from ..lips.detectors import check_backend
-    from ..lips.face_select import RULES
+    from ..lips.tracking import RULES
     from ..transcribe import MODES, TranscribeOptions
     from ..vad import VadOptions
     from ..writers import SubtitleOptions, parse_formats
@@ -124,7 +138,7 @@ def transcribe(
         given["max_cue_s"] = max_cue_s
     if (given or highlight_words) and not word_timestamps:
         raise UsageError("subtitle cues are cut at word boundaries: the cue options need --word-timestamps")
-    subtitles = SubtitleOptions(**given, highlight_words=highlight_words)
+    subtitles = SubtitleOptions(**given, highlight_words=highlight_words, speaker_labels=speaker_labels)
     torch_dtype = check_dtype(dtype)
     out_dir = None if to_stdout else Path(output)
     if out_dir is not None and out_dir.exists() and not out_dir.is_dir():
@@ -166,7 +180,7 @@ def transcribe(
         loaded = load(model, device, torch_dtype, quiet, command="transcribe")
 
         from ..model.loading import model_domain
-        from ..transcribe import Pipeline, SegmentDecoded
+        from ..transcribe import ChunkDecoded, Pipeline
         from ..writers import OutputFolder, RunRecord, json_text
 
         if not quiet and (domain := model_domain(loaded)):  # a narrow model says so once; its JSON says it always
@@ -203,10 +217,11 @@ def transcribe(
                     else:
                         todo.append(item)
                 for event in pipeline.run(todo):
-                    if isinstance(event, SegmentDecoded):
+                    if isinstance(event, ChunkDecoded):
                         bar.advance(chunks=1, media=event.seconds)
                         if to_stdout and chosen == ["jsonl"]:
-                            sys.stdout.write(json_text({"input": event.item.clip_id, **event.segment.to_dict()}) + "\n")
+                            for segment in event.segments:
+                                sys.stdout.write(json_text({"input": event.item.clip_id, **segment.to_dict()}) + "\n")
                             sys.stdout.flush()
                     else:
                         keep(_finish(event, sources, folder, sys.stdout if to_stdout and chosen != ["jsonl"] else None, chosen, subtitles))

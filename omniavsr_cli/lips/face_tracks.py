@@ -127,6 +127,11 @@ class FaceTracker:
                 ids[column] = track.track_id
         return ids
 
+    @property
+    def open_ids(self) -> list[int]:
+        """The ids of the tracks still open after the last update."""
+        return [track.track_id for track in self._open]
+
     def tracks(self) -> list[FaceTrack]:
         """Every track, closed and still open, ordered by id."""
         every = self._closed + [track.closed() for track in self._open]

@@ -1,7 +1,8 @@
 """``prep-lips``: media in, the mouth crops (and 16 kHz audio) the model was trained on out.
 
 For each clip, in one streaming pass: 25 fps frames -> landmarks -> one face per frame -> gap filling,
-smoothing, warp and crop (roi.py) -> H.264 mp4. Outputs, mirroring the input tree under OUT::
+smoothing, warp and crop (roi.py) -> H.264 mp4. Where several faces are seen, the face chosen in each
+16-s block is the one whose mouth follows the audio (speakers.py; ``face_select`` auto or speaker). Outputs, mirroring the input tree under OUT::
 
     <id>.mp4              96x96 colour mouth crops, 25 fps
     <id>.wav              16 kHz mono, sample 640*i starts frame i (absent when the source has no audio)
@@ -30,12 +31,14 @@ import numpy as np
 from ..atomic import PART, write_text_atomic
 from ..errors import OmniAVSRError
 from ..inputs import InputFile
+from ..media.decode import stream_audio
 from ..media.encode import VideoWriter, write_wav
 from ..media.probe import probe
 from ..timebase import FPS
 from ..writers import json_text
 from . import roi
 from .contact_sheet import ContactSheet
+from .synchrony import EnvelopeStream
 from .tracking import MouthTrack, longest_run
 
 RECORDS_FILE = "prep.jsonl"
@@ -44,7 +47,7 @@ RECORDS_FILE = "prep.jsonl"
 @dataclass(frozen=True)
 class PrepOptions:
     detector: str = "mediapipe"
-    face_select: str = "largest"
+    face_select: str = "auto"  # tracking.RULES
     min_face_coverage: float = 0.5
     debug_crops: bool = False
 
@@ -134,6 +137,12 @@ def _prepare(
         if sheet is not None:
             sheet.add_frame(index, frame, None if face is None else face.points)
 
+    def envelope() -> np.ndarray:  # decoded only when a second face makes synchrony matter (or face_select="speaker")
+        stream = EnvelopeStream()
+        for block in stream_audio(item.path, info=info):
+            stream.feed(block)
+        return stream.envelope()
+
     track = MouthTrack(
         item.path,
         info,
@@ -142,6 +151,7 @@ def _prepare(
         clip_id=item.clip_id,
         min_face_coverage=options.min_face_coverage,
         on_frame=show,
+        envelope=envelope if record.audio else None,
     )
     writer = VideoWriter(parts["video"], roi.CROP_SIZE, roi.CROP_SIZE)
     try:

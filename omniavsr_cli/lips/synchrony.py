@@ -64,6 +64,27 @@ def audio_envelope(samples: np.ndarray, samples_per_frame: int = SAMPLES_PER_FRA
     return np.log10(rms) if log else rms
 
 
+class EnvelopeStream:
+    """:func:`audio_envelope` of audio that arrives in blocks of any length (a partial frame waits for the next)."""
+
+    def __init__(self, samples_per_frame: int = SAMPLES_PER_FRAME):
+        self.samples_per_frame = samples_per_frame
+        self._parts: list[np.ndarray] = []
+        self._carry = np.zeros(0, np.float32)
+
+    def feed(self, block: np.ndarray) -> None:
+        joined = np.concatenate([self._carry, np.asarray(block, dtype=np.float32).ravel()])
+        whole = len(joined) // self.samples_per_frame * self.samples_per_frame
+        if whole:
+            self._parts.append(audio_envelope(joined[:whole], self.samples_per_frame))
+        self._carry = joined[whole:]
+
+    def envelope(self) -> np.ndarray:
+        """The envelope of everything fed so far, a partial last frame included."""
+        tail = [audio_envelope(self._carry, self.samples_per_frame)] if len(self._carry) else []
+        return np.concatenate(self._parts + tail) if self._parts or tail else np.zeros(0)
+
+
 def sync_score(opening: np.ndarray, envelope: np.ndarray, max_lag: int = MAX_LAG_FRAMES, method: str = "pearson") -> tuple[float, int]:
     """The highest correlation of ``opening`` and ``envelope`` over lags -max_lag..max_lag, and its lag.
 

@@ -1,0 +1,264 @@
+"""Who is speaking: every face tracked, each track's mouth scored against the audio, the speaker's crops chosen.
+
+:class:`SpeakerCrops` runs beside the one-face cropper of lips/tracking.py. It follows every face
+(face_tracks.FaceTracker), measures each one's mouth opening per frame, and once a decision block (a
+transcription chunk, or 16 s in prep-lips) has been seen it labels every frame of the block with the
+track whose mouth follows the audio (:func:`speaker_labels`), or :data:`OFF_SCREEN` when speech is heard
+and no visible mouth is in sync. Each frame's crop is then taken from the speaking track: one mouth
+cropper per track (roi.StreamingCropper) runs once a second face has appeared, so a clip that only ever
+shows one face is cropped exactly as before. The method and its measurements: docs/speakers.md.
+"""
+
+from __future__ import annotations
+
+import bisect
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+
+from .face_tracks import FaceTracker
+from .landmarks import Face
+from .roi import StreamingCropper
+from .synchrony import MIN_FRAMES, mouth_opening, sync_score
+
+# Face selection rules that choose by synchrony: ``speaker`` always, ``auto`` only where several faces are seen.
+RULES = ("auto", "speaker")
+OFF_SCREEN = -1  # speech no visible mouth is in sync with
+UNDECIDED = -2  # no evidence: silence, or no mouth seen long enough
+# Windows of 2 s scored every 0.2 s: 2 s picked the right one of two talking mouths 97 % of the time in
+# docs/speakers.md's measurements, and a turn of a second still shows in the windows centred on it.
+WINDOW_FRAMES = 50
+HOP_FRAMES = 5
+# The best mouth must correlate at least this well with the audio envelope to be called the speaker;
+# below it the speech is off screen. Chosen on development clips (docs/speakers.md#off-screen-speech).
+MIN_SYNC = 0.3
+# A speaker turn lasts at least this many hops (1 s): shorter label runs are the neighbours' (majority filter).
+SMOOTHING_HOPS = 5
+# prep-lips, which has no chunks, decides in blocks of this many frames (16 s, a transcription chunk's length).
+BLOCK_FRAMES = 400
+
+
+def speaker_labels(openings: dict[int, np.ndarray], envelope: np.ndarray) -> np.ndarray:
+    """Per frame of a span: the id of the track whose mouth follows ``envelope``, OFF_SCREEN or UNDECIDED.
+
+    ``openings`` maps each track seen in the span to its (T,) mouth opening (NaN where it was not seen);
+    ``envelope`` is the span's (T,) audio envelope. Each hop of :data:`HOP_FRAMES` frames is judged by the
+    window of :data:`WINDOW_FRAMES` centred on it; the hop labels are then smoothed over
+    :data:`SMOOTHING_HOPS`, and undecided hops take the label of the nearest decided one.
+    """
+    frames = len(envelope)
+    hops = max(1, -(-frames // HOP_FRAMES))
+    hop_labels = np.full(hops, UNDECIDED)
+    for hop in range(hops):
+        centre = hop * HOP_FRAMES + HOP_FRAMES // 2
+        first = max(0, min(centre - WINDOW_FRAMES // 2, frames - WINDOW_FRAMES))
+        window = slice(first, first + WINDOW_FRAMES)
+        scores = {track: sync_score(opening[window], envelope[window])[0] for track, opening in openings.items()}
+        scores = {track: score for track, score in scores.items() if not np.isnan(score)}
+        if scores:
+            best = max(scores, key=scores.get)
+            hop_labels[hop] = best if scores[best] >= MIN_SYNC else OFF_SCREEN
+    smoothed = _majority(hop_labels, SMOOTHING_HOPS)
+    hop_labels = _nearest(smoothed, smoothed != UNDECIDED)
+    return np.repeat(hop_labels, HOP_FRAMES)[:frames]
+
+
+def _majority(labels: np.ndarray, width: int) -> np.ndarray:
+    """Each decided label replaced by the most common decided label within ``width`` hops centred on it
+    (ties kept as they were)."""
+    smoothed = labels.copy()
+    half = width // 2
+    for k, label in enumerate(labels):
+        if label == UNDECIDED:
+            continue
+        around = labels[max(0, k - half) : k + half + 1]
+        values, counts = np.unique(around[around != UNDECIDED], return_counts=True)
+        if (counts == counts.max()).sum() == 1:
+            smoothed[k] = values[counts.argmax()]
+    return smoothed
+
+
+def _nearest(labels: np.ndarray, usable: np.ndarray) -> np.ndarray:
+    """Each label replaced by the nearest usable one (the earlier on a tie); unchanged when none is usable."""
+    chosen = np.flatnonzero(usable)
+    if not len(chosen):
+        return labels
+    positions = np.arange(len(labels))
+    after = np.clip(np.searchsorted(chosen, positions), 0, len(chosen) - 1)
+    before = np.clip(after - 1, 0, len(chosen) - 1)
+    take_before = np.abs(positions - chosen[before]) <= np.abs(chosen[after] - positions)
+    return labels[np.where(take_before, chosen[before], chosen[after])]
+
+
+def main_label(labels: np.ndarray) -> int:
+    """The label most frames of a stretch carry, undecided frames aside (UNDECIDED when all are)."""
+    decided = labels[labels != UNDECIDED]
+    if not len(decided):
+        return UNDECIDED
+    values, counts = np.unique(decided, return_counts=True)
+    return int(values[counts.argmax()])
+
+
+def mostly_off_screen(labels: np.ndarray) -> bool:
+    """Whether most of a chunk's judged frames are speech no visible face is in sync with."""
+    decided = labels != UNDECIDED
+    return bool(decided.any()) and int((labels == OFF_SCREEN).sum()) * 2 > int(decided.sum())
+
+
+def speaker_name(label: int) -> str | None:
+    """What outputs call a label: "face 1" for track 0 (tracks are numbered from 1 for people), "off-screen"."""
+    if label == OFF_SCREEN:
+        return "off-screen"
+    return None if label == UNDECIDED else f"face {label + 1}"
+
+
+@dataclass
+class _TrackCropper:
+    first_frame: int
+    cropper: StreamingCropper
+    finished: bool = False
+
+
+class SpeakerCrops:
+    """Fed every frame's faces in order (:meth:`push`) beside the one-face cropper; gives each frame's label
+    (:attr:`labels`) and the speaker's crop (:meth:`crop`) once the frame's decision block is complete.
+
+    ``envelope()`` returns the whole clip's audio envelope (called at the first decision, so a clip
+    that never shows two faces in ``auto`` never decodes it); ``blocks`` are the spans decided together
+    (None: every :data:`BLOCK_FRAMES` frames). ``always`` (rule ``speaker``): judge synchrony even with one
+    face, so a single face out of sync is OFF_SCREEN, and crop every track from its first frame.
+    """
+
+    def __init__(self, envelope: Callable[[], np.ndarray], blocks: list[tuple[int, int]] | None, always: bool):
+        self.tracker = FaceTracker()
+        self._envelope_source, self._envelope = envelope, None
+        self.blocks = blocks
+        self.always = always
+        self.several_seen = always  # crop each track once two faces share a frame (or from the start: ``always``)
+        self.croppers: dict[int, _TrackCropper] = {}
+        self.crops: dict[int, dict[int, np.ndarray]] = {}  # track -> frame -> crop, until the frame is handed on
+        self.openings: dict[int, dict[int, float]] = {}  # track -> frame -> mouth opening
+        self.boxes: dict[int, dict[int, tuple[float, float, float, float]]] = {}  # track -> frame -> box
+        self.labels: dict[int, int] = {}  # frame -> label, for the frames of decided blocks
+        self._shown: dict[int, int] = {}  # frame -> the track whose crop it shows, until it is handed on
+        self._starts = [start for start, _ in blocks] if blocks is not None else None
+        self.frames = 0
+        self._block = 0  # the next block to decide
+
+    def push(self, index: int, frame: np.ndarray, faces: list[Face]) -> None:
+        ids = self.tracker.update(index, faces)
+        self.frames = index + 1
+        if len(faces) > 1:
+            self.several_seen = True
+        for track, face in zip(ids, faces):
+            self.openings.setdefault(track, {})[index] = float(mouth_opening(face.points[None])[0])
+            self.boxes.setdefault(track, {})[index] = face.box
+        if self.several_seen:
+            open_ids = set(self.tracker.open_ids)
+            for track in open_ids - self.croppers.keys():
+                self.croppers[track] = _TrackCropper(index, StreamingCropper())
+            points = {track: face.points for track, face in zip(ids, faces)}
+            for track, state in self.croppers.items():
+                if state.finished:
+                    continue
+                if track in open_ids:
+                    self._keep(track, state.cropper.push(frame, points.get(track)))
+                else:  # the track ended (no face for over a second): its crops up to its last face are final
+                    self._keep(track, state.cropper.finish())
+                    state.finished = True
+        self._decide(final=False)
+
+    def finish(self) -> None:
+        for track, state in self.croppers.items():
+            if not state.finished:
+                self._keep(track, state.cropper.finish())
+                state.finished = True
+        self._decide(final=True)
+
+    def ready(self, index: int) -> bool:
+        """Whether frame ``index``'s label and crop are known."""
+        block = self._block_of(index)
+        if block is None:
+            return True
+        if block >= self._block:
+            return False
+        state = self.croppers.get(self._shown.get(index, UNDECIDED))
+        return state is None or state.finished or index < state.first_frame or index < state.cropper.next_index
+
+    def crop(self, index: int, fallback: np.ndarray) -> np.ndarray:
+        """The frame's crop of the track chosen for it (``fallback``, the one-face crop, where it has none),
+        forgetting what earlier frames kept."""
+        crop = self.crops.get(self._shown.pop(index, UNDECIDED), {}).get(index, fallback)
+        for kept in self.crops.values():  # each track's crops were kept in frame order
+            while kept and next(iter(kept)) <= index:
+                del kept[next(iter(kept))]
+        return crop
+
+    def box_rows(self, track: int, start: int, end: int) -> np.ndarray:
+        """(end - start, 4) boxes of ``track`` over frames start..end-1, NaN where it was not seen."""
+        rows = np.full((max(end - start, 0), 4), np.nan)
+        boxes = self.boxes.get(track, {})
+        for frame in range(start, end):
+            if (box := boxes.get(frame)) is not None:
+                rows[frame - start] = box
+        return rows
+
+    def _keep(self, track: int, ready: list) -> None:
+        kept = self.crops.setdefault(track, {})
+        for index, crop, _geometry in ready:
+            kept[index] = crop
+
+    def _span(self, block: int) -> tuple[int, int]:
+        if self.blocks is not None:
+            return self.blocks[block]
+        return block * BLOCK_FRAMES, (block + 1) * BLOCK_FRAMES
+
+    def _block_count(self, final: bool) -> int | None:
+        if self.blocks is not None:
+            return len(self.blocks)
+        return -(-self.frames // BLOCK_FRAMES) if final else None
+
+    def _block_of(self, index: int) -> int | None:
+        if self.blocks is None:
+            return index // BLOCK_FRAMES
+        block = bisect.bisect_right(self._starts, index) - 1
+        return block if block >= 0 and index < self.blocks[block][1] else None
+
+    def _decide(self, final: bool) -> None:
+        """Label every block whose frames have all been seen (all blocks when ``final``)."""
+        count = self._block_count(final)
+        while count is None or self._block < count:
+            start, end = self._span(self._block)
+            if not final and self.frames < end:
+                return
+            end = min(end, self.frames)
+            labels = self._block_labels(start, end)
+            self.labels.update(zip(range(start, end), labels.tolist()))
+            # Off-screen speech and silence show the nearest speaker's mouth: the model is given one face throughout.
+            self._shown.update(zip(range(start, end), _nearest(labels, labels >= 0).tolist()))
+            self._block += 1
+            for track in self.openings:  # the openings of decided frames are not needed again
+                self.openings[track] = {frame: value for frame, value in self.openings[track].items() if frame >= end}
+
+    def _block_labels(self, start: int, end: int) -> np.ndarray:
+        frames = max(end - start, 0)
+        seen = {track: values for track, values in self.openings.items() if any(start <= f < end for f in values)}
+        openings = {}
+        for track, values in seen.items():
+            curve = np.full(frames, np.nan)
+            for frame, value in values.items():
+                if start <= frame < end:
+                    curve[frame - start] = value
+            if np.isfinite(curve).sum() >= MIN_FRAMES:
+                openings[track] = curve
+        if not openings:
+            return np.full(frames, UNDECIDED)
+        if len(openings) == 1 and not self.always:
+            return np.full(frames, next(iter(openings)))  # one face: it is the speaker, as before speaker selection
+        if self._envelope is None:
+            self._envelope = self._envelope_source()
+        envelope = np.zeros(frames)
+        available = self._envelope[start:end]
+        envelope[: len(available)] = available
+        return speaker_labels(openings, envelope)
