@@ -30,9 +30,10 @@ UNDECIDED = -2  # no evidence: silence, or no mouth seen long enough
 # docs/speakers.md's measurements, and a turn of a second still shows in the windows centred on it.
 WINDOW_FRAMES = 50
 HOP_FRAMES = 5
-# The best mouth must correlate at least this well with the audio envelope to be called the speaker;
-# below it the speech is off screen. Chosen on development clips (docs/speakers.md#off-screen-speech).
-MIN_SYNC = 0.3
+# Where the best mouth correlates less than this with the audio envelope in most of a span's windows, the
+# span's speech is off screen. Chosen on development clips (docs/speakers.md#off-screen-speech): the highest
+# value that kept every chunk of two-face conversations on screen.
+MIN_SYNC = 0.58
 # A speaker turn lasts at least this many hops (1 s): shorter label runs are the neighbours' (majority filter).
 SMOOTHING_HOPS = 5
 # prep-lips, which has no chunks, decides in blocks of this many frames (16 s, a transcription chunk's length).
@@ -44,12 +45,14 @@ def speaker_labels(openings: dict[int, np.ndarray], envelope: np.ndarray) -> np.
 
     ``openings`` maps each track seen in the span to its (T,) mouth opening (NaN where it was not seen);
     ``envelope`` is the span's (T,) audio envelope. Each hop of :data:`HOP_FRAMES` frames is judged by the
-    window of :data:`WINDOW_FRAMES` centred on it; the hop labels are then smoothed over
+    window of :data:`WINDOW_FRAMES` centred on it: its best-scoring track. When most judged hops' best score
+    is under :data:`MIN_SYNC` the whole span is OFF_SCREEN. Otherwise the hop labels are smoothed over
     :data:`SMOOTHING_HOPS`, and undecided hops take the label of the nearest decided one.
     """
     frames = len(envelope)
     hops = max(1, -(-frames // HOP_FRAMES))
     hop_labels = np.full(hops, UNDECIDED)
+    best_scores = []
     for hop in range(hops):
         centre = hop * HOP_FRAMES + HOP_FRAMES // 2
         first = max(0, min(centre - WINDOW_FRAMES // 2, frames - WINDOW_FRAMES))
@@ -57,8 +60,10 @@ def speaker_labels(openings: dict[int, np.ndarray], envelope: np.ndarray) -> np.
         scores = {track: sync_score(opening[window], envelope[window])[0] for track, opening in openings.items()}
         scores = {track: score for track, score in scores.items() if not np.isnan(score)}
         if scores:
-            best = max(scores, key=scores.get)
-            hop_labels[hop] = best if scores[best] >= MIN_SYNC else OFF_SCREEN
+            hop_labels[hop] = max(scores, key=scores.get)
+            best_scores.append(scores[hop_labels[hop]])
+    if best_scores and np.mean(np.array(best_scores) < MIN_SYNC) > 0.5:
+        return np.full(frames, OFF_SCREEN)
     smoothed = _majority(hop_labels, SMOOTHING_HOPS)
     hop_labels = _nearest(smoothed, smoothed != UNDECIDED)
     return np.repeat(hop_labels, HOP_FRAMES)[:frames]

@@ -1,0 +1,126 @@
+"""Speaker selection (lips/speakers.py): labels from mouth-audio synchrony, the speaker's crops, off-screen speech."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from omniavsr_cli.errors import UsageError
+from omniavsr_cli.lips import speakers
+from omniavsr_cli.lips.landmarks import Face, box_of
+from omniavsr_cli.lips.roi import mean_face
+from omniavsr_cli.lips.speakers import OFF_SCREEN, UNDECIDED, SpeakerCrops, main_label, mostly_off_screen, speaker_labels
+from omniavsr_cli.lips.synchrony import ENVELOPE_FLOOR, EnvelopeStream, audio_envelope
+from omniavsr_cli.lips.tracking import RULES, MouthTrack
+
+RNG = np.random.default_rng(5)
+
+
+def syllables(frames: int, seed: int) -> np.ndarray:
+    """A speech-like envelope: bursts of 3-8 frames with pauses, as syllables come."""
+    rng = np.random.default_rng(seed)
+    curve = np.zeros(frames)
+    frame = 0
+    while frame < frames:
+        length = int(rng.integers(3, 9))
+        curve[frame : frame + length] = rng.uniform(0.3, 1.0) * np.hanning(length + 2)[1:-1][: frames - frame]
+        frame += length + int(rng.integers(1, 5))
+    return curve + 0.01
+
+
+def test_the_mouth_that_follows_the_audio_is_the_speaker_and_turns_are_found():
+    frames = 300
+    first, second = syllables(frames, 1), syllables(frames, 2)
+    envelope = np.concatenate([first[:150], second[150:]])  # track 0 speaks, then track 1
+    openings = {0: np.roll(first, 2) * 0.4, 1: np.roll(second, 1) * 0.4}  # mouths a little after the sound
+    labels = speaker_labels(openings, envelope)
+    assert len(labels) == frames
+    assert (labels[:120] == 0).all() and (labels[180:] == 1).all()
+    change = np.flatnonzero(np.diff(labels))
+    # a 2-s window straddling the change sees both: the change is placed within half a window of it
+    assert len(change) == 1 and abs(change[0] - 150) <= speakers.WINDOW_FRAMES // 2
+
+
+def test_speech_no_visible_mouth_follows_is_off_screen():
+    frames = 200
+    envelope = syllables(frames, 3)
+    openings = {0: syllables(frames, 4), 1: syllables(frames, 5)}  # both mouths talk, neither says what is heard
+    assert (speaker_labels(openings, envelope) == OFF_SCREEN).all()
+    assert mostly_off_screen(speaker_labels(openings, envelope))
+
+
+def test_silence_and_missing_mouths_are_undecided_and_take_the_nearest_decision():
+    frames = 200
+    envelope = syllables(frames, 6)
+    envelope[100:] = ENVELOPE_FLOOR  # silence: no evidence
+    openings = {0: np.roll(envelope, 1), 1: syllables(frames, 7)}
+    assert (speaker_labels(openings, envelope) == 0).all()
+    assert main_label(np.array([UNDECIDED, 2, 2, OFF_SCREEN])) == 2
+    assert main_label(np.array([UNDECIDED, UNDECIDED])) == UNDECIDED
+    assert not mostly_off_screen(np.array([UNDECIDED] * 5))
+    assert speakers.speaker_name(0) == "face 1" and speakers.speaker_name(OFF_SCREEN) == "off-screen"
+
+
+def test_the_envelope_of_blocks_of_any_length_is_the_envelope_of_the_whole():
+    audio = RNG.normal(size=16_000 * 3 + 123).astype(np.float32)
+    stream = EnvelopeStream()
+    for start, stop in ((0, 1000), (1000, 1001), (1001, 30_000), (30_000, len(audio))):
+        stream.feed(audio[start:stop])
+    np.testing.assert_allclose(stream.envelope(), audio_envelope(audio), rtol=1e-6)
+
+
+def _face(centre_x: float, opening: float) -> Face:
+    """The mean face, 100 px wide, centred at x, its inner lips ``opening`` px apart."""
+    points = (mean_face() - mean_face().mean(axis=0)) * 0.8 + [centre_x, 112]
+    points[[65, 66, 67], 1] += opening  # the lower inner lip drops
+    return Face(points, 1.0, box_of(points))
+
+
+def _frames(count: int) -> np.ndarray:
+    """Left half red, right half blue: a crop's colour says whose face it is."""
+    frames = np.zeros((count, 224, 448, 3), np.uint8)
+    frames[:, :, :224, 0] = 200
+    frames[:, :, 224:, 2] = 200
+    return frames
+
+
+@pytest.mark.parametrize("always", [False, True])
+def test_each_frame_shows_the_speaker_s_mouth_and_is_labelled_with_its_track(always):
+    frames = 200
+    left, right = syllables(frames, 8), syllables(frames, 9)
+    envelope = np.concatenate([left[:100], right[100:]])
+    crops = SpeakerCrops(lambda: envelope, [(0, 100), (100, 200)], always=always)
+    video = _frames(frames)
+    shown = []
+    for index in range(frames):
+        crops.push(index, video[index], [_face(112, 8 * left[index]), _face(336, 8 * right[index])])
+        while len(shown) < frames and crops.ready(len(shown)):
+            shown.append(crops.crop(len(shown), np.zeros((96, 96, 3), np.uint8)))
+    crops.finish()
+    while len(shown) < frames:
+        assert crops.ready(len(shown))
+        shown.append(crops.crop(len(shown), np.zeros((96, 96, 3), np.uint8)))
+    colour = np.array([crop.reshape(-1, 3).mean(axis=0) for crop in shown])
+    assert (colour[:100, 0] > colour[:100, 2]).all(), "the first block shows the left (red) face"
+    assert (colour[100:, 2] > colour[100:, 0]).all(), "the second the right (blue) face"
+    assert [crops.labels[k] for k in (0, 99, 100, 199)] == [0, 0, 1, 1]
+    box = np.nanmedian(crops.box_rows(1, 100, 200), axis=0)
+    assert 224 < box[0] < box[2] < 448
+
+
+def test_one_face_in_auto_is_the_speaker_without_judging_it_and_is_cropped_as_before():
+    frames = 60
+    opening = syllables(frames, 10)
+    crops = SpeakerCrops(lambda: pytest.fail("auto with one face must not need the audio"), None, always=False)
+    for index in range(frames):
+        crops.push(index, _frames(1)[0], [_face(112, 8 * opening[index])])
+    crops.finish()
+    assert not crops.croppers, "no second face: no crops of its own, the one-face cropper's are used"
+    assert set(crops.labels.values()) == {0}
+    fallback = np.full((96, 96, 3), 7, np.uint8)
+    assert all(crops.ready(k) and crops.crop(k, fallback) is fallback for k in range(frames))
+
+
+def test_an_unknown_face_selection_rule_is_a_usage_error_naming_the_choices(tmp_path):
+    with pytest.raises(UsageError, match="choose one of " + ", ".join(RULES)):
+        MouthTrack(tmp_path / "x.mp4", None, "mediapipe", "loudest")
