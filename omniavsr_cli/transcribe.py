@@ -18,7 +18,9 @@ from __future__ import annotations
 import contextlib
 import logging
 import math
+import multiprocessing
 import queue
+import signal
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
@@ -72,7 +74,7 @@ class TranscribeOptions:
     batch_frames: int = 12_000
     guards: bool = True
     word_timestamps: bool = True  # each segment's words timed from the model's attention (alignment.py)
-    workers: int = 1  # inputs prepared in parallel (threads: ffmpeg and the detectors run outside the GIL)
+    workers: int = 1  # inputs prepared in parallel: one in a thread of this process, more in worker processes
     pool_bytes: int = 1 << 30  # prepared chunks held for sorting before they must be decoded
 
     def __post_init__(self) -> None:
@@ -270,7 +272,17 @@ class InputState:
     prepared: bool = False  # every chunk has been handed over
     segments: list[Segment] = field(default_factory=list)
     timer: StageTimer = field(default_factory=StageTimer)  # this input's stages, added to the run's when it is done
-    cancel: threading.Event = field(default_factory=threading.Event)  # set when the run stops: preparing ends early
+    cancel: threading.Event | None = None  # the worker's: set when the run stops, so preparing ends early
+
+    LEARNT = ("info", "duration", "detector", "face_coverage", "speech_seconds", "vad", "flags", "timer")
+
+    def learnt(self) -> dict:
+        """What the worker that prepared the input found out, for the decoding side's state of it."""
+        return {name: getattr(self, name) for name in self.LEARNT}
+
+    def learn(self, learnt: dict) -> None:
+        for name, value in learnt.items():
+            setattr(self, name, value)
 
 
 def _decide(options: TranscribeOptions, has_audio: bool, coverage: float | None, off_screen: bool = False) -> tuple[str, list[str]]:
@@ -508,7 +520,60 @@ class InputDone:
         return self.error is None
 
 
-_DONE = object()
+_DONE = "workers-done"  # a worker's last event (a string: it crosses process boundaries)
+# A worker process that has not ended this long after the run stopped is terminated.
+WORKER_EXIT_S = 10.0
+
+
+def prepare_inputs(work, events, stop, options: TranscribeOptions, min_video_frames: int) -> None:
+    """A worker: prepare the inputs taken from ``work`` (pairs of index and InputFile, None for the end) and send
+    their events to ``events``: ("start", index, item), ("chunk", index, chunk) as each is ready, then
+    ("done", index, what was learnt) or ("failed", index, error); (_DONE,) last. Stops early once ``stop`` is set."""
+
+    def send(event: tuple) -> bool:
+        """False once the run is stopping and nobody reads the events any more."""
+        while not stop.is_set():
+            try:
+                events.put(event, timeout=0.2)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    while not stop.is_set() and (pair := work.get()) is not None:
+        index, item = pair
+        state = InputState(index, item, time.perf_counter(), cancel=stop)
+        if not send(("start", index, item)):
+            return
+        try:
+            # closed here, in this worker, when the run stops: the input's decoder and face tracker end with it
+            with contextlib.closing(chunk_input(item, options, state, min_video_frames)) as chunks:
+                for chunk in chunks:
+                    chunk.index = state.chunks
+                    state.chunks += 1
+                    if not send(("chunk", index, chunk)):
+                        return
+            event = ("done", index, state.learnt())
+        except OmniAVSRError as error:
+            event = ("failed", index, error)
+        except Exception as error:  # a bug: this input fails, the others go on
+            event = ("failed", index, OmniAVSRError(f"{item.path}: internal error: {type(error).__name__}: {error}", code="E_INTERNAL"))
+        if not send(event):
+            return
+    send((_DONE,))
+
+
+def _worker_process(work, events, stop, options: TranscribeOptions, min_video_frames: int) -> None:
+    """prepare_inputs in a process of its own (Pipeline with several workers)."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle: it stops the workers through ``stop``
+    import torch
+
+    torch.set_num_threads(1)  # silero's few matrix products: one thread per worker, the cores are the workers'
+    try:
+        prepare_inputs(work, events, stop, options, min_video_frames)
+    finally:
+        if stop.is_set():
+            events.cancel_join_thread()  # nobody reads any more: exit without flushing
 
 
 class Pipeline:
@@ -533,13 +598,13 @@ class Pipeline:
             model.module, self.rates, options.decoding, limits, guards=options.guards, timer=self.timer, word_heads=self.word_heads
         )
         self.tokens_decoded = 0
-        self._stop = threading.Event()
+        self._stop = threading.Event()  # set when the run stops (a process-shared event with worker processes)
         self._ready: list[ChunkDecoded | InputDone] = []
         self.pending: list[tuple[InputState, Chunk]] = []
         self.in_flight: dict[int, InputState] = {}
 
     def run(self, items: list[InputFile], on_chunk: Callable[[int, Chunk], None] | None = None) -> Iterator[ChunkDecoded | InputDone]:
-        """Transcribe every input, yielding each segment as it is decoded and each input's outcome as it finishes.
+        """Transcribe every input, yielding each chunk's segments as it is decoded and each input's outcome as it finishes.
 
         Lazy: nothing starts before the first ``next``, and closing the iterator (or Ctrl-C) stops the workers.
         ``on_chunk(input index, chunk)`` sees every chunk before it is decoded (bench compares batched decoding with one at a time).
@@ -547,12 +612,22 @@ class Pipeline:
         if not items:
             return
         self._on_chunk = on_chunk or (lambda index, chunk: None)
-        work: queue.Queue = queue.Queue()
+        count = max(1, min(self.options.workers, len(items)))
+        # One worker shares this process (a thread: no start-up cost); more are processes, so that the Python
+        # parts of decoding, tracking and cropping run on every core instead of taking turns under the GIL.
+        context = multiprocessing.get_context("spawn") if count > 1 else None
+        work = context.Queue() if context else queue.Queue()
+        events = context.Queue(maxsize=64) if context else queue.Queue(maxsize=64)
+        self._stop = context.Event() if context else threading.Event()
         for pair in enumerate(items):
             work.put(pair)
-        events: queue.Queue = queue.Queue(maxsize=64)
-        count = max(1, min(self.options.workers, len(items)))
-        workers = [threading.Thread(target=self._produce, args=(work, events), daemon=True) for _ in range(count)]
+        for _ in range(count):
+            work.put(None)  # one end mark per worker
+        arguments = (work, events, self._stop, self.options, self.model.module.min_video_frames(self.rates[1]))
+        if context:
+            workers = [context.Process(target=_worker_process, args=arguments, daemon=True) for _ in range(count)]
+        else:
+            workers = [threading.Thread(target=prepare_inputs, args=arguments, daemon=True)]
         for worker in workers:
             worker.start()
         running = len(workers)
@@ -565,19 +640,23 @@ class Pipeline:
                     self._decode(everything=True)  # the workers are slow: keep the model busy meanwhile
                     continue
                 kind = event[0]
-                if kind is _DONE:
+                if kind == _DONE:
                     running -= 1
                 elif kind == "start":
-                    self.in_flight[event[1].index] = event[1]
+                    self.in_flight[event[1]] = InputState(event[1], event[2], time.perf_counter())
                 elif kind == "chunk":
-                    self._on_chunk(event[1].index, event[2])
-                    self.pending.append((event[1], event[2]))
+                    state = self.in_flight[event[1]]
+                    state.chunks += 1
+                    self._on_chunk(event[1], event[2])
+                    self.pending.append((state, event[2]))
                     self._decode(everything=sum(c.nbytes for _, c in self.pending) > self.options.pool_bytes)
                 elif kind == "done":
-                    event[1].prepared = True
-                    self._finish_if_complete(event[1])
+                    state = self.in_flight[event[1]]
+                    state.learn(event[2])
+                    state.prepared = True
+                    self._finish_if_complete(state)
                 elif kind == "failed":
-                    self._fail(event[1], event[2])
+                    self._fail(self.in_flight[event[1]], event[2])
             self._decode(everything=True)
             yield from self._take_ready()
         finally:
@@ -585,51 +664,13 @@ class Pipeline:
             # still inside C++ then is unwound by force and aborts the process (exit 134 instead of 130).
             self._stop.set()
             for worker in workers:
-                worker.join()
+                worker.join(timeout=None if isinstance(worker, threading.Thread) else WORKER_EXIT_S)
+                if not isinstance(worker, threading.Thread) and worker.is_alive():
+                    worker.terminate()
 
     def _take_ready(self) -> Iterator[ChunkDecoded | InputDone]:
         while self._ready:
             yield self._ready.pop(0)
-
-    # ......................................................................... workers
-
-    def _produce(self, work: queue.Queue, events: queue.Queue) -> None:
-        while not self._stop.is_set():
-            try:
-                index, item = work.get_nowait()
-            except queue.Empty:
-                break
-            state = InputState(index, item, time.perf_counter(), cancel=self._stop)
-            if not self._send(events, ("start", state)):
-                return
-            try:
-                # closed here, in this thread, when the run stops: the input's decoder and face tracker end with it
-                with contextlib.closing(
-                    chunk_input(item, self.options, state, self.model.module.min_video_frames(self.rates[1]))
-                ) as chunks:
-                    for chunk in chunks:
-                        chunk.index = state.chunks
-                        state.chunks += 1
-                        if not self._send(events, ("chunk", state, chunk)):
-                            return
-                event = ("done", state)
-            except OmniAVSRError as error:
-                event = ("failed", state, error)
-            except Exception as error:  # a bug: this input fails, the others go on
-                event = ("failed", state, OmniAVSRError(f"{item.path}: internal error: {type(error).__name__}: {error}", code="E_INTERNAL"))
-            if not self._send(events, event):
-                return
-        self._send(events, (_DONE,))
-
-    def _send(self, events: queue.Queue, event: tuple) -> bool:
-        """Hand an event to the decoding thread; False once the run is stopping and nobody reads them any more."""
-        while not self._stop.is_set():
-            try:
-                events.put(event, timeout=0.2)
-                return True
-            except queue.Full:
-                continue
-        return False
 
     # ........................................................................ decoding
 
