@@ -8,11 +8,15 @@ a list's entries to their common folder, and a file named directly is just its o
 from __future__ import annotations
 
 import glob
+import hashlib
 import os
+import re
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
-from .errors import InputError
+from .errors import InputError, UsageError, parameter
 
 MEDIA_SUFFIXES = frozenset(
     ".mp4 .m4v .mkv .webm .mov .avi .mpg .mpeg .ts .m2ts .mts .flv .wmv .3gp .ogv .gif "
@@ -108,6 +112,51 @@ def collect_inputs(arguments: list[str], exclude: Path | None = None, recursive:
             )
         by_id[item.clip_id] = item.path
     return list(unique.values())
+
+
+Item = TypeVar("Item")
+
+
+@dataclass(frozen=True)
+class Shard:
+    """Part ``index`` (1 to ``count``) of a batch split into ``count`` disjoint parts, as a job array's task."""
+
+    index: int
+    count: int
+
+    def __post_init__(self):
+        if self.count < 1 or not 1 <= self.index <= self.count:
+            raise self._invalid(f"{self.index}/{self.count}")
+
+    @classmethod
+    def parse(cls, text: str) -> Shard:
+        """``"I/N"``, as job arrays number their tasks (1-based)."""
+        found = re.fullmatch(r"\s*(\d+)\s*/\s*(\d+)\s*", text, re.ASCII)
+        if found is None:
+            raise cls._invalid(text)
+        return cls(int(found[1]), int(found[2]))
+
+    @staticmethod
+    def _invalid(given: str) -> UsageError:
+        return UsageError(f"{parameter('shard')} {given}: give I/N with N at least 1 and I from 1 to N, e.g. 1/8")
+
+    @property
+    def name(self) -> str:
+        """``shard-I-of-N``: what this part's own files are named with."""
+        return f"shard-{self.index}-of-{self.count}"
+
+    def holds(self, key: str) -> bool:
+        # A hash of the item's name, not its place in the list: the parts stay the same however the inputs are
+        # listed or ordered, and one input never lands in two parts. sha1, not hash(): the same in every process.
+        digest = hashlib.sha1(key.encode("utf-8", "surrogateescape")).digest()
+        return int.from_bytes(digest, "big") % self.count == self.index - 1
+
+
+def shard(items: Sequence[Item], index: int, count: int, key: Callable[[Item], str] = lambda item: item.clip_id) -> list[Item]:
+    """The ``items`` in part ``index`` (1-based) of ``count``, in their order; ``key`` names an item (an
+    ``InputFile``'s clip id by default). Parts 1 to ``count`` together hold every item exactly once."""
+    part = Shard(index, count)
+    return [item for item in items if part.holds(key(item))]
 
 
 STDIN = "-"

@@ -432,16 +432,17 @@ class RunRecord:
 
 
 class OutputFolder:
-    """Where a run's outputs go: ``DIR/<id>.<fmt>`` for each format and one line per input in ``DIR/run.jsonl``."""
+    """Where a run's outputs go: ``DIR/<id>.<fmt>`` for each format and one line per input in ``DIR/run.jsonl``
+    (or ``DIR/<log>``: each shard of a job array keeps its own)."""
 
     LOG = "run.jsonl"
 
-    def __init__(self, directory: Path, formats: list[str], subtitles: SubtitleOptions = READABLE):
-        self.directory, self.formats, self.subtitles = directory, formats, subtitles
+    def __init__(self, directory: Path, formats: list[str], subtitles: SubtitleOptions = READABLE, log: str = LOG):
+        self.directory, self.formats, self.subtitles, self.log_name = directory, formats, subtitles, log
 
     @property
     def log_path(self) -> Path:
-        return self.directory / self.LOG
+        return self.directory / self.log_name
 
     def paths(self, clip_id: str) -> list[Path]:
         return [output_path(self.directory, clip_id, fmt) for fmt in self.formats]

@@ -13,7 +13,7 @@ from typing import Annotated
 import typer
 
 from .. import __version__
-from . import align_heads, bench, doctor, eval, prep_lips, score, synth_corpus, train, transcribe, weights
+from . import align_heads, bench, doctor, eval, prep_lips, runs, score, synth_corpus, train, transcribe, weights
 from ._errors import OneLineUsageErrors
 
 app = typer.Typer(
@@ -61,6 +61,7 @@ app.command("synth-corpus", help=synth_corpus.HELP, short_help="Make a synthetic
     synth_corpus.synth_corpus
 )
 app.add_typer(weights.app, name="weights", help=weights.app.info.help)
+app.add_typer(runs.app, name="runs", help=runs.app.info.help)
 app.command("doctor", help=doctor.HELP, short_help="Check this machine: torch, device, ffmpeg, backends, weights.")(doctor.doctor)
 
 

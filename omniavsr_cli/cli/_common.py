@@ -1,12 +1,15 @@
-"""What several subcommands share: parsing --rates, --batch-size and --dtype, loading a model with its one status
-line, and the progress bar."""
+"""What several subcommands share: parsing --rates, --batch-size, --dtype and --shard, loading a model with its one
+status line, and the progress bar."""
 
 from __future__ import annotations
 
 import sys
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Annotated
+
+import typer
 
 from ..errors import InputError, ModelUnavailable
+from ..inputs import Shard
 from ._errors import warning_line
 
 if TYPE_CHECKING:  # loading imports torch: the CLI starts without it
@@ -31,6 +34,21 @@ def parse_batch_size(value: str) -> int | None:
     if value.isdigit() and int(value) > 0:
         return int(value)
     raise InputError(f"--batch-size {value}: give a positive number or auto")
+
+
+ShardOption = Annotated[
+    str | None,
+    typer.Option(
+        metavar="I/N",
+        help="Only part I of N (1-based) of the inputs, chosen by a hash of each input's id, for job arrays "
+        "(docs/cluster.md); each part keeps its own log (eval: its own -o folder).",
+        show_default=False,
+    ),
+]
+
+
+def parse_shard(value: str | None) -> Shard | None:
+    return None if value is None else Shard.parse(value)
 
 
 def check_dtype(value: str) -> str | None:

@@ -10,7 +10,7 @@ from typing import Annotated
 import typer
 
 from ..errors import InputError
-from ._common import ProgressBar, check_dtype, load, parse_batch_size, parse_rates
+from ._common import ProgressBar, ShardOption, check_dtype, load, parse_batch_size, parse_rates, parse_shard
 from ._errors import ExitCode, error_line, reports_errors, warning_line
 
 HELP = (
@@ -74,15 +74,20 @@ def evaluate(
         typer.Option("--output", "-o", help="Write per-cell hypotheses, reference.jsonl and results.json here.", show_default=False),
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the results as JSON instead of the table.")] = False,
+    shard: ShardOption = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Only errors on stderr.")] = False,
 ) -> int:
     from ..decoding import DecodingOptions
-    from ..training.evaluate import TASKS, EvalOptions, plan_cells, read_eval_set, render_table, write_results
+    from ..inputs import shard as shard_of
+    from ..training.evaluate import TASKS, EvalOptions, EvalSet, plan_cells, read_eval_set, render_table, write_results
     from ..training.evaluate import evaluate as run_eval
 
     torch_dtype = check_dtype(dtype)
+    part = parse_shard(shard)
     if output is not None and output.exists() and not output.is_dir():
         raise InputError(f"{output}: exists and is not a directory; choose another -o")
+    if output is not None and part is not None:
+        output = output / part.name  # each shard's results, hypotheses and references in a folder of its own
     options = EvalOptions(
         tasks=_tasks(tasks) if tasks else TASKS,
         rates=tuple(parse_rates(value) for value in rates) if rates else None,
@@ -95,6 +100,16 @@ def evaluate(
         cache=cache,
     )
     eval_set = read_eval_set(manifest, root)
+    if part is not None:
+        given = len(eval_set.examples)
+        eval_set = EvalSet(
+            eval_set.path,
+            shard_of(eval_set.examples, part.index, part.count, key=lambda example: example.id),
+            shard_of(eval_set.skipped, part.index, part.count, key=lambda skipped: skipped[0]),  # each skipped line in one shard
+        )
+        if not eval_set.examples and not eval_set.skipped:
+            print(f"eval: shard {part.index}/{part.count} holds none of the {given} clips; nothing to do", file=sys.stderr)
+            return ExitCode.OK
     loaded = load(model, device, torch_dtype, quiet, command="eval")
     total = len(eval_set.examples) * len(plan_cells(loaded.config, options))
     with ProgressBar("eval", total, sys.stderr.isatty() and not quiet, "clips x cells") as bar:

@@ -8,6 +8,7 @@ from typing import Annotated
 
 import typer
 
+from ._common import ShardOption, parse_shard
 from ._errors import ExitCode, message, reports_errors, warning_line
 
 HELP = (
@@ -83,19 +84,34 @@ def prep_lips(
     debug_crops: Annotated[
         bool, typer.Option("--debug-crops", help="Write <id>.crops.png: frames with landmarks beside their crops.")
     ] = False,
+    shard: ShardOption = None,
 ) -> int:
     from ..errors import InputError, Interrupted, UsageError
     from ..inputs import collect_inputs
+    from ..inputs import shard as shard_of
     from ..lips.detectors import PRECOMPUTED_PREFIX, check_backend
     from ..lips.prep import RECORDS_FILE, PrepOptions, prepare
     from ..lips.tracking import RULES
+    from ..runs import shard_log
     from ..training.manifests import write_manifests
 
     if face_select not in RULES:
         raise UsageError(f"--face-select {face_select!r}: choose one of {', '.join(RULES)}")
+    part = parse_shard(shard)
+    if part is not None and manifest:
+        raise UsageError(
+            "--manifest with --shard: each shard would write its own clips' manifest over the others'; once every shard is done, "
+            "run prep-lips once more without --shard and with --manifest (finished clips are skipped)"
+        )
     if output.exists() and not output.is_dir():
         raise InputError(f"{output}: exists and is not a directory; choose another --output")
     items = collect_inputs(inputs, exclude=output)
+    if part is not None:
+        given, items = len(items), shard_of(items, part.index, part.count)
+        if not items:
+            print(f"prep-lips: shard {part.index}/{part.count} holds none of the {given} clips; nothing to do", file=sys.stderr)
+            return ExitCode.OK
+    records_file = shard_log(RECORDS_FILE, part)
     if detector.startswith(PRECOMPUTED_PREFIX) and Path(detector[len(PRECOMPUTED_PREFIX) :]).is_file() and len(items) > 1:
         raise InputError(
             f"{detector}: one landmarks file for {len(items)} clips; give a directory with <id>.landmarks.npz or <id>.pkl per clip"
@@ -114,7 +130,16 @@ def prep_lips(
     try:
         if progress is not None:
             progress.start()
-        records = prepare(items, output, options, workers=workers, skip_existing=skip_existing, on_record=on_record, describe=message)
+        records = prepare(
+            items,
+            output,
+            options,
+            workers=workers,
+            skip_existing=skip_existing,
+            on_record=on_record,
+            describe=message,
+            records_file=records_file,
+        )
     except KeyboardInterrupt:
         raise Interrupted(
             f"interrupted: {finished} of {len(items)} clips are finished in {output}; rerun the same command to do the rest"
@@ -130,7 +155,7 @@ def prep_lips(
     frames = sum(r.frames for r in records if r.status == "ok")
     summary = f"prep-lips: {len(records) - len(failed)} of {len(records)} clips prepared ({frames} frames"
     summary += f", {skipped} already done" if skipped else ""
-    summary += f"); records in {output / RECORDS_FILE}"
+    summary += f"); records in {output / records_file}"
     if manifest:
         rows = write_manifests(output, items, records)
         summary += f"; manifest: {rows} clips with transcripts"

@@ -11,7 +11,7 @@ from typing import Annotated
 import typer
 
 from ..errors import InputError, UsageError
-from ._common import ProgressBar, check_dtype, load, model_name, parse_batch_size, parse_rates
+from ._common import ProgressBar, ShardOption, check_dtype, load, model_name, parse_batch_size, parse_rates, parse_shard
 from ._errors import ExitCode, message, reports_errors, warning_line
 
 HELP = (
@@ -106,13 +106,16 @@ def transcribe(
         bool, typer.Option("--skip-existing/--overwrite", help="Skip inputs whose outputs all exist (resume a killed run).")
     ] = False,
     progress: Annotated[str, typer.Option(help="auto (a bar on a terminal), bar or none.")] = "auto",
+    shard: ShardOption = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Only errors on stderr.")] = False,
 ) -> int:
     from ..decoding import DecodingOptions
     from ..errors import Interrupted
     from ..inputs import STDIN, collect_inputs, spool_stdin
+    from ..inputs import shard as shard_of
     from ..lips.detectors import check_backend
     from ..lips.tracking import RULES
+    from ..runs import shard_log
     from ..transcribe import MODES, TranscribeOptions
     from ..vad import VadOptions
     from ..writers import SubtitleOptions, parse_formats
@@ -140,6 +143,7 @@ def transcribe(
         raise UsageError("subtitle cues are cut at word boundaries: the cue options need --word-timestamps")
     subtitles = SubtitleOptions(**given, highlight_words=highlight_words, speaker_labels=speaker_labels)
     torch_dtype = check_dtype(dtype)
+    part = parse_shard(shard)
     out_dir = None if to_stdout else Path(output)
     if out_dir is not None and out_dir.exists() and not out_dir.is_dir():
         raise InputError(f"{out_dir}: exists and is not a directory; choose another -o")
@@ -156,6 +160,12 @@ def transcribe(
             piped = spool_stdin(Path(scratch))
             sources[piped.clip_id] = STDIN
             items.append(piped)
+        if part is not None:
+            given, items = len(items), shard_of(items, part.index, part.count)
+            if not items:
+                if not quiet:
+                    print(f"transcribe: shard {part.index}/{part.count} holds none of the {given} inputs; nothing to do", file=sys.stderr)
+                return ExitCode.OK
         if to_stdout and len(items) > 1 and chosen != ["jsonl"]:
             raise InputError(
                 f"-o - with {len(items)} inputs: only -f jsonl (each line names its input) can carry several; or write to a directory"
@@ -192,7 +202,7 @@ def transcribe(
             warning_line(
                 f"model {model_name(loaded)} has no calibrated alignment heads: word times use the default heads (omniavsr align-heads)"
             )
-        folder = OutputFolder(out_dir, chosen, subtitles) if out_dir is not None else None
+        folder = OutputFolder(out_dir, chosen, subtitles, shard_log(OutputFolder.LOG, part)) if out_dir is not None else None
         records: list[RunRecord] = []
         with ProgressBar(
             "transcribe", len(items), show_bar, "files  {task.fields[chunks]} chunks  {task.fields[media]:.0f} s", chunks=0, media=0.0
@@ -241,7 +251,7 @@ def transcribe(
         summary = f"transcribe: {len(records) - len(failed)} of {len(records)} inputs done ({media:.1f} s of media"
         summary += f", {skipped} already done" if skipped else ""
         summary += f") with {model_name(loaded)}, mode {mode}, rates {','.join(map(str, pipeline.rates))}"
-        print(summary + (f"; outputs in {out_dir}, log in {out_dir / 'run.jsonl'}" if out_dir else ""), file=sys.stderr)
+        print(summary + (f"; outputs in {out_dir}, log in {folder.log_path}" if folder else ""), file=sys.stderr)
         if pipeline.decoder.settled_size is not None:
             print(f"transcribe: batch size settled at {pipeline.decoder.settled_size} after running out of memory", file=sys.stderr)
     if failed:

@@ -192,9 +192,8 @@ def _prepare(
             os.replace(parts[name], paths[name])
 
 
-def _compact_records(out_dir: Path, items: list[InputFile], records: dict[str, ClipRecord]) -> None:
+def _compact_records(path: Path, items: list[InputFile], records: dict[str, ClipRecord]) -> None:
     """Rewrite prep.jsonl with one line per clip (this run's inputs first, in order; earlier clips after)."""
-    path = out_dir / RECORDS_FILE
     lines: dict[str, str] = {}
     if path.exists():
         for line in path.read_text(encoding="utf-8").splitlines():
@@ -254,10 +253,12 @@ def prepare(
     skip_existing: bool = True,
     on_record: Callable[[ClipRecord], None] | None = None,
     describe: Callable[[OmniAVSRError], str] = str,
+    records_file: str = RECORDS_FILE,
 ) -> list[ClipRecord]:
     """Prepare every clip; returns their records in input order. prep.jsonl grows as clips finish.
 
-    ``describe`` words a failed clip's error in its record (the command line passes one that names its flags)."""
+    ``describe`` words a failed clip's error in its record (the command line passes one that names its flags);
+    ``records_file`` names the log in ``out_dir`` (each shard of a job array keeps its own)."""
     out_dir.mkdir(parents=True, exist_ok=True)
     records: dict[str, ClipRecord] = {}
     todo = []
@@ -270,7 +271,7 @@ def prepare(
             if on_record:
                 on_record(record)
     try:
-        with (out_dir / RECORDS_FILE).open("a", encoding="utf-8") as log:
+        with (out_dir / records_file).open("a", encoding="utf-8") as log:
             for record in _run(todo, out_dir, options, workers, describe):
                 records[record.id] = record
                 log.write(record.to_json() + "\n")
@@ -278,5 +279,5 @@ def prepare(
                 if on_record:
                     on_record(record)
     finally:
-        _compact_records(out_dir, items, records)
+        _compact_records(out_dir / records_file, items, records)
     return [records[item.clip_id] for item in items if item.clip_id in records]
