@@ -170,6 +170,7 @@ class Chunk:
     face_coverage: float | None
     flags: list[str] = field(default_factory=list)
     index: int = 0  # its place among its input's chunks, in time order
+    media_seconds: float = 0.0  # the input's duration as known when the chunk was made: no segment ends after it
     # With speaker selection: each frame's speaker label (lips.speakers) and each labelled track's (frames, 4) boxes.
     speakers: np.ndarray | None = None
     boxes: dict[int, np.ndarray] = field(default_factory=dict)
@@ -549,7 +550,7 @@ def prepare_inputs(work, events, stop, options: TranscribeOptions, min_video_fra
             # closed here, in this worker, when the run stops: the input's decoder and face tracker end with it
             with contextlib.closing(chunk_input(item, options, state, min_video_frames)) as chunks:
                 for chunk in chunks:
-                    chunk.index = state.chunks
+                    chunk.index, chunk.media_seconds = state.chunks, state.duration
                     state.chunks += 1
                     if not send(("chunk", index, chunk)):
                         return
@@ -687,12 +688,32 @@ class Pipeline:
     def _decode_batch(self, task: str, pairs: list[tuple[InputState, Chunk]]) -> None:
         chosen = {id(chunk) for _, chunk in pairs}
         self.pending = [p for p in self.pending if id(p[1]) not in chosen]
-        results = self.decoder.decode([chunk.clip() for _, chunk in pairs], task)
+        for (state, chunk), segments in zip(pairs, self.decode(task, [chunk for _, chunk in pairs])):
+            self._decoded(state, chunk.index, segments, chunk.seconds)
+
+    def decode_pooled(self, chunks: list[Chunk]) -> list[list[Segment]]:
+        """Each chunk's segments, the chunks decoded in batches by task and token budget as the pipeline does
+        (the Ray path's model actors decode the chunks they are given with it)."""
+        segments: list[list[Segment]] = [[] for _ in chunks]
+        by_task: dict[str, list[int]] = {}
+        for k, chunk in enumerate(chunks):
+            by_task.setdefault(chunk.task, []).append(k)
+        for task, members in sorted(by_task.items()):
+            for batch, _full in self.decoder.batches([chunks[k].seconds for k in members]):
+                chosen = [members[i] for i in batch]
+                for k, decoded in zip(chosen, self.decode(task, [chunks[k] for k in chosen])):
+                    segments[k] = decoded
+        return segments
+
+    def decode(self, task: str, chunks: list[Chunk]) -> list[list[Segment]]:
+        """One batch of chunks of one task -> each chunk's segments (one, or one per speaker turn)."""
+        results = self.decoder.decode([chunk.clip() for chunk in chunks], task)
         tokenizer = self.tokenizer
-        for (state, chunk), result in zip(pairs, results):
+        decoded = []
+        for chunk, result in zip(chunks, results):
             self.tokens_decoded += len(result.ids)
             start = chunk.start_frame / FPS
-            end = max(min(chunk.end_frame / FPS, state.duration) if state.duration else chunk.end_frame / FPS, start)
+            end = max(min(chunk.end_frame / FPS, chunk.media_seconds) if chunk.media_seconds else chunk.end_frame / FPS, start)
             words = self._words(result, task, start, end)
             if words:  # as whisper does: the segment spans its words, not the silence the chunk was padded with
                 start, end = words[0].start, words[-1].end
@@ -709,11 +730,14 @@ class Pipeline:
                 temperature=self.options.decoding.temperature if self.options.decoding.sample else 0.0,
                 words=words,
             )
-            segments = self._by_speaker(whole, chunk)
-            state.segments.extend(segments)
-            state.decoded += 1
-            self._ready.append(ChunkDecoded(state.index, state.item, chunk.index, segments, chunk.seconds))
-            self._finish_if_complete(state)
+            decoded.append(self._by_speaker(whole, chunk))
+        return decoded
+
+    def _decoded(self, state: InputState, chunk: int, segments: list[Segment], seconds: float) -> None:
+        state.segments.extend(segments)
+        state.decoded += 1
+        self._ready.append(ChunkDecoded(state.index, state.item, chunk, segments, seconds))
+        self._finish_if_complete(state)
 
     def _by_speaker(self, segment: Segment, chunk: Chunk) -> list[Segment]:
         """The segment attributed to its speaker; split where the speaker changes between its words."""
