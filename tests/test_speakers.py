@@ -124,3 +124,13 @@ def test_one_face_in_auto_is_the_speaker_without_judging_it_and_is_cropped_as_be
 def test_an_unknown_face_selection_rule_is_a_usage_error_naming_the_choices(tmp_path):
     with pytest.raises(UsageError, match="choose one of " + ", ".join(RULES)):
         MouthTrack(tmp_path / "x.mp4", None, "mediapipe", "loudest")
+
+
+def test_the_speaker_is_found_among_mouths_that_share_the_speech_pause_rhythm():
+    frames = 200
+    talking = np.zeros(frames)
+    talking[10:80] = talking[110:180] = 1  # two sentences with a pause: every mouth below starts and stops with them
+    envelope = syllables(frames, 8) * talking + 0.01
+    mouthing = {track: syllables(frames, seed) * talking for track, seed in ((0, 9), (1, 10))}
+    speaking = {**mouthing, 1: np.roll(envelope, speakers.SYNC_LAG_FRAMES)}  # the speaker, as late as the search reaches
+    assert (speaker_labels(speaking, envelope) == 1).all()

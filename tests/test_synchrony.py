@@ -5,7 +5,15 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from omniavsr_cli.lips.synchrony import ENVELOPE_FLOOR, METHODS, MIN_FRAMES, audio_envelope, mouth_opening, sync_score
+from omniavsr_cli.lips.synchrony import (
+    ENVELOPE_FLOOR,
+    METHODS,
+    MIN_FRAMES,
+    SPEECH_BAND_HZ,
+    audio_envelope,
+    mouth_opening,
+    sync_score,
+)
 
 
 def speech_like_envelope(frames: int, seed: int = 0) -> np.ndarray:
@@ -91,8 +99,32 @@ def test_unknown_method_is_refused():
 
 def test_audio_envelope_is_the_rms_of_each_640_sample_frame():
     samples = np.concatenate([np.full(640, 0.5), np.full(640, -0.25), np.zeros(640), np.full(320, 0.1)])
-    np.testing.assert_allclose(audio_envelope(samples), [0.5, 0.25, ENVELOPE_FLOOR, 0.1])
-    np.testing.assert_allclose(audio_envelope(samples, log=True), np.log10([0.5, 0.25, ENVELOPE_FLOOR, 0.1]))
+    np.testing.assert_allclose(audio_envelope(samples, band=None), [0.5, 0.25, ENVELOPE_FLOOR, 0.1])
+    np.testing.assert_allclose(audio_envelope(samples, band=None, log=True), np.log10([0.5, 0.25, ENVELOPE_FLOOR, 0.1]))
+
+
+def sine(hertz: float, amplitude: float, samples: int) -> np.ndarray:
+    return amplitude * np.sin(2 * np.pi * hertz * np.arange(samples) / 16_000)
+
+
+def test_the_default_envelope_keeps_the_rms_inside_the_speech_band_only():
+    assert SPEECH_BAND_HZ[0] < 1000 < SPEECH_BAND_HZ[1]
+    inside = sine(1000, 0.4, 3 * 640)  # a whole number of periods per frame: no leakage
+    below, above = sine(100, 0.4, 3 * 640), sine(6000, 0.4, 3 * 640)
+    np.testing.assert_allclose(audio_envelope(inside), 0.4 / np.sqrt(2), rtol=1e-9)
+    np.testing.assert_allclose(audio_envelope(inside + below + above), 0.4 / np.sqrt(2), rtol=1e-9)
+    np.testing.assert_allclose(audio_envelope(below + above), ENVELOPE_FLOOR)
+    np.testing.assert_allclose(audio_envelope(np.full(640, 0.5)), ENVELOPE_FLOOR)  # DC is not speech
+
+
+def test_pearson_plus_diff_is_the_mean_of_the_two_at_the_same_lag():
+    envelope = speech_like_envelope(100, seed=3)
+    mouth = envelope + 0.3 * speech_like_envelope(100, seed=4)
+    combined, lag = sync_score(mouth, envelope, max_lag=0)
+    level, _ = sync_score(mouth, envelope, max_lag=0, method="pearson")
+    change, _ = sync_score(mouth, envelope, max_lag=0, method="diff")
+    assert lag == 0
+    assert combined == pytest.approx((level + change) / 2)
 
 
 def lips(gap: float, width: float, scale: float = 1.0) -> np.ndarray:

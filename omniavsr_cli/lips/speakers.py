@@ -30,10 +30,13 @@ UNDECIDED = -2  # no evidence: silence, or no mouth seen long enough
 # docs/speakers.md's measurements, and a turn of a second still shows in the windows centred on it.
 WINDOW_FRAMES = 50
 HOP_FRAMES = 5
-# Where the best mouth correlates less than this with the audio envelope in most of a span's windows, the
-# span's speech is off screen. Chosen on development clips (docs/speakers.md#off-screen-speech): the highest
-# value that kept every chunk of two-face conversations on screen.
-MIN_SYNC = 0.58
+# Where the best mouth's sync_score (pearson+diff against the 0.5-4 kHz envelope) is under this in most of a
+# span's windows, the span's speech is off screen. Chosen on development clips (docs/speakers.md): the value
+# that found 90 % of off-screen chunks with at most one in 48 on-screen chunks called off screen.
+MIN_SYNC = 0.52
+# The lags searched, +-2 frames (+-80 ms): the speaking mouth's peak lies there in synchronised media, and
+# every further lag is another chance for a mouth that only shares the speech/pause rhythm to score high.
+SYNC_LAG_FRAMES = 2
 # A speaker turn lasts at least this many hops (1 s): shorter label runs are the neighbours' (majority filter).
 SMOOTHING_HOPS = 5
 # prep-lips, which has no chunks, decides in blocks of this many frames (16 s, a transcription chunk's length).
@@ -57,7 +60,7 @@ def speaker_labels(openings: dict[int, np.ndarray], envelope: np.ndarray) -> np.
         centre = hop * HOP_FRAMES + HOP_FRAMES // 2
         first = max(0, min(centre - WINDOW_FRAMES // 2, frames - WINDOW_FRAMES))
         window = slice(first, first + WINDOW_FRAMES)
-        scores = {track: sync_score(opening[window], envelope[window])[0] for track, opening in openings.items()}
+        scores = {track: sync_score(opening[window], envelope[window], SYNC_LAG_FRAMES)[0] for track, opening in openings.items()}
         scores = {track: score for track, score in scores.items() if not np.isnan(score)}
         if scores:
             hop_labels[hop] = max(scores, key=scores.get)
