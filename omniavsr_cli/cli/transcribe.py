@@ -100,7 +100,15 @@ def transcribe(
             help="Say who speaks in the subtitles and text: SRT and TXT \\[face 1] or \\[off-screen] before the text, VTT <v face 1>.",
         ),
     ] = False,
-    workers: Annotated[int, typer.Option(min=1, help="Inputs decoded and tracked in parallel while the model runs.")] = 1,
+    workers: Annotated[
+        int,
+        typer.Option(min=1, help="Inputs prepared (decoded, VAD, faces, crops) in parallel while the model runs; 2 or more: processes."),
+    ] = 1,
+    ray: Annotated[bool, typer.Option("--ray", help="Run on Ray (Ray Data): a local Ray on this machine, or --ray-address.")] = False,
+    ray_address: Annotated[
+        str | None, typer.Option(help="The Ray cluster to join (e.g. auto, or ray://head:10001); implies --ray.", show_default=False)
+    ] = None,
+    ray_models: Annotated[int, typer.Option(min=1, help="--ray: model actors (one per GPU on GPU nodes).")] = 1,
     recursive: Annotated[bool, typer.Option("--recursive/--no-recursive", help="Search directories recursively.")] = True,
     skip_existing: Annotated[
         bool, typer.Option("--skip-existing/--overwrite", help="Skip inputs whose outputs all exist (resume a killed run).")
@@ -187,7 +195,9 @@ def transcribe(
             word_timestamps=word_timestamps,
             workers=workers,
         )
-        loaded = load(model, device, torch_dtype, quiet, command="transcribe")
+        on_ray = ray or ray_address is not None
+        # On Ray the model actors load the model; here only its config and tokenizer are read (the meta device).
+        loaded = load(model, "meta" if on_ray else device, torch_dtype, quiet or on_ray, command="transcribe")
 
         from ..model.loading import model_domain
         from ..transcribe import ChunkDecoded, Pipeline
@@ -226,7 +236,17 @@ def transcribe(
                         )
                     else:
                         todo.append(item)
-                for event in pipeline.run(todo):
+                if on_ray:
+                    from ..cluster import RayOptions
+                    from ..cluster import transcribe as transcribe_on_ray
+
+                    ray_options = RayOptions(
+                        address=ray_address, models=ray_models, gpus_per_model=1.0 if (device or "").startswith("cuda") else 0.0
+                    )
+                    events = transcribe_on_ray(loaded.directory, todo, options, ray_options, device=device)
+                else:
+                    events = pipeline.run(todo)
+                for event in events:
                     if isinstance(event, ChunkDecoded):
                         bar.advance(chunks=1, media=event.seconds)
                         if to_stdout and chosen == ["jsonl"]:

@@ -1,0 +1,77 @@
+"""transcribe --ray (cluster.py): a local Ray cluster gives the single-process outputs byte for byte, and a worker
+killed mid-run costs nothing a rerun does not finish, each input written exactly once."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+
+import numpy as np
+import psutil
+import pytest
+from faces import face_frames, speech_like, write_media
+from helpers import run_cli
+
+ray = pytest.importorskip("ray")
+
+
+@pytest.fixture(scope="module")
+def local_ray():
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    yield
+    ray.shutdown()
+
+
+@pytest.fixture(scope="module")
+def inputs(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("inputs")
+    frames = face_frames(40, 128)
+    for n in range(12):
+        audio = speech_like([(0.2, 0.7 + 0.05 * n), (0.9, 1.4)], 1.6)
+        if n % 3 == 2:
+            write_media(folder / f"clip{n:02d}.wav", None, audio)
+        else:
+            write_media(folder / f"clip{n:02d}.mp4", np.roll(frames, n, axis=0), audio)
+    return folder
+
+
+def _outputs(folder) -> dict[str, str]:
+    return {path.name: path.read_text(encoding="utf-8") for path in sorted(folder.glob("*.json"))}
+
+
+def _kill_a_worker_once_outputs_appear(out, killed: list) -> None:
+    """Wait for the first transcript, then SIGKILL a Ray worker process that prepares inputs or runs the model."""
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and not any(out.glob("*.json")):
+        time.sleep(0.05)
+    for process in psutil.process_iter(["cmdline"]):
+        command = " ".join(process.info["cmdline"] or [])
+        if command.startswith("ray::") and "MapBatches" in command:
+            process.kill()
+            killed.append(command)
+            return
+
+
+def test_ray_outputs_equal_one_process_and_a_killed_worker_loses_nothing(local_ray, inputs, tiny_model, tmp_path):
+    common = ["transcribe", str(inputs), "--model", str(tiny_model), "-f", "json", "--beams", "1", "--no-guards", "--quiet"]
+    alone = run_cli(*common, "-o", str(tmp_path / "alone"))
+    assert alone.returncode == 0, alone.stderr
+    on_ray = run_cli(*common, "-o", str(tmp_path / "ray"), "--ray")
+    assert on_ray.returncode == 0, on_ray.stderr
+    assert _outputs(tmp_path / "ray") == _outputs(tmp_path / "alone") and len(_outputs(tmp_path / "alone")) == 12
+
+    killed: list[str] = []
+    killer = threading.Thread(target=_kill_a_worker_once_outputs_appear, args=(tmp_path / "killed", killed))
+    killer.start()
+    first = run_cli(*common, "-o", str(tmp_path / "killed"), "--ray", "--skip-existing")
+    killer.join()
+    assert killed, "no Ray worker was running to kill"
+    assert first.returncode in (0, 3), first.stderr  # Ray retried what the worker held, or those inputs failed
+    rerun = run_cli(*common, "-o", str(tmp_path / "killed"), "--ray", "--skip-existing")
+    assert rerun.returncode == 0, rerun.stderr
+    assert _outputs(tmp_path / "killed") == _outputs(tmp_path / "alone")
+    records = [json.loads(line) for line in (tmp_path / "killed" / "run.jsonl").read_text().splitlines()]
+    written = [r["id"] for r in records if r["status"] == "ok"]
+    assert sorted(written) == sorted(f"clip{n:02d}" for n in range(12)), "each input written exactly once"
+    assert all(r["error_code"] == "E_WORKER_LOST" for r in records if r["status"] == "failed")
