@@ -16,6 +16,7 @@ Rows travel as pickled bytes: a chunk holds numpy arrays that Arrow would copy c
 from __future__ import annotations
 
 import logging
+import os
 import pickle
 import time
 from collections.abc import Iterator
@@ -35,6 +36,7 @@ class RayOptions:
     address: str | None = None  # None: start a local Ray (or join the one ray.init() already made); else ray.init(address)
     models: int = 1  # model actors; each holds a whole model
     gpus_per_model: float = 0.0  # 1 on GPU nodes: one model per GPU
+    gpus: tuple[int, ...] | None = None  # a local Ray: only these GPUs of this machine (None: all it has)
     chunks_per_batch: int = 32  # chunks handed to a model actor at a time (it packs them by token budget)
 
 
@@ -54,6 +56,8 @@ def connect(options: RayOptions) -> None:
         logging.getLogger(name).setLevel(logging.ERROR)
     if ray.is_initialized():
         return
+    if options.address is None and options.gpus is not None:  # the local Ray sees only the GPUs chosen
+        os.environ["CUDA_VISIBLE_DEVICES"] = ",".join(map(str, options.gpus))
     try:
         ray.init(address=options.address, include_dashboard=False, log_to_driver=False, configure_logging=False)
     except (ConnectionError, RuntimeError, ValueError) as error:

@@ -42,7 +42,13 @@ def transcribe(
         typer.Option(help="Audio,video compression rates the model was trained with, e.g. 4,2 (default: the finest).", show_default=False),
     ] = None,
     model: Annotated[str, typer.Option(help="Installed model name or model directory.")] = "omni-avsr-st",
-    device: Annotated[str | None, typer.Option(help="cpu, cuda or cuda:N (default: cuda when available).", show_default=False)] = None,
+    device: Annotated[
+        str | None,
+        typer.Option(
+            help="cpu, cuda or cuda:N (default: cuda when available); all or cuda:0,cuda:1: one model per GPU (on a local Ray).",
+            show_default=False,
+        ),
+    ] = None,
     dtype: Annotated[str, typer.Option(help="auto (bf16 on GPU, fp32 on CPU), bf16, fp16 or fp32.")] = "auto",
     batch_size: Annotated[str, typer.Option(help="Chunks per model call, or auto (pack by length, halve on out-of-memory).")] = "auto",
     beams: Annotated[int, typer.Option(min=1, help="Beam width (official: 15).")] = 15,
@@ -196,6 +202,12 @@ def transcribe(
             workers=workers,
         )
         on_ray = ray or ray_address is not None
+        gpus = None
+        if device is not None and ("," in device or device == "all"):  # one model per GPU: on a local Ray
+            from ..model.loading import gpu_indices
+
+            gpus = gpu_indices(device)
+            on_ray, ray_models, device = True, len(gpus), "cuda"
         # On Ray the model actors load the model; here only its config and tokenizer are read (the meta device).
         loaded = load(model, "meta" if on_ray else device, torch_dtype, quiet or on_ray, command="transcribe")
 
@@ -241,7 +253,10 @@ def transcribe(
                     from ..cluster import transcribe as transcribe_on_ray
 
                     ray_options = RayOptions(
-                        address=ray_address, models=ray_models, gpus_per_model=1.0 if (device or "").startswith("cuda") else 0.0
+                        address=ray_address,
+                        models=ray_models,
+                        gpus_per_model=1.0 if (device or "").startswith("cuda") else 0.0,
+                        gpus=tuple(gpus) if gpus else None,
                     )
                     events = transcribe_on_ray(loaded.directory, todo, options, ray_options, device=device)
                 else:

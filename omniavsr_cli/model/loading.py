@@ -148,6 +148,23 @@ def default_device_and_dtype(device: str | None, dtype: torch.dtype | None) -> t
     return chosen, dtype or (torch.bfloat16 if chosen.type == "cuda" else torch.float32)
 
 
+def gpu_indices(devices: str) -> list[int]:
+    """The GPUs of a several-device spec: ``all``, or ``cuda:0,cuda:1`` (one model on each; the Ray path)."""
+    available = torch.cuda.device_count()
+    if devices == "all":
+        chosen = list(range(available))
+    else:
+        try:
+            chosen = [int(part.strip().removeprefix("cuda:")) for part in devices.split(",") if part.strip()]
+        except ValueError:
+            raise UsageError(f"{parameter('device')} {devices}: give all, or GPUs as cuda:0,cuda:1", code="E_DEVICE") from None
+    if not chosen or any(index >= available or index < 0 for index in chosen) or len(set(chosen)) != len(chosen):
+        raise UsageError(
+            f"{parameter('device')} {devices}: this machine has {available} GPU(s); give each of them at most once", code="E_DEVICE"
+        )
+    return chosen
+
+
 def load_model(
     name_or_path: str | Path, device: str | None = None, dtype: torch.dtype | None = None, attn_implementation: str = "sdpa"
 ) -> LoadedModel:
