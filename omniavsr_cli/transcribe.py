@@ -21,6 +21,7 @@ import math
 import multiprocessing
 import queue
 import signal
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
@@ -273,7 +274,7 @@ class InputState:
     prepared: bool = False  # every chunk has been handed over
     segments: list[Segment] = field(default_factory=list)
     timer: StageTimer = field(default_factory=StageTimer)  # this input's stages, added to the run's when it is done
-    cancel: threading.Event | None = None  # the worker's: set when the run stops, so preparing ends early
+    cancel: threading.Event = field(default_factory=threading.Event)  # set when the run stops: preparing ends early
 
     LEARNT = ("info", "duration", "detector", "face_coverage", "speech_seconds", "vad", "flags", "timer")
 
@@ -522,8 +523,9 @@ class InputDone:
 
 
 _DONE = "workers-done"  # a worker's last event (a string: it crosses process boundaries)
-# A worker process that has not ended this long after the run stopped is terminated.
-WORKER_EXIT_S = 10.0
+# A worker process that has not ended this long after the run stopped is terminated (SIGTERM, on which it unwinds
+# and removes its temporary files); one still starting up (importing torch) would otherwise hold up the exit.
+WORKER_EXIT_S = 1.0
 
 
 def prepare_inputs(work, events, stop, options: TranscribeOptions, min_video_frames: int) -> None:
@@ -567,6 +569,7 @@ def prepare_inputs(work, events, stop, options: TranscribeOptions, min_video_fra
 def _worker_process(work, events, stop, options: TranscribeOptions, min_video_frames: int) -> None:
     """prepare_inputs in a process of its own (Pipeline with several workers)."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle: it stops the workers through ``stop``
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(128 + signal.SIGTERM))  # the parent's terminate: unwind, clean up
     import torch
 
     torch.set_num_threads(1)  # silero's few matrix products: one thread per worker, the cores are the workers'
@@ -634,7 +637,7 @@ class Pipeline:
         running = len(workers)
         try:
             while running:
-                yield from self._take_ready()
+                yield from self.take_ready()
                 try:
                     event = events.get(timeout=0.5)
                 except queue.Empty:
@@ -652,14 +655,11 @@ class Pipeline:
                     self.pending.append((state, event[2]))
                     self._decode(everything=sum(c.nbytes for _, c in self.pending) > self.options.pool_bytes)
                 elif kind == "done":
-                    state = self.in_flight[event[1]]
-                    state.learn(event[2])
-                    state.prepared = True
-                    self._finish_if_complete(state)
+                    self.add_prepared(self.in_flight[event[1]], event[2])
                 elif kind == "failed":
-                    self._fail(self.in_flight[event[1]], event[2])
+                    self.add_failed(self.in_flight[event[1]], event[2])
             self._decode(everything=True)
-            yield from self._take_ready()
+            yield from self.take_ready()
         finally:
             # Workers must leave native code (ffmpeg pipes, FaceMesh, silero) before the interpreter ends: a thread
             # still inside C++ then is unwound by force and aborts the process (exit 134 instead of 130).
@@ -668,8 +668,11 @@ class Pipeline:
                 worker.join(timeout=None if isinstance(worker, threading.Thread) else WORKER_EXIT_S)
                 if not isinstance(worker, threading.Thread) and worker.is_alive():
                     worker.terminate()
+                    worker.join(timeout=WORKER_EXIT_S)
+                    if worker.is_alive():  # inside native code that does not return: no cleanup is possible
+                        worker.kill()
 
-    def _take_ready(self) -> Iterator[ChunkDecoded | InputDone]:
+    def take_ready(self) -> Iterator[ChunkDecoded | InputDone]:
         while self._ready:
             yield self._ready.pop(0)
 
@@ -689,7 +692,7 @@ class Pipeline:
         chosen = {id(chunk) for _, chunk in pairs}
         self.pending = [p for p in self.pending if id(p[1]) not in chosen]
         for (state, chunk), segments in zip(pairs, self.decode(task, [chunk for _, chunk in pairs])):
-            self._decoded(state, chunk.index, segments, chunk.seconds)
+            self.add_decoded(state, chunk.index, segments, chunk.seconds)
 
     def decode_pooled(self, chunks: list[Chunk]) -> list[list[Segment]]:
         """Each chunk's segments, the chunks decoded in batches by task and token budget as the pipeline does
@@ -733,7 +736,15 @@ class Pipeline:
             decoded.append(self._by_speaker(whole, chunk))
         return decoded
 
-    def _decoded(self, state: InputState, chunk: int, segments: list[Segment], seconds: float) -> None:
+    # The bookkeeping of each input's outcome, also driven from outside run() (cluster.py gathers Ray's rows with it).
+
+    def add_prepared(self, state: InputState, learnt: dict) -> None:
+        """The worker has handed over every chunk of the input (``state.chunks`` of them) and what it learnt."""
+        state.learn(learnt)
+        state.prepared = True
+        self._finish_if_complete(state)
+
+    def add_decoded(self, state: InputState, chunk: int, segments: list[Segment], seconds: float) -> None:
         state.segments.extend(segments)
         state.decoded += 1
         self._ready.append(ChunkDecoded(state.index, state.item, chunk, segments, seconds))
@@ -804,7 +815,7 @@ class Pipeline:
         self.timer.merge(state.timer)
         self._ready.append(InputDone(state.index, state.item, transcript, None, round(time.perf_counter() - state.started, 3)))
 
-    def _fail(self, state: InputState, error: OmniAVSRError) -> None:
+    def add_failed(self, state: InputState, error: OmniAVSRError) -> None:
         self.in_flight.pop(state.index, None)
         self.pending = [p for p in self.pending if p[0] is not state]
         self._ready.append(InputDone(state.index, state.item, None, error, round(time.perf_counter() - state.started, 3)))
