@@ -238,6 +238,7 @@ def picture(code: Path, work: Path, path: Path, seed: int) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    from omniavsr_cli.lips.speakers import SYNC_LAG_FRAMES
     from omniavsr_cli.lips.synchrony import audio_envelope, mouth_opening, sync_score
     from omniavsr_cli.media.decode import load_audio
     from omniavsr_cli.timebase import FPS
@@ -251,7 +252,10 @@ def picture(code: Path, work: Path, path: Path, seed: int) -> None:
     starts = range(0, len(faces) - WINDOW_FRAMES + 1, WINDOW_STEP)
     centres = [(start + WINDOW_FRAMES / 2) / FPS for start in starts]
     scores = [
-        [sync_score(opening[start : start + WINDOW_FRAMES], envelope[start : start + WINDOW_FRAMES])[0] for start in starts]
+        [
+            sync_score(opening[start : start + WINDOW_FRAMES], envelope[start : start + WINDOW_FRAMES], SYNC_LAG_FRAMES)[0]
+            for start in starts
+        ]
         for opening in openings
     ]
     colours, names = ("tab:blue", "tab:orange"), ("left face", "right face")
