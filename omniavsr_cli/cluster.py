@@ -11,6 +11,9 @@ Ray retries a task whose worker dies and restarts a dead model actor (Ray Data's
 loses leaves inputs without an outcome, and those are given one here: failed, E_WORKER_LOST, so a rerun with
 skip-existing does only them.
 Rows travel as pickled bytes: a chunk holds numpy arrays that Arrow would copy column by column.
+
+What transcribe and prep-lips (lips/prep.py) share: :func:`connect` and :func:`cpu_tasks`. Ray is imported only
+when asked for, and the transcription side only when it runs, so prep-lips joins a cluster without loading torch.
 """
 
 from __future__ import annotations
@@ -19,14 +22,16 @@ import logging
 import os
 import pickle
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from .errors import ModelUnavailable, OmniAVSRError, parameter
 from .inputs import InputFile
-from .model.loading import load_model, resolve
-from .transcribe import InputDone, InputState, Pipeline, TranscribeOptions, chunk_input
+
+if TYPE_CHECKING:
+    from .transcribe import InputDone, Pipeline, TranscribeOptions
 
 INSTALL = "pip install 'omniavsr[ray]'"
 
@@ -66,14 +71,31 @@ def connect(options: RayOptions) -> None:
         ) from None
 
 
+def cpu_tasks(rows: list[dict], task: Callable, **task_kwargs):
+    """A dataset of ``rows`` (at least one), a block each, mapped by ``task(batch, **task_kwargs)`` one row at a
+    time in Ray tasks of one CPU each: a plain function, so Ray spreads the rows over every CPU of the cluster."""
+    ray = _ray()
+    from ray.data import DataContext
+
+    context = DataContext.get_current()
+    context.max_errored_blocks = -1  # a block lost with its retries spent loses its rows (the caller fails them), not the run
+    context.enable_progress_bars = False
+    context.verbose_progress = False
+    return ray.data.from_items(rows, override_num_blocks=len(rows)).map_batches(task, fn_kwargs=task_kwargs, batch_size=1, num_cpus=1)
+
+
 def _row(index: int, kind: str, payload, chunk: int = -1) -> dict:
     return {"index": [index], "kind": [kind], "chunk": [chunk], "payload": [pickle.dumps(payload)]}
 
 
-def _prepare(batch: dict, options: TranscribeOptions, min_video_frames: int) -> Iterator[dict]:
+def _prepare(batch: dict, options: TranscribeOptions, min_video_frames: int, cwd: str) -> Iterator[dict]:
     """A CPU task: one input -> its chunks, then what was learnt of it (or its error), one row at a time."""
-    for index, path, clip_id in zip(batch["index"], batch["path"], batch["clip_id"]):
-        item = InputFile(Path(path), str(clip_id))
+    from .transcribe import InputState, chunk_input
+
+    for index, pickled in zip(batch["index"], batch["item"]):
+        item = pickle.loads(pickled)
+        if not item.path.is_absolute():
+            os.chdir(cwd)  # a relative input names the file it names where the run started; the worker is this job's alone
         state = InputState(int(index), item, time.perf_counter())
         try:
             for chunk in chunk_input(item, options, state, min_video_frames):
@@ -84,7 +106,9 @@ def _prepare(batch: dict, options: TranscribeOptions, min_video_frames: int) -> 
         except OmniAVSRError as error:
             yield _row(int(index), "failed", error)
         except Exception as error:  # a bug: this input fails, the others go on
-            yield _row(int(index), "failed", OmniAVSRError(f"{path}: internal error: {type(error).__name__}: {error}", code="E_INTERNAL"))
+            yield _row(
+                int(index), "failed", OmniAVSRError(f"{item.path}: internal error: {type(error).__name__}: {error}", code="E_INTERNAL")
+            )
 
 
 class _ChunkDecoder:
@@ -96,6 +120,9 @@ class _ChunkDecoder:
     options: TranscribeOptions
 
     def __init__(self):
+        from .model.loading import load_model
+        from .transcribe import Pipeline
+
         self.pipeline = Pipeline(load_model(self.model, device=self.device), self.options)
 
     def __call__(self, batch: dict) -> dict:
@@ -130,25 +157,21 @@ def transcribe(
     only its config, on the meta device. Call :func:`connect` first to choose the cluster."""
     ray = _ray()
     connect(ray_options)
-    from ray.data import DataContext
+    from .model.loading import load_model, resolve
+    from .transcribe import Pipeline
 
     directory = resolve(model)  # every model actor loads this directory
     # The bookkeeping of Pipeline.run on the gathering side: its model never runs (meta: config and names only).
     gatherer = Pipeline(load_model(directory, device="meta"), options)
     if not items:
         return
-    context = DataContext.get_current()
-    context.max_errored_blocks = -1  # a block lost with its retries spent fails its inputs, not the whole run
-    context.enable_progress_bars = False
-    context.verbose_progress = False
-    dataset = ray.data.from_items(
-        [{"index": n, "path": str(item.path), "clip_id": item.clip_id} for n, item in enumerate(items)], override_num_blocks=len(items)
-    )
-    chunks = dataset.map_batches(
+    chunks = cpu_tasks(
+        # Items travel pickled: a path that is not valid UTF-8 is no Arrow string.
+        [{"index": n, "item": pickle.dumps(item)} for n, item in enumerate(items)],
         _prepare,
-        fn_kwargs={"options": gatherer.options, "min_video_frames": gatherer.model.module.min_video_frames(gatherer.rates[1])},
-        batch_size=1,
-        num_cpus=1,
+        options=gatherer.options,
+        min_video_frames=gatherer.model.module.min_video_frames(gatherer.rates[1]),
+        cwd=os.getcwd(),
     )
     decoded = chunks.map_batches(
         _decoder_class(str(directory), device, gatherer.options),
@@ -165,6 +188,8 @@ def transcribe(
 
 def _gather(gatherer: Pipeline, items: list[InputFile], rows) -> Iterator[InputDone]:
     """Each input's outcome from the decoded rows, a row seen twice (a retried task's) counted once."""
+    from .transcribe import InputDone, InputState
+
     started = time.perf_counter()
     states = {n: InputState(n, item, started) for n, item in enumerate(items)}
     gatherer.in_flight.update(states)

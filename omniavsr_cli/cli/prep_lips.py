@@ -18,7 +18,7 @@ HELP = (
     "@list.txt files; OUT mirrors the input tree: <id>.mp4, <id>.wav, <id>.landmarks.npz and OUT/prep.jsonl "
     "(one line per clip). Finished clips are skipped, so rerunning an interrupted run finishes it.\n\n"
     "Exit codes: 0 all clips prepared; 3 some failed (listed, reasons in prep.jsonl); 4 all failed; "
-    "2 bad arguments; 5 landmark backend unavailable; 130 interrupted. Guide: docs/prep-lips.md."
+    "2 bad arguments; 5 landmark backend (or, with --ray, Ray) unavailable; 130 interrupted. Guide: docs/prep-lips.md."
 )
 
 
@@ -70,7 +70,13 @@ def prep_lips(
     min_face_coverage: Annotated[
         float, typer.Option(min=0.0, max=1.0, help="Fail a clip whose face is found in fewer frames than this fraction.")
     ] = 0.5,
-    workers: Annotated[int, typer.Option(min=1, help="Clips prepared in parallel (processes).")] = 1,
+    workers: Annotated[int, typer.Option(min=1, help="Clips prepared in parallel (processes); ignored with --ray.")] = 1,
+    ray: Annotated[
+        bool, typer.Option("--ray/--no-ray", help="Run on Ray (Ray Data): a local Ray on this machine, or --ray-address; one clip per CPU.")
+    ] = False,
+    ray_address: Annotated[
+        str | None, typer.Option(help="The Ray cluster to join (e.g. auto, or ray://head:10001); implies --ray.", show_default=False)
+    ] = None,
     skip_existing: Annotated[
         bool, typer.Option("--skip-existing/--overwrite", help="Skip clips already finished in OUT, or redo them.")
     ] = True,
@@ -118,6 +124,11 @@ def prep_lips(
         )
     check_backend(detector)
     options = PrepOptions(detector=detector, face_select=face_select, min_face_coverage=min_face_coverage, debug_crops=debug_crops)
+    ray_options = None
+    if ray or ray_address is not None:
+        from ..cluster import RayOptions
+
+        ray_options = RayOptions(address=ray_address)
 
     progress, report = _progress_reporter(len(items))
     finished = 0
@@ -135,6 +146,7 @@ def prep_lips(
             output,
             options,
             workers=workers,
+            ray=ray_options,
             skip_existing=skip_existing,
             on_record=on_record,
             describe=message,

@@ -12,6 +12,9 @@ smoothing, warp and crop (roi.py) -> H.264 mp4. Where several faces are seen, th
 
 Every file is written under a ``.part`` name and renamed when complete, the mp4 last, so a clip whose mp4
 exists is finished; an interrupted run resumes by skipping those.
+
+The clips are prepared here one at a time, in worker processes (``workers``), or as Ray tasks over a cluster
+(``ray``): the outputs are the same, and this process writes prep.jsonl in every case.
 """
 
 from __future__ import annotations
@@ -19,12 +22,14 @@ from __future__ import annotations
 import json
 import math
 import os
+import pickle
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from dataclasses import asdict, dataclass, field
 from multiprocessing import get_context
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -40,6 +45,9 @@ from . import roi
 from .contact_sheet import ContactSheet
 from .synchrony import EnvelopeStream
 from .tracking import MouthTrack, longest_run
+
+if TYPE_CHECKING:
+    from ..cluster import RayOptions
 
 RECORDS_FILE = "prep.jsonl"
 
@@ -218,9 +226,53 @@ def _worker_prepare(item: InputFile) -> ClipRecord:
     return prepare_clip(item, *_worker_options)
 
 
-def _run(
-    items: list[InputFile], out_dir: Path, options: PrepOptions, workers: int, describe: Callable[[OmniAVSRError], str]
+def _ray_prepare(batch: dict, out_dir: Path, options: PrepOptions, describe: Callable[[OmniAVSRError], str], cwd: str) -> dict:
+    """A Ray task: one clip prepared on whichever node runs it, its record sent back pickled."""
+    (index,), item = batch["index"], pickle.loads(batch["item"][0])
+    if not item.path.is_absolute():
+        os.chdir(cwd)  # a relative input names the file it names where prepare() runs; this worker process is this job's alone
+    return {"index": [index], "record": [pickle.dumps(prepare_clip(item, out_dir, options, describe))]}
+
+
+def _run_on_ray(
+    items: list[InputFile], out_dir: Path, options: PrepOptions, ray: RayOptions, describe: Callable[[OmniAVSRError], str]
 ) -> Iterator[ClipRecord]:
+    from ..cluster import connect, cpu_tasks
+
+    if not items:
+        return
+    connect(ray)
+    # Items travel pickled: a path that is not valid UTF-8 is no Arrow string.
+    rows = [{"index": n, "item": pickle.dumps(item)} for n, item in enumerate(items)]
+    lost = set(range(len(items)))
+    for row in cpu_tasks(rows, _ray_prepare, out_dir=out_dir.resolve(), options=options, describe=describe, cwd=os.getcwd()).iter_rows():
+        if (index := int(row["index"])) in lost:  # a retried task's record counts once
+            lost.remove(index)
+            yield pickle.loads(row["record"])
+    for item in (items[index] for index in sorted(lost)):
+        error = OmniAVSRError(
+            f"{item.path}: its Ray task failed or its worker was lost (retries spent); rerun to do it", code="E_WORKER_LOST"
+        )
+        yield ClipRecord(
+            id=item.clip_id,
+            source=str(item.path),
+            status="failed",
+            detector=options.detector,
+            error={"code": error.code, "message": describe(error)},
+        )
+
+
+def _run(
+    items: list[InputFile],
+    out_dir: Path,
+    options: PrepOptions,
+    workers: int,
+    describe: Callable[[OmniAVSRError], str],
+    ray: RayOptions | None = None,
+) -> Iterator[ClipRecord]:
+    if ray is not None:
+        yield from _run_on_ray(items, out_dir, options, ray, describe)
+        return
     if workers <= 1:
         for item in items:
             yield prepare_clip(item, out_dir, options, describe)
@@ -250,12 +302,19 @@ def prepare(
     options: PrepOptions = PrepOptions(),
     *,
     workers: int = 1,
+    ray: RayOptions | None = None,
     skip_existing: bool = True,
     on_record: Callable[[ClipRecord], None] | None = None,
     describe: Callable[[OmniAVSRError], str] = str,
     records_file: str = RECORDS_FILE,
 ) -> list[ClipRecord]:
     """Prepare every clip; returns their records in input order. prep.jsonl grows as clips finish.
+
+    ``workers`` processes here, or with ``ray`` Ray tasks of one CPU each on the cluster it names (``workers``
+    is then ignored; :func:`omniavsr_cli.cluster.connect` joins it or starts a local one). On Ray, ``out_dir``
+    and the inputs must be on a filesystem every node mounts at the same path, and ``describe`` must be
+    importable there; a clip no task returned (its worker lost and Ray's retries spent) is failed with
+    E_WORKER_LOST, and a rerun does it.
 
     ``describe`` words a failed clip's error in its record (the command line passes one that names its flags);
     ``records_file`` names the log in ``out_dir`` (each shard of a job array keeps its own)."""
@@ -272,7 +331,7 @@ def prepare(
                 on_record(record)
     try:
         with (out_dir / records_file).open("a", encoding="utf-8") as log:
-            for record in _run(todo, out_dir, options, workers, describe):
+            for record in _run(todo, out_dir, options, workers, describe, ray):
                 records[record.id] = record
                 log.write(record.to_json() + "\n")
                 log.flush()
