@@ -57,9 +57,7 @@ def test_ray_outputs_equal_one_process_and_a_killed_worker_loses_nothing(local_r
     common = ["transcribe", str(inputs), "--model", str(tiny_model), "-f", "json", "--beams", "1", "--no-guards", "--quiet"]
     alone = run_cli(*common, "-o", str(tmp_path / "alone"))
     assert alone.returncode == 0, alone.stderr
-    on_ray = run_cli(*common, "-o", str(tmp_path / "ray"), "--ray")
-    assert on_ray.returncode == 0, on_ray.stderr
-    assert _outputs(tmp_path / "ray") == _outputs(tmp_path / "alone") and len(_outputs(tmp_path / "alone")) == 12
+    assert len(_outputs(tmp_path / "alone")) == 12
 
     killed: list[str] = []
     killer = threading.Thread(target=_kill_a_worker_once_outputs_appear, args=(tmp_path / "killed", killed))
@@ -68,6 +66,8 @@ def test_ray_outputs_equal_one_process_and_a_killed_worker_loses_nothing(local_r
     killer.join()
     assert killed, "no Ray worker was running to kill"
     assert first.returncode in (0, 3), first.stderr  # Ray retried what the worker held, or those inputs failed
+    # Ray's retries usually save every input (exit 0); the rerun then only skips, and either way the outputs are
+    # the single-process ones byte for byte.
     rerun = run_cli(*common, "-o", str(tmp_path / "killed"), "--ray", "--skip-existing")
     assert rerun.returncode == 0, rerun.stderr
     assert _outputs(tmp_path / "killed") == _outputs(tmp_path / "alone")
