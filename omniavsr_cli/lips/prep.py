@@ -37,7 +37,7 @@ from ..atomic import PART, write_text_atomic
 from ..errors import OmniAVSRError
 from ..inputs import InputFile
 from ..media.decode import stream_audio
-from ..media.encode import VideoWriter, write_wav
+from ..media.encode import VideoWriter, interrupts_held, write_wav
 from ..media.probe import probe
 from ..timebase import FPS
 from ..writers import json_text
@@ -161,8 +161,10 @@ def _prepare(
         on_frame=show,
         envelope=envelope if record.audio else None,
     )
-    writer = VideoWriter(parts["video"], roi.CROP_SIZE, roi.CROP_SIZE)
+    writer = None
     try:
+        with interrupts_held():
+            writer = VideoWriter(parts["video"], roi.CROP_SIZE, roi.CROP_SIZE)
         try:
             for index, crop in track.crops():
                 writer.write(crop)
@@ -177,7 +179,8 @@ def _prepare(
             record.longest_gap = longest_run(~detected)
         writer.close()
     except BaseException:
-        writer.abort()
+        if writer is not None:
+            writer.abort()
         raise
     record.off_centre_frames = track.off_centre_frames
 

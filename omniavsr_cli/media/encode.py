@@ -6,8 +6,11 @@ containers), so re-running a preparation gives byte-identical files.
 
 from __future__ import annotations
 
+import contextlib
+import signal
 import subprocess
 import tempfile
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -32,6 +35,22 @@ def _rgb_frames_on_stdin(width: int, height: int) -> list[str]:
     """The start of both encoders' ffmpeg commands: 25 fps RGB frames of this size read from stdin."""
     quiet = ["-nostdin", "-hide_banner", "-loglevel", "error", "-y"]
     return [find_ffmpeg().path, *quiet, "-f", "rawvideo", "-pix_fmt", "rgb24", "-s", f"{width}x{height}", "-r", str(FPS), "-i", "pipe:0"]
+
+
+@contextlib.contextmanager
+def interrupts_held():
+    """SIGINT blocked for the block (in the main thread, where Python handles it); a Ctrl-C meanwhile is raised
+    as the block ends. Start a VideoWriter in one and keep it in a variable the cleanup sees: a Ctrl-C between
+    ffmpeg's start and that assignment would leave the encoder running unseen, and at the process's exit it
+    finishes its file (end of input) after the caller has cleaned up."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
 
 
 class VideoWriter:
