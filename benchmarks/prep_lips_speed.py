@@ -5,6 +5,9 @@ process: the bare landmark cost (FaceMesh on already decoded frames), the whole 
 (decode + landmarks + crop + mp4 + wav + npz), and that process's peak RSS. Median of --repeats runs.
 
     .venv/bin/python benchmarks/prep_lips_speed.py [--seconds 20 120] [--repeats 3]
+    .venv/bin/python benchmarks/prep_lips_speed.py --clip VIDEO [--repeats 3]    # a video of your own instead
+
+Also times the whole `omniavsr prep-lips` command on the clip (start-up included), as a user runs it.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -70,22 +74,44 @@ def measure(clip: Path, mode: str, repeats: int) -> dict:
     }
 
 
+def command_seconds(clip: Path, repeats: int) -> float:
+    """The whole `omniavsr prep-lips CLIP -o OUT` command's wall time (median)."""
+    walls = []
+    for _ in range(repeats):
+        with tempfile.TemporaryDirectory() as out:
+            began = time.perf_counter()
+            subprocess.run(
+                [str(Path(sys.executable).parent / "omniavsr"), "prep-lips", str(clip), "-o", out], check=True, capture_output=True
+            )
+            walls.append(time.perf_counter() - began)
+    return statistics.median(walls)
+
+
+def report(name: str, clip: Path, repeats: int) -> None:
+    bare = measure(clip, "landmarks", repeats)
+    whole = measure(clip, "prep", repeats)
+    command = command_seconds(clip, repeats)
+    print(
+        f"{name}: prep-lips {whole['fps']:.0f} frames/s ({whole['fps'] / 25:.1f}x real time), "
+        f"landmarks alone {bare['fps']:.0f} frames/s, ratio {whole['seconds'] / bare['seconds']:.2f}; "
+        f"the whole command {command:.1f} s, ratio {command / bare['seconds']:.2f}; peak RSS {whole['peak_rss_mb']:.0f} MB"
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=int, nargs="+", default=[20, 120])
+    parser.add_argument("--clip", type=Path, help="measure this video instead of generated ones")
     parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args()
+    if args.clip:
+        report(str(args.clip.name), args.clip, args.repeats)
+        return
     with tempfile.TemporaryDirectory() as folder:
         for seconds in args.seconds:
             clip = Path(folder) / f"face{seconds}.mp4"
             make_clip(clip, seconds)
-            bare = measure(clip, "landmarks", args.repeats)
-            whole = measure(clip, "prep", args.repeats)
-            print(
-                f"{seconds:>4} s 224x224: prep-lips {whole['fps']:.0f} frames/s ({whole['fps'] / 25:.1f}x real time), "
-                f"landmarks alone {bare['fps']:.0f} frames/s, ratio {whole['seconds'] / bare['seconds']:.2f}, "
-                f"peak RSS {whole['peak_rss_mb']:.0f} MB"
-            )
+            report(f"{seconds:>4} s 224x224", clip, args.repeats)
 
 
 if __name__ == "__main__":

@@ -144,12 +144,16 @@ class SpeakerCrops:
         self.blocks = blocks
         self.always = always
         self.several_seen = always  # crop each track once two faces share a frame (or from the start: ``always``)
+        # Before that frame every crop is the one-face cropper's whoever speaks: handed on without waiting for
+        # the block's decision (a clip that shows one face streams as it did before speaker selection).
+        self.several_from: int | None = 0 if always else None
         self.croppers: dict[int, _TrackCropper] = {}
         self.crops: dict[int, dict[int, np.ndarray]] = {}  # track -> frame -> crop, until the frame is handed on
-        self.openings: dict[int, dict[int, float]] = {}  # track -> frame -> mouth opening
+        self.points: dict[int, dict[int, np.ndarray]] = {}  # track -> frame -> landmarks, until the block is decided
         self.boxes: dict[int, dict[int, tuple[float, float, float, float]]] = {}  # track -> frame -> box
         self.labels: dict[int, int] = {}  # frame -> label, for the frames of decided blocks
         self._shown: dict[int, int] = {}  # frame -> the track whose crop it shows, until it is handed on
+        self._handed = 0  # frames before this one have been handed on
         self._starts = [start for start, _ in blocks] if blocks is not None else None
         self.frames = 0
         self._block = 0  # the next block to decide
@@ -157,10 +161,10 @@ class SpeakerCrops:
     def push(self, index: int, frame: np.ndarray, faces: list[Face]) -> None:
         ids = self.tracker.update(index, faces)
         self.frames = index + 1
-        if len(faces) > 1:
-            self.several_seen = True
+        if len(faces) > 1 and not self.several_seen:
+            self.several_seen, self.several_from = True, index
         for track, face in zip(ids, faces):
-            self.openings.setdefault(track, {})[index] = float(mouth_opening(face.points[None])[0])
+            self.points.setdefault(track, {})[index] = face.points
             self.boxes.setdefault(track, {})[index] = face.box
         if self.several_seen:
             open_ids = set(self.tracker.open_ids)
@@ -187,7 +191,7 @@ class SpeakerCrops:
     def ready(self, index: int) -> bool:
         """Whether frame ``index``'s label and crop are known."""
         block = self._block_of(index)
-        if block is None:
+        if block is None or self.several_from is None or index < self.several_from:
             return True
         if block >= self._block:
             return False
@@ -197,6 +201,7 @@ class SpeakerCrops:
     def crop(self, index: int, fallback: np.ndarray) -> np.ndarray:
         """The frame's crop of the track chosen for it (``fallback``, the one-face crop, where it has none),
         forgetting what earlier frames kept."""
+        self._handed = index + 1
         crop = self.crops.get(self._shown.pop(index, UNDECIDED), {}).get(index, fallback)
         for kept in self.crops.values():  # each track's crops were kept in frame order
             while kept and next(iter(kept)) <= index:
@@ -244,26 +249,28 @@ class SpeakerCrops:
             labels = self._block_labels(start, end)
             self.labels.update(zip(range(start, end), labels.tolist()))
             # Off-screen speech and silence show the nearest speaker's mouth: the model is given one face throughout.
-            self._shown.update(zip(range(start, end), _nearest(labels, labels >= 0).tolist()))
+            shown = _nearest(labels, labels >= 0).tolist()
+            self._shown.update((frame, track) for frame, track in zip(range(start, end), shown) if frame >= self._handed)
             self._block += 1
-            for track in self.openings:  # the openings of decided frames are not needed again
-                self.openings[track] = {frame: value for frame, value in self.openings[track].items() if frame >= end}
+            for track in self.points:  # the landmarks of decided frames are not needed again
+                self.points[track] = {frame: value for frame, value in self.points[track].items() if frame >= end}
 
     def _block_labels(self, start: int, end: int) -> np.ndarray:
         frames = max(end - start, 0)
-        seen = {track: values for track, values in self.openings.items() if any(start <= f < end for f in values)}
-        openings = {}
-        for track, values in seen.items():
-            curve = np.full(frames, np.nan)
-            for frame, value in values.items():
-                if start <= frame < end:
-                    curve[frame - start] = value
-            if np.isfinite(curve).sum() >= MIN_FRAMES:
-                openings[track] = curve
-        if not openings:
+        seen = {}  # the tracks seen in enough of the block's frames, with those frames
+        for track, points in self.points.items():
+            inside = [frame for frame in points if start <= frame < end]
+            if len(inside) >= MIN_FRAMES:
+                seen[track] = inside
+        if not seen:
             return np.full(frames, UNDECIDED)
-        if len(openings) == 1 and not self.always:
-            return np.full(frames, next(iter(openings)))  # one face: it is the speaker, as before speaker selection
+        if len(seen) == 1 and not self.always:
+            return np.full(frames, next(iter(seen)))  # one face: it is the speaker, as before speaker selection
+        openings = {}
+        for track, inside in seen.items():
+            curve = np.full(frames, np.nan)
+            curve[np.array(inside) - start] = mouth_opening(np.stack([self.points[track][frame] for frame in inside]))
+            openings[track] = curve
         if self._envelope is None:
             self._envelope = self._envelope_source()
         envelope = np.zeros(frames)
