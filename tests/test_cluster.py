@@ -33,6 +33,7 @@ def inputs(tmp_path_factory):
             write_media(folder / f"clip{n:02d}.wav", None, audio)
         else:
             write_media(folder / f"clip{n:02d}.mp4", np.roll(frames, n, axis=0), audio)
+    (folder / "broken.mp4").write_bytes(b"\x00\x00\x00\x18ftypmp42" + b"junk" * 100)  # fails as it does in one process
     return folder
 
 
@@ -56,7 +57,7 @@ def _kill_a_worker_once_outputs_appear(out, killed: list) -> None:
 def test_ray_outputs_equal_one_process_and_a_killed_worker_loses_nothing(local_ray, inputs, tiny_model, tmp_path):
     common = ["transcribe", str(inputs), "--model", str(tiny_model), "-f", "json", "--beams", "1", "--no-guards", "--quiet"]
     alone = run_cli(*common, "-o", str(tmp_path / "alone"))
-    assert alone.returncode == 0, alone.stderr
+    assert alone.returncode == 3, alone.stderr  # the broken input failed, the others were done
     assert len(_outputs(tmp_path / "alone")) == 12
 
     killed: list[str] = []
@@ -65,13 +66,16 @@ def test_ray_outputs_equal_one_process_and_a_killed_worker_loses_nothing(local_r
     first = run_cli(*common, "-o", str(tmp_path / "killed"), "--ray", "--skip-existing")
     killer.join()
     assert killed, "no Ray worker was running to kill"
-    assert first.returncode in (0, 3), first.stderr  # Ray retried what the worker held, or those inputs failed
-    # Ray's retries usually save every input (exit 0); the rerun then only skips, and either way the outputs are
-    # the single-process ones byte for byte.
+    assert first.returncode == 3, first.stderr  # the broken input; what the killed worker held was retried or failed
+    # Ray's retries usually save every input; the rerun then only skips and fails the broken input again, and
+    # either way the outputs are the single-process ones byte for byte.
     rerun = run_cli(*common, "-o", str(tmp_path / "killed"), "--ray", "--skip-existing")
-    assert rerun.returncode == 0, rerun.stderr
+    assert rerun.returncode == 3 and rerun.stderr.decode().count("broken (E_") == 1, rerun.stderr
     assert _outputs(tmp_path / "killed") == _outputs(tmp_path / "alone")
     records = [json.loads(line) for line in (tmp_path / "killed" / "run.jsonl").read_text().splitlines()]
     written = [r["id"] for r in records if r["status"] == "ok"]
     assert sorted(written) == sorted(f"clip{n:02d}" for n in range(12)), "each input written exactly once"
-    assert all(r["error_code"] == "E_WORKER_LOST" for r in records if r["status"] == "failed")
+    alone_log = {r["id"]: r for r in map(json.loads, (tmp_path / "alone" / "run.jsonl").read_text().splitlines())}
+    failed = [r for r in records if r["status"] == "failed"]
+    assert {r["id"]: r["error_code"] for r in failed if r["id"] == "broken"} == {"broken": alone_log["broken"]["error_code"]}
+    assert all(r["error_code"] == "E_WORKER_LOST" for r in failed if r["id"] != "broken")
