@@ -14,12 +14,15 @@ import math
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING
 
-from . import alignment
 from .errors import OutOfMemory, parameter
-from .model.omni import Clip
 from .timebase import FPS
 from .timing import StageTimer
+
+if TYPE_CHECKING:  # the model and the alignment pass are imported where they run: a worker preparing inputs needs neither
+    from . import alignment
+    from .model.omni import Clip
 
 log = logging.getLogger("omniavsr")
 
@@ -186,6 +189,8 @@ class BatchDecoder:
     def _attend(self, clips: list[Clip], task: str, results: list[Decoded], prefixes: dict) -> None:
         """The teacher-forced pass over each clip's final tokens and EOS (alignment.attention_to_prefix)."""
         import torch
+
+        from . import alignment
 
         eos = self.model.config.tokens.eos
         for batch in self.limits.pack([_frames(clip.seconds) for clip in clips]):

@@ -27,10 +27,11 @@ import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-from . import __version__, alignment
+from . import __version__
 from .decoding import BatchDecoder, BatchLimits, DecodingOptions
 from .errors import ClipFailed, OmniAVSRError, UsageError, parameter
 from .inputs import InputFile
@@ -41,12 +42,13 @@ from .media.decode import AudioSpool, stream_audio, stream_video
 from .media.errors import too_short
 from .media.probe import AudioStream, MediaInfo, VideoStream, probe
 from .model.loading import LoadedModel, model_description
-from .model.omni import TASK_MODALITIES, Clip
-from .model.transforms import video_input
 from .timebase import FPS, SAMPLE_RATE, SAMPLES_PER_FRAME
 from .timing import StageTimer
 from .vad import SpeechDetector, VadOptions, fixed_windows, plan_speech
 from .writers import Word
+
+if TYPE_CHECKING:
+    from .model.omni import Clip
 
 MODES = ("auto", "asr", "vsr", "avsr")
 ROI_SIZE = (96, 96)  # prep-lips output: already a mouth crop, no face detection needed
@@ -185,6 +187,9 @@ class Chunk:
         return sum(a.nbytes for a in (self.audio, self.crops) if a is not None)
 
     def clip(self) -> Clip:
+        from .model.omni import Clip  # here, not at the top: the workers that make chunks never load the model code
+        from .model.transforms import video_input
+
         return Clip(audio=self.audio if self.task != "vsr" else None, video=video_input(self.crops) if self.task != "asr" else None)
 
 
@@ -597,6 +602,8 @@ class Pipeline:
             limits.frames = 10**9
         self.timer = StageTimer()  # seconds per stage over the run: each input's, and the model's encoders and llm
         # Word timings: the model's calibrated alignment heads (omniavsr align-heads), else whisper's default.
+        from . import alignment
+
         self.word_heads, self.heads_calibrated = alignment.heads_for(model.config) if options.word_timestamps else (None, False)
         self.decoder = BatchDecoder(
             model.module, self.rates, options.decoding, limits, guards=options.guards, timer=self.timer, word_heads=self.word_heads
@@ -757,6 +764,8 @@ class Pipeline:
             return [segment]
         if "off_screen" in chunk.flags:
             return [replace(segment, speaker=speakers.speaker_name(speakers.OFF_SCREEN))]
+        from . import alignment
+
         pieces = alignment.split_words(segment.tokens, self.tokenizer) if segment.words else []
         if len(pieces) != len(segment.words):  # no word timings: the chunk's main speaker has it all
             return [self._attributed(segment, chunk, speakers.main_label(labels))]
@@ -795,6 +804,9 @@ class Pipeline:
         """The segment's timed words (none without word timestamps or without text)."""
         if result.attention is None:
             return []
+        from . import alignment
+        from .model.omni import TASK_MODALITIES
+
         steps = alignment.seconds_per_position(self.rates)
         with self.timer.timed("words"):
             return alignment.align_words(result.attention, result.ids, self.tokenizer, steps, start, end, modalities=TASK_MODALITIES[task])
