@@ -127,13 +127,12 @@ class _ChunkDecoder:
 
     def __call__(self, batch: dict) -> dict:
         rows = list(zip(batch["index"], batch["kind"], batch["chunk"], batch["payload"]))
-        chunks = [(k, pickle.loads(payload)) for k, (_, kind, _, payload) in enumerate(rows) if kind == "chunk"]
+        chunks = {k: pickle.loads(payload) for k, (_, kind, _, payload) in enumerate(rows) if kind == "chunk"}
         out = {"index": [], "kind": [], "chunk": [], "payload": []}
-        decoded = dict(zip((k for k, _ in chunks), self.pipeline.decode_pooled([chunk for _, chunk in chunks])))
+        decoded = dict(zip(chunks, self.pipeline.decode_pooled(list(chunks.values()))))
         for k, (index, kind, chunk, payload) in enumerate(rows):
             if kind == "chunk":
-                seconds = next(c for j, c in chunks if j == k).seconds
-                payload, kind = pickle.dumps((decoded[k], seconds)), "decoded"
+                payload, kind = pickle.dumps((decoded[k], chunks[k].seconds)), "decoded"
             for name, value in zip(out, (index, kind, chunk, payload)):
                 out[name].append(value)
         return out
