@@ -29,6 +29,16 @@ def tiny_model(tmp_path_factory) -> Path:
     return save_random_model(tmp_path_factory.mktemp("models") / "tiny", small_config())
 
 
+@pytest.fixture(scope="session")
+def local_ray():
+    """A local Ray of 2 CPUs (as this machine has), started once per test worker for every --ray test.
+    Skipped where the ray extra is not installed."""
+    ray = pytest.importorskip("ray")
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    yield ray
+    ray.shutdown()
+
+
 @pytest.fixture
 def write(tmp_path):
     """write("name", "text" or b"bytes") -> path in a fresh temporary folder."""

@@ -13,14 +13,7 @@ import pytest
 from faces import face_frames, speech_like, write_media
 from helpers import run_cli
 
-ray = pytest.importorskip("ray")
-
-
-@pytest.fixture(scope="module")
-def local_ray():
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
-    yield
-    ray.shutdown()
+pytest.importorskip("ray")  # the ray extra
 
 
 @pytest.fixture(scope="module")

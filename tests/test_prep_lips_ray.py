@@ -16,14 +16,7 @@ from omniavsr_cli.cluster import RayOptions
 from omniavsr_cli.inputs import InputFile
 from omniavsr_cli.lips.prep import prepare
 
-ray = pytest.importorskip("ray")
-
-
-@pytest.fixture(scope="module")
-def local_ray():
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
-    yield
-    ray.shutdown()
+pytest.importorskip("ray")  # the ray extra
 
 
 @pytest.fixture(scope="module")
