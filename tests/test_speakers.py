@@ -134,3 +134,13 @@ def test_the_speaker_is_found_among_mouths_that_share_the_speech_pause_rhythm():
     mouthing = {track: syllables(frames, seed) * talking for track, seed in ((0, 9), (1, 10))}
     speaking = {**mouthing, 1: np.roll(envelope, speakers.SYNC_LAG_FRAMES)}  # the speaker, as late as the search reaches
     assert (speaker_labels(speaking, envelope) == 1).all()
+
+
+def test_each_turn_is_judged_on_its_own_so_off_screen_speech_and_a_speaker_share_a_span():
+    frames = 300
+    heard_off, heard_on, other = syllables(frames, 11), syllables(frames, 12), syllables(frames, 13)
+    envelope = np.concatenate([heard_off[:150], heard_on[150:]])  # a narrator, then the left face speaks
+    openings = {0: np.concatenate([syllables(frames, 14)[:150], np.roll(heard_on, 1)[150:]]), 1: other}
+    labels = speaker_labels(openings, envelope)
+    assert (labels[: 150 - speakers.WINDOW_FRAMES // 2] == OFF_SCREEN).all()
+    assert (labels[150 + speakers.WINDOW_FRAMES // 2 :] == 0).all()
