@@ -19,7 +19,6 @@ import contextlib
 import logging
 import math
 import multiprocessing
-import os
 import queue
 import signal
 import sys
@@ -43,6 +42,7 @@ from .media.decode import AudioSpool, stream_audio, stream_video
 from .media.errors import too_short
 from .media.probe import AudioStream, MediaInfo, VideoStream, probe
 from .model.loading import LoadedModel, model_description
+from .parallel import check_workers, usable_cores, worker_count
 from .timebase import FPS, SAMPLE_RATE, SAMPLES_PER_FRAME
 from .timing import StageTimer
 from .vad import SpeechDetector, VadOptions, fixed_windows, plan_speech
@@ -78,7 +78,9 @@ class TranscribeOptions:
     batch_frames: int = 12_000
     guards: bool = True
     word_timestamps: bool = True  # each segment's words timed from the model's attention (alignment.py)
-    workers: int = 1  # inputs prepared in parallel: one in a thread of this process, more in worker processes
+    # Inputs prepared in parallel: one in a thread of this process, more in worker processes; "auto": one per
+    # core where each has several inputs (parallel.worker_count).
+    workers: int | str = 1
     pool_bytes: int = 1 << 30  # prepared chunks held for sorting before they must be decoded
 
     def __post_init__(self) -> None:
@@ -86,6 +88,7 @@ class TranscribeOptions:
             raise UsageError(f"{parameter('mode')} {self.mode}: choose one of {', '.join(MODES)}")
         if self.max_chunk_s < 1:
             raise UsageError(f"{parameter('max_chunk_s')} must be at least 1 second")
+        check_workers(self.workers)
 
     @property
     def max_chunk_frames(self) -> int:
@@ -582,7 +585,7 @@ def _leave_cores(model: LoadedModel, processes: int) -> int | None:
     import torch
 
     before = torch.get_num_threads()
-    torch.set_num_threads(max(1, (os.cpu_count() or 1) - processes))
+    torch.set_num_threads(max(1, usable_cores() - processes))
     return before
 
 
@@ -638,7 +641,7 @@ class Pipeline:
         if not items:
             return
         self._on_chunk = on_chunk or (lambda index, chunk: None)
-        count = max(1, min(self.options.workers, len(items)))
+        count = worker_count(self.options.workers, len(items))
         # One worker shares this process (a thread: no start-up cost); more are processes, so that the Python
         # parts of decoding, tracking and cropping run on every core instead of taking turns under the GIL.
         context = multiprocessing.get_context("spawn") if count > 1 else None

@@ -1,4 +1,4 @@
-"""What several subcommands share: parsing --rates, --batch-size, --dtype and --shard, loading a model with its one
+"""What several subcommands share: parsing --rates, --batch-size, --dtype, --shard and --workers, loading a model with its one
 status line, and the progress bar."""
 
 from __future__ import annotations
@@ -10,6 +10,7 @@ import typer
 
 from ..errors import InputError, ModelUnavailable
 from ..inputs import Shard
+from ..parallel import AUTO
 from ._errors import warning_line
 
 if TYPE_CHECKING:  # loading imports torch: the CLI starts without it
@@ -45,6 +46,15 @@ ShardOption = Annotated[
         show_default=False,
     ),
 ]
+
+
+def parse_workers(value: str) -> int | str:
+    """--workers: a number of at least 1, or auto (parallel.worker_count)."""
+    if value == AUTO:
+        return value
+    if value.isdigit() and int(value) > 0:
+        return int(value)
+    raise InputError(f"--workers {value}: give a number of at least 1, or auto")
 
 
 def parse_shard(value: str | None) -> Shard | None:

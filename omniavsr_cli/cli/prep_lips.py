@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from ._common import ShardOption, parse_shard
+from ._common import ShardOption, parse_shard, parse_workers
 from ._errors import ExitCode, message, reports_errors, warning_line
 
 HELP = (
@@ -70,7 +70,14 @@ def prep_lips(
     min_face_coverage: Annotated[
         float, typer.Option(min=0.0, max=1.0, help="Fail a clip whose face is found in fewer frames than this fraction.")
     ] = 0.5,
-    workers: Annotated[int, typer.Option(min=1, help="Clips prepared in parallel (processes); ignored with --ray.")] = 1,
+    workers: Annotated[
+        str,
+        typer.Option(
+            metavar="N|auto",
+            help="Clips prepared in parallel (processes); auto: one per core while each gets 4 or more clips, "
+            "1 GB of free memory each. Ignored with --ray.",
+        ),
+    ] = "auto",
     ray: Annotated[
         bool, typer.Option("--ray/--no-ray", help="Run on Ray (Ray Data): a local Ray on this machine, or --ray-address; one clip per CPU.")
     ] = False,
@@ -104,6 +111,7 @@ def prep_lips(
     if face_select not in RULES:
         raise UsageError(f"--face-select {face_select!r}: choose one of {', '.join(RULES)}")
     part = parse_shard(shard)
+    worker_setting = parse_workers(workers)
     if part is not None and manifest:
         raise UsageError(
             "--manifest with --shard: each shard would write its own clips' manifest over the others'; once every shard is done, "
@@ -145,7 +153,7 @@ def prep_lips(
             items,
             output,
             options,
-            workers=workers,
+            workers=worker_setting,
             ray=ray_options,
             skip_existing=skip_existing,
             on_record=on_record,

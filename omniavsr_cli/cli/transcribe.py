@@ -11,7 +11,7 @@ from typing import Annotated
 import typer
 
 from ..errors import InputError, UsageError
-from ._common import ProgressBar, ShardOption, check_dtype, load, model_name, parse_batch_size, parse_rates, parse_shard
+from ._common import ProgressBar, ShardOption, check_dtype, load, model_name, parse_batch_size, parse_rates, parse_shard, parse_workers
 from ._errors import ExitCode, message, reports_errors, warning_line
 
 HELP = (
@@ -107,9 +107,13 @@ def transcribe(
         ),
     ] = False,
     workers: Annotated[
-        int,
-        typer.Option(min=1, help="Inputs prepared (decoded, VAD, faces, crops) in parallel while the model runs; 2 or more: processes."),
-    ] = 1,
+        str,
+        typer.Option(
+            metavar="N|auto",
+            help="Inputs prepared (decoded, VAD, faces, crops) in parallel while the model runs; 2 or more: processes. "
+            "auto: one per core while each gets 4 or more inputs, 1 GB of free memory each.",
+        ),
+    ] = "auto",
     ray: Annotated[bool, typer.Option("--ray", help="Run on Ray (Ray Data): a local Ray on this machine, or --ray-address.")] = False,
     ray_address: Annotated[
         str | None, typer.Option(help="The Ray cluster to join (e.g. auto, or ray://head:10001); implies --ray.", show_default=False)
@@ -199,7 +203,7 @@ def transcribe(
             batch_size=parse_batch_size(batch_size),
             guards=guards,
             word_timestamps=word_timestamps,
-            workers=workers,
+            workers=parse_workers(workers),
         )
         on_ray = ray or ray_address is not None
         gpus = None

@@ -39,6 +39,7 @@ from ..inputs import InputFile
 from ..media.decode import stream_audio
 from ..media.encode import VideoWriter, interrupts_held, write_wav
 from ..media.probe import probe
+from ..parallel import check_workers, worker_count
 from ..timebase import FPS
 from ..writers import json_text
 from . import roi
@@ -269,13 +270,14 @@ def _run(
     items: list[InputFile],
     out_dir: Path,
     options: PrepOptions,
-    workers: int,
+    workers: int | str,
     describe: Callable[[OmniAVSRError], str],
     ray: RayOptions | None = None,
 ) -> Iterator[ClipRecord]:
     if ray is not None:
         yield from _run_on_ray(items, out_dir, options, ray, describe)
         return
+    workers = worker_count(workers, len(items))
     if workers <= 1:
         for item in items:
             yield prepare_clip(item, out_dir, options, describe)
@@ -304,7 +306,7 @@ def prepare(
     out_dir: Path,
     options: PrepOptions = PrepOptions(),
     *,
-    workers: int = 1,
+    workers: int | str = 1,
     ray: RayOptions | None = None,
     skip_existing: bool = True,
     on_record: Callable[[ClipRecord], None] | None = None,
@@ -313,7 +315,7 @@ def prepare(
 ) -> list[ClipRecord]:
     """Prepare every clip; returns their records in input order. prep.jsonl grows as clips finish.
 
-    ``workers`` processes here, or with ``ray`` Ray tasks of one CPU each on the cluster it names (``workers``
+    ``workers`` processes here (``"auto"``: parallel.worker_count), or with ``ray`` Ray tasks of one CPU each on the cluster it names (``workers``
     is then ignored; :func:`omniavsr_cli.cluster.connect` joins it or starts a local one). On Ray, ``out_dir``
     and the inputs must be on a filesystem every node mounts at the same path, and ``describe`` must be
     importable there; a clip no task returned (its worker lost and Ray's retries spent) is failed with
@@ -321,6 +323,7 @@ def prepare(
 
     ``describe`` words a failed clip's error in its record (the command line passes one that names its flags);
     ``records_file`` names the log in ``out_dir`` (each shard of a job array keeps its own)."""
+    check_workers(workers)
     out_dir.mkdir(parents=True, exist_ok=True)
     records: dict[str, ClipRecord] = {}
     todo = []
