@@ -47,6 +47,7 @@ def _kill_a_worker_once_outputs_appear(out, killed: list) -> None:
             return
 
 
+@pytest.mark.slow
 def test_ray_outputs_equal_one_process_and_a_killed_worker_loses_nothing(local_ray, inputs, tiny_model, tmp_path):
     common = ["transcribe", str(inputs), "--model", str(tiny_model), "-f", "json", "--beams", "1", "--no-guards", "--quiet"]
     alone = run_cli(*common, "-o", str(tmp_path / "alone"))

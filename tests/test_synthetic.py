@@ -177,10 +177,11 @@ def test_the_same_seed_gives_the_same_bytes_and_a_rerun_only_finishes(corpus, tm
     from omniavsr_cli.synthetic.corpus import CorpusOptions, generate
 
     # Interrupted after 3 clips (the records say so): the rerun makes only the missing 2, and the corpus is the
-    # bytes of the uninterrupted one, made with two workers where these runs have one.
+    # bytes of the uninterrupted one, made with two workers where these runs have one (and the full babble, which
+    # no clean clip holds).
     partial = tmp_path / "partial"
-    generate(partial, CorpusOptions(clips=3, seed=3, split="test"), workers=1)
-    finished = generate(partial, CorpusOptions(clips=5, seed=3, split="test"), workers=1)
+    generate(partial, CorpusOptions(clips=3, seed=3, split="test", **LITTLE_BABBLE), workers=1)
+    finished = generate(partial, CorpusOptions(clips=5, seed=3, split="test", **LITTLE_BABBLE), workers=1)
     assert (finished.made, finished.skipped) == (2, 3)
     assert _digests(partial) == _digests(corpus)
     assert (partial / "corpus.jsonl").read_bytes() == (corpus / "corpus.jsonl").read_bytes()
@@ -188,7 +189,7 @@ def test_the_same_seed_gives_the_same_bytes_and_a_rerun_only_finishes(corpus, tm
     other = generate(tmp_path / "other", CorpusOptions(clips=1, seed=4, split="test", **LITTLE_BABBLE))
     assert other.made == 1 and set(_digests(tmp_path / "other").values()).isdisjoint(_digests(corpus).values())
     with pytest.raises(InputError, match="other options"):
-        generate(partial, CorpusOptions(clips=5, seed=9, split="test"))
+        generate(partial, CorpusOptions(clips=5, seed=9, split="test", **LITTLE_BABBLE))
 
 
 def test_prep_lips_finds_the_drawn_face_and_its_lips_where_they_were_drawn(corpus, tmp_path):
@@ -216,8 +217,13 @@ def test_prep_lips_with_two_workers_keeps_every_clip(corpus, tmp_path):
 
 
 def test_the_cli_makes_a_noisy_corpus_and_reports_bad_options(corpus, tmp_path):
+    import shutil
+
     from omniavsr_cli.media.decode import load_audio
 
+    # The babble of seed 3 is the fixture's: found in OUT, it is used as a rerun would, not synthesised again.
+    (tmp_path / "noisy").mkdir()
+    shutil.copy(corpus / "babble.wav", tmp_path / "noisy")
     result = run_cli(
         "synth-corpus", str(tmp_path / "noisy"), "--clips", "1", "--seed", "3", "--split", "test", "--snr", "0", "--workers", "1"
     )
