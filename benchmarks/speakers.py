@@ -1,7 +1,7 @@
 """Who is speaking: how `omniavsr transcribe --face-select speaker` attributes speech, against the largest face.
 
     .venv/bin/python benchmarks/speakers.py WORK [--clips 20] [--seed 41] [--sentences 3 4] [--model demo]
-        [--modes avsr auto] [--selects speaker largest] [--rates 4,2] [--stages] [--code DIR]
+        [--modes avsr auto] [--selects speaker largest] [--rates 4,2] [--stages] [--oracle] [--code DIR]
     .venv/bin/python benchmarks/speakers.py WORK --picture docs/figures/speakers-sync.png [--seed 41]
 
 synth-corpus makes three held-out corpora (the test split) per sentence count, --clips shared between the counts;
@@ -24,6 +24,10 @@ Every corpus is transcribed with each --selects rule in each --mode (JSON out, -
 - time: each input's seconds from run.jsonl (preparation to last segment; inputs overlap the model), and the
   wall time of the whole transcribe process (model loading included). --stages also times every clip of the
   two-face corpora in-process, stage by stage, as `omniavsr bench` does (which has no --face-select).
+
+--oracle also transcribes each face of the two-face clips alone (the frame's half it is drawn in, cut out with
+ffmpeg, as a one-face clip) and takes each sentence from its speaker's half: attribution made perfect, which
+is what the model itself does with these faces, for comparison with --face-select speaker.
 
 WORK keeps corpora and transcripts: a rerun only makes and decodes what is missing. --code runs the omniavsr_cli
 of another checkout (`git archive COMMIT | tar -x -C DIR`), to measure before a change. --picture draws, for the
@@ -96,6 +100,41 @@ def transcribe(code: Path, corpus: Path, out: Path, model: str, mode: str, rates
         out.mkdir(parents=True, exist_ok=True)
         wall_file.write_text(json.dumps({"seconds": wall}) + "\n")
     return json.loads(wall_file.read_text())["seconds"]
+
+
+def oracle_counts(code: Path, corpus: Path, work: Path, model: str, mode: str, rates: str) -> list:
+    """Per-clip word edit counts of the two-face corpus with every sentence read from its speaker's face alone."""
+    from omniavsr_cli.media.ffmpeg import find_ffmpeg
+
+    records = read_records(corpus)
+    halves = []
+    for face in (0, 1):
+        clips = work / f"halves-{corpus.name}" / f"face{face}" / "clips"
+        clips.mkdir(parents=True, exist_ok=True)
+        for name in records:
+            target = clips / f"{name}.mp4"
+            if not target.exists():
+                square = f"ih:ih:{face}*ih:0"  # the faces are drawn side by side, each in a square as high as the frame
+                subprocess.run(
+                    [find_ffmpeg().path, "-y", "-loglevel", "error", "-i", str(corpus / "clips" / f"{name}.mp4"),
+                     "-vf", f"crop={square}", "-c:a", "copy", str(target)],
+                    check=True,
+                )  # fmt: skip
+        out = work / "transcripts" / f"halves-{corpus.name}-face{face}-{mode}"
+        transcribe(code, clips.parent, out, model, mode, rates, "largest")
+        halves.append(out)
+    hypotheses, references = [], []
+    for name, record in sorted(records.items()):
+        segments = [json.loads((out / f"{name}.json").read_text(encoding="utf-8"))["segments"] for out in halves]
+        words = []
+        for turn in record["speakers"]:
+            own = segments[turn["face"]]
+            if own:
+                words.append(max(own, key=lambda seg: min(seg["end"], turn["end"]) - max(seg["start"], turn["start"]))["text"])
+        hypotheses.append(" ".join(words))
+        references.append(record["text"])
+    report = score_texts(hypotheses, references)
+    return [utterance.counts for utterance in report.systems[0].utterances]
 
 
 # ------------------------------------------------------------------------------------------------ scoring
@@ -302,6 +341,7 @@ def main() -> None:
     parser.add_argument("--modes", nargs="+", default=["avsr", "auto"])
     parser.add_argument("--selects", nargs="+", default=["speaker", "largest"], help="--face-select rules to compare")
     parser.add_argument("--stages", action="store_true", help="also time the two-face clips stage by stage (in-process)")
+    parser.add_argument("--oracle", action="store_true", help="also read each sentence from its speaker's face alone")
     parser.add_argument("--picture", type=Path, help="draw the synchrony picture here instead")
     parser.add_argument("--code", type=Path, default=REPO, help="checkout whose omniavsr_cli runs (default: this one)")
     arguments = parser.parse_args()
@@ -329,6 +369,16 @@ def main() -> None:
         clips = [clip for corpus, out in pairs for clip in score_run(corpus, out)["clips"]]
         wall = sum(json.loads((out / "wall.json").read_text())["seconds"] for _, out in pairs)
         print(table_row(f"{kind}, {mode} {arguments.rates}, {select}", clips, wall), flush=True)
+    if arguments.oracle:
+        print("\n| two-face clips, mode: each sentence from its speaker's face alone | clips | WER (per clip) |\n|---|---|---|")
+        for mode in arguments.modes:
+            edits = [
+                clip
+                for sentences in counts
+                for clip in oracle_counts(code, work / f"two-{sentences}", work, arguments.model, mode, arguments.rates)
+            ]
+            total = sum(edits[1:], edits[0])
+            print(f"| {mode} {arguments.rates} | {len(edits)} | {total.rate:.1%} ({spread([c.rate for c in edits], 100)}) |", flush=True)
     if arguments.stages:
         print("\nStage seconds per two-face clip, in-process (mean ± sd):\n")
         rows = {}
