@@ -50,7 +50,7 @@ def _kill_a_worker_once_outputs_appear(out, killed: list) -> None:
 @pytest.mark.slow
 def test_ray_outputs_equal_one_process_and_a_killed_worker_loses_nothing(local_ray, inputs, tiny_model, tmp_path):
     common = ["transcribe", str(inputs), "--model", str(tiny_model), "-f", "json", "--beams", "1", "--no-guards", "--quiet"]
-    alone = run_cli(*common, "-o", str(tmp_path / "alone"))
+    alone = run_cli(*common, "-o", str(tmp_path / "alone"), "--workers", "1")  # one process, nothing but this one
     assert alone.returncode == 3, alone.stderr  # the broken input failed, the others were done
     assert len(_outputs(tmp_path / "alone")) == 12
 

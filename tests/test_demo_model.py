@@ -36,6 +36,8 @@ def _transcribe(out: Path, mode: str, *inputs: Path, rates: str = "4,2") -> dict
         str(out),
         "-f",
         "json,srt",
+        "--workers",
+        "1",  # the test session's own workers already keep every core busy: processes would only add their start
         "--quiet",
         env=ISOLATED,
     )
