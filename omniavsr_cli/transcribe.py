@@ -320,6 +320,13 @@ def _plan(
     """The input's chunks (frames). With audio, first decode it all into ``audio``, finding the speech on the way
     (and feeding ``envelope``, for speaker selection)."""
     if audio is None:  # lip reading only: nothing to find pauses in
+        if envelope is not None:
+            with contextlib.closing(iter(_audio_blocks(item, info))) as blocks:
+                for block in blocks:
+                    if state.cancel.is_set():
+                        return []
+                    with state.timer.timed("speakers"):
+                        envelope.feed(block)
         return fixed_windows(math.ceil(state.duration * FPS), options.max_chunk_frames)
     detector = SpeechDetector() if options.vad else None
     with contextlib.closing(iter(_audio_blocks(item, info))) as blocks:
@@ -408,7 +415,8 @@ def chunk_input(item: InputFile, options: TranscribeOptions, state: InputState, 
     if mode in ("vsr", "avsr"):
         info.require_video()
     with AudioSpool() if info.audio is not None and mode != "vsr" else contextlib.nullcontext() as audio:
-        by_sync = options.face_select in speakers.RULES and info.video is not None and audio is not None and mode != "asr"
+        # The audio says who speaks even when the model only reads lips (vsr): it is then decoded for that alone.
+        by_sync = options.face_select in speakers.RULES and info.video is not None and info.audio is not None and mode != "asr"
         envelope = EnvelopeStream() if by_sync else None
         spans = _plan(item, info, options, state, audio, envelope)
         state.speech_seconds = sum(end - start for start, end in spans) / FPS

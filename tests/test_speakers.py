@@ -144,3 +144,19 @@ def test_each_turn_is_judged_on_its_own_so_off_screen_speech_and_a_speaker_share
     labels = speaker_labels(openings, envelope)
     assert (labels[: 150 - speakers.WINDOW_FRAMES // 2] == OFF_SCREEN).all()
     assert (labels[150 + speakers.WINDOW_FRAMES // 2 :] == 0).all()
+
+
+def test_lip_reading_alone_still_hears_who_speaks(tiny_model, tmp_path):
+    from faces import face_frames, speech_like, write_media
+
+    from omniavsr_cli import load_model
+    from omniavsr_cli.decoding import DecodingOptions
+
+    write_media(tmp_path / "face.mp4", face_frames(75, 128), speech_like([(0.3, 1.2), (1.6, 2.7)], 3.0))
+    model = load_model(tiny_model)
+    fast = {"decoding": DecodingOptions(num_beams=1), "guards": False}
+    segments, _ = model.transcribe(tmp_path / "face.mp4", mode="vsr", **fast)
+    segments = list(segments)
+    assert segments and all(s.speaker == "face 1" and s.face_box is not None for s in segments), "the audio is decoded to find the speaker"
+    segments, _ = model.transcribe(tmp_path / "face.mp4", mode="vsr", face_select="largest", **fast)
+    assert all(s.speaker is None for s in segments), "a rule that does not listen names no speaker"
