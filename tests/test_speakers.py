@@ -160,3 +160,28 @@ def test_lip_reading_alone_still_hears_who_speaks(tiny_model, tmp_path):
     assert segments and all(s.speaker == "face 1" and s.face_box is not None for s in segments), "the audio is decoded to find the speaker"
     segments, _ = model.transcribe(tmp_path / "face.mp4", mode="vsr", face_select="largest", **fast)
     assert all(s.speaker is None for s in segments), "a rule that does not listen names no speaker"
+
+
+def test_sound_muxed_late_is_found_and_later_blocks_are_judged_at_that_offset():
+    frames, late = 400, 5  # 200 ms: beyond the lags each window searches
+    envelope = syllables(frames, 21)
+    left, right = np.roll(envelope, late), syllables(frames, 22)  # the left face says what is heard, 5 frames later
+    crops = SpeakerCrops(lambda: envelope, [(k, k + 100) for k in range(0, frames, 100)], always=True)
+    for index in range(frames):
+        crops.push(index, _frames(1)[0], [_face(112, 8 * left[index]), _face(336, 8 * right[index])])
+    crops.finish()
+    assert crops.offset == late
+    assert all(crops.labels[k] == 0 for k in range(200, frames)), "once two blocks agree, the speaker is found"
+    assert speakers._delayed(np.arange(5.0), 2).tolist() == [ENVELOPE_FLOOR, ENVELOPE_FLOOR, 0, 1, 2]
+    assert speakers._delayed(np.arange(5.0), -2).tolist() == [2, 3, 4, ENVELOPE_FLOOR, ENVELOPE_FLOOR]
+
+
+def test_a_mouth_saying_other_words_sets_no_offset():
+    frames = 400
+    envelope = syllables(frames, 23)
+    crops = SpeakerCrops(lambda: envelope, [(k, k + 100) for k in range(0, frames, 100)], always=True)
+    others = syllables(frames, 24), syllables(frames, 25)
+    for index in range(frames):
+        crops.push(index, _frames(1)[0], [_face(112, 8 * others[0][index]), _face(336, 8 * others[1][index])])
+    crops.finish()
+    assert crops.offset == 0 and set(crops.labels.values()) == {OFF_SCREEN}

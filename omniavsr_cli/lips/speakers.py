@@ -20,7 +20,7 @@ import numpy as np
 from .face_tracks import FaceTracker
 from .landmarks import Face
 from .roi import StreamingCropper
-from .synchrony import MIN_FRAMES, mouth_opening, sync_score
+from .synchrony import ENVELOPE_FLOOR, MIN_FRAMES, mouth_opening, sync_score
 
 # Face selection rules that choose by synchrony: ``speaker`` always, ``auto`` only where several faces are seen.
 RULES = ("auto", "speaker")
@@ -40,6 +40,13 @@ TURN_METHOD = "pearson"
 # The lags searched, +-2 frames (+-80 ms): the speaking mouth's peak lies there in synchronised media, and
 # every further lag is another chance for a mouth that only shares the speech/pause rhythm to score high.
 SYNC_LAG_FRAMES = 2
+# Media are often muxed with the sound early or late by more than SYNC_LAG_FRAMES, and then no mouth is in sync
+# at those lags. Each judged block's best mouth is also searched over +-OFFSET_SEARCH_FRAMES (+-320 ms); where it
+# scores at least OFFSET_MIN_SYNC its lag is kept, and once two kept lags agree (within a frame of their median)
+# on one beyond SYNC_LAG_FRAMES, the input's later blocks are judged around that offset. Two, because a mouth
+# saying other words also has a best lag somewhere, but not the same one twice (docs/speakers.md).
+OFFSET_SEARCH_FRAMES = 8
+OFFSET_MIN_SYNC = 0.6
 # A speaker turn lasts at least this many hops (1 s): shorter label runs are the neighbours' (majority filter).
 SMOOTHING_HOPS = 5
 # prep-lips, which has no chunks, decides in blocks of this many frames (16 s, a transcription chunk's length).
@@ -161,6 +168,8 @@ class SpeakerCrops:
 
     def __init__(self, envelope: Callable[[], np.ndarray], blocks: list[tuple[int, int]] | None, always: bool):
         self.tracker = FaceTracker()
+        self.lags: list[int] = []  # the best mouth's lag in each confident block (OFFSET_MIN_SYNC)
+        self.offset = 0  # frames the sound is early (negative) or late, found from ``lags``
         self._envelope_source, self._envelope = envelope, None
         self.blocks = blocks
         self.always = always
@@ -297,4 +306,25 @@ class SpeakerCrops:
         envelope = np.zeros(frames)
         available = self._envelope[start:end]
         envelope[: len(available)] = available
-        return speaker_labels(openings, envelope)
+        self._learn_offset(openings, envelope)
+        return speaker_labels(openings, _delayed(envelope, self.offset))
+
+    def _learn_offset(self, openings: dict[int, np.ndarray], envelope: np.ndarray) -> None:
+        found = [sync_score(opening, envelope, OFFSET_SEARCH_FRAMES, method=TURN_METHOD) for opening in openings.values()]
+        found = [(score, lag) for score, lag in found if not np.isnan(score)]
+        if found and (best := max(found))[0] >= OFFSET_MIN_SYNC:
+            self.lags.append(best[1])
+        median = int(np.round(np.median(self.lags))) if self.lags else 0
+        agreeing = sum(abs(lag - median) <= 1 for lag in self.lags)
+        self.offset = median if agreeing >= 2 and abs(median) > SYNC_LAG_FRAMES else 0
+
+
+def _delayed(envelope: np.ndarray, lag: int) -> np.ndarray:
+    """``envelope`` moved ``lag`` frames later (earlier when negative), silence where nothing moved in: a mouth at
+    lag ``lag`` from the original is at lag 0 from the result."""
+    moved = np.full_like(envelope, ENVELOPE_FLOOR)
+    if lag >= 0:
+        moved[lag:] = envelope[: len(envelope) - lag]
+    else:
+        moved[:lag] = envelope[-lag:]
+    return moved
