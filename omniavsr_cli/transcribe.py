@@ -33,7 +33,7 @@ import numpy as np
 
 from . import __version__
 from .decoding import BatchDecoder, BatchLimits, DecodingOptions
-from .errors import ClipFailed, OmniAVSRError, UsageError, parameter
+from .errors import ClipFailed, MediaError, OmniAVSRError, UsageError, parameter
 from .inputs import InputFile
 from .lips import speakers
 from .lips.synchrony import EnvelopeStream
@@ -321,12 +321,15 @@ def _plan(
     (and feeding ``envelope``, for speaker selection)."""
     if audio is None:  # lip reading only: nothing to find pauses in
         if envelope is not None:
-            with contextlib.closing(iter(_audio_blocks(item, info))) as blocks:
-                for block in blocks:
-                    if state.cancel.is_set():
-                        return []
-                    with state.timer.timed("speakers"):
-                        envelope.feed(block)
+            try:
+                with contextlib.closing(iter(_audio_blocks(item, info))) as blocks:
+                    for block in blocks:
+                        if state.cancel.is_set():
+                            return []
+                        with state.timer.timed("speakers"):
+                            envelope.feed(block)
+            except MediaError:  # the model reads only the lips: audio that breaks off leaves the rest without evidence
+                pass
         return fixed_windows(math.ceil(state.duration * FPS), options.max_chunk_frames)
     detector = SpeechDetector() if options.vad else None
     with contextlib.closing(iter(_audio_blocks(item, info))) as blocks:

@@ -66,5 +66,6 @@ def test_the_command_line_takes_auto_or_a_number_and_names_the_flag_otherwise(co
     result = run_cli(command, str(tmp_path / "missing.mp4"), "-o", str(tmp_path / "out"), "--workers", "two")
     assert result.returncode == 2
     error = result.stderr.decode()
-    assert "--workers two: give a number of at least 1, or auto" in error and "Traceback" not in error
+    assert "--workers 'two': give a number of at least 1, or 'auto'" in error and "Traceback" not in error
+    assert not (tmp_path / "out").exists(), "nothing is made before the arguments are checked"
     assert "N|auto" in run_cli(command, "--help").stdout.decode()

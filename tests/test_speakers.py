@@ -162,15 +162,15 @@ def test_lip_reading_alone_still_hears_who_speaks(tiny_model, tmp_path):
     assert all(s.speaker is None for s in segments), "a rule that does not listen names no speaker"
 
 
-def test_sound_muxed_late_is_found_and_later_blocks_are_judged_at_that_offset():
-    frames, late = 400, 5  # 200 ms: beyond the lags each window searches
+def test_sound_muxed_early_is_found_and_later_blocks_are_judged_at_that_offset():
+    frames, early = 400, 5  # 200 ms: beyond the lags each window searches
     envelope = syllables(frames, 21)
-    left, right = np.roll(envelope, late), syllables(frames, 22)  # the left face says what is heard, 5 frames later
+    left, right = np.roll(envelope, early), syllables(frames, 22)  # the left face says what is heard, 5 frames after the sound
     crops = SpeakerCrops(lambda: envelope, [(k, k + 100) for k in range(0, frames, 100)], always=True)
     for index in range(frames):
         crops.push(index, _frames(1)[0], [_face(112, 8 * left[index]), _face(336, 8 * right[index])])
     crops.finish()
-    assert crops.offset == late
+    assert crops.offset == early
     assert all(crops.labels[k] == 0 for k in range(200, frames)), "once two blocks agree, the speaker is found"
     assert speakers._delayed(np.arange(5.0), 2).tolist() == [ENVELOPE_FLOOR, ENVELOPE_FLOOR, 0, 1, 2]
     assert speakers._delayed(np.arange(5.0), -2).tolist() == [2, 3, 4, ENVELOPE_FLOOR, ENVELOPE_FLOOR]
@@ -185,3 +185,17 @@ def test_a_mouth_saying_other_words_sets_no_offset():
         crops.push(index, _frames(1)[0], [_face(112, 8 * others[0][index]), _face(336, 8 * others[1][index])])
     crops.finish()
     assert crops.offset == 0 and set(crops.labels.values()) == {OFF_SCREEN}
+
+
+def test_lip_reading_does_not_fail_on_audio_that_breaks_off(tiny_model, tmp_path):
+    from faces import face_frames, speech_like, write_media
+
+    from omniavsr_cli import load_model
+    from omniavsr_cli.decoding import DecodingOptions
+
+    # 3 s of video, 1 s of sound: decoding the audio is an error, but lip reading only hears it to find the speaker
+    write_media(tmp_path / "short-sound.mp4", face_frames(75, 128), speech_like([(0.2, 0.8)], 1.0))
+    segments, _ = load_model(tiny_model).transcribe(
+        tmp_path / "short-sound.mp4", mode="vsr", decoding=DecodingOptions(num_beams=1), guards=False
+    )
+    assert list(segments), "the lips are read as they were before the audio was decoded for the speaker"

@@ -10,7 +10,6 @@ import typer
 
 from ..errors import InputError, ModelUnavailable
 from ..inputs import Shard
-from ..parallel import AUTO
 from ._errors import warning_line
 
 if TYPE_CHECKING:  # loading imports torch: the CLI starts without it
@@ -49,12 +48,8 @@ ShardOption = Annotated[
 
 
 def parse_workers(value: str) -> int | str:
-    """--workers: a number of at least 1, or auto (parallel.worker_count)."""
-    if value == AUTO:
-        return value
-    if value.isdigit() and int(value) > 0:
-        return int(value)
-    raise InputError(f"--workers {value}: give a number of at least 1, or auto")
+    """--workers as the library takes it: a number, or the word as given (parallel.check_workers judges both)."""
+    return int(value) if value.isdigit() else value
 
 
 def parse_shard(value: str | None) -> Shard | None:

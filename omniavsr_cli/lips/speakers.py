@@ -169,7 +169,7 @@ class SpeakerCrops:
     def __init__(self, envelope: Callable[[], np.ndarray], blocks: list[tuple[int, int]] | None, always: bool):
         self.tracker = FaceTracker()
         self.lags: list[int] = []  # the best mouth's lag in each confident block (OFFSET_MIN_SYNC)
-        self.offset = 0  # frames the sound is early (negative) or late, found from ``lags``
+        self.offset = 0  # frames the mouth moves after its sound (negative: before), found from ``lags``
         self._envelope_source, self._envelope = envelope, None
         self.blocks = blocks
         self.always = always
