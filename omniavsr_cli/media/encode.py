@@ -7,6 +7,7 @@ containers), so re-running a preparation gives byte-identical files.
 from __future__ import annotations
 
 import contextlib
+import os
 import signal
 import subprocess
 import tempfile
@@ -39,18 +40,28 @@ def _rgb_frames_on_stdin(width: int, height: int) -> list[str]:
 
 @contextlib.contextmanager
 def interrupts_held():
-    """SIGINT blocked for the block (in the main thread, where Python handles it); a Ctrl-C meanwhile is raised
-    as the block ends. Start a VideoWriter in one and keep it in a variable the cleanup sees: a Ctrl-C between
-    ffmpeg's start and that assignment would leave the encoder running unseen, and at the process's exit it
-    finishes its file (end of input) after the caller has cleaned up."""
+    """A Ctrl-C during the block is held and raised as the block ends (in the main thread, where Python handles
+    SIGINT; elsewhere the block runs as it is). Start a VideoWriter in one and keep it in a variable the cleanup
+    sees: a Ctrl-C between ffmpeg's start and that assignment would leave the encoder running unseen, and at the
+    process's exit it finishes its file (end of input) after the caller has cleaned up.
+
+    The Python handler is swapped, not the signal masked: a masked main thread does not stop the kernel from
+    handing SIGINT to another thread (FaceMesh's, a reader's), and Python then raises it in the main thread all
+    the same (seen as a left .part file on a loaded machine)."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
-    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    held = []
+    previous = signal.signal(signal.SIGINT, lambda signum, frame: held.append(signum))
     try:
         yield
     finally:
-        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
+        signal.signal(signal.SIGINT, previous)
+        if held:
+            if callable(previous):
+                previous(signal.SIGINT, None)
+            elif previous == signal.SIG_DFL:
+                os.kill(os.getpid(), signal.SIGINT)
 
 
 class VideoWriter:
