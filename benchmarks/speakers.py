@@ -27,7 +27,12 @@ Every corpus is transcribed with each --selects rule in each --mode (JSON out, -
 
 --oracle also transcribes each face of the two-face clips alone (the frame's half it is drawn in, cut out with
 ffmpeg, as a one-face clip) and takes each sentence from its speaker's half: attribution made perfect, which
-is what the model itself does with these faces, for comparison with --face-select speaker.
+is what the model itself does with these faces, for comparison with --face-select speaker. Each sentence's
+words are the transcript's words nearest its span.
+
+A last table splits the WER of the two-face and one-face runs (and the oracle) by the face that says each
+sentence in the two-face clips: the one-face clips say the same sentences with face 0's portrait, so their
+"face 1" column is face 1's words read from the face the demo model was trained on.
 
 WORK keeps corpora and transcripts: a rerun only makes and decodes what is missing. --code runs the omniavsr_cli
 of another checkout (`git archive COMMIT | tar -x -C DIR`), to measure before a change. --picture draws, for the
@@ -102,8 +107,8 @@ def transcribe(code: Path, corpus: Path, out: Path, model: str, mode: str, rates
     return json.loads(wall_file.read_text())["seconds"]
 
 
-def oracle_counts(code: Path, corpus: Path, work: Path, model: str, mode: str, rates: str) -> list:
-    """Per-clip word edit counts of the two-face corpus with every sentence read from its speaker's face alone."""
+def oracle_halves(code: Path, corpus: Path, work: Path, model: str, mode: str, rates: str) -> list[Path]:
+    """Each face of the two-face corpus transcribed alone (its half of the frame cut out): the two transcript folders."""
     from omniavsr_cli.media.ffmpeg import find_ffmpeg
 
     records = read_records(corpus)
@@ -123,18 +128,23 @@ def oracle_counts(code: Path, corpus: Path, work: Path, model: str, mode: str, r
         out = work / "transcripts" / f"halves-{corpus.name}-face{face}-{mode}"
         transcribe(code, clips.parent, out, model, mode, rates, "largest")
         halves.append(out)
-    hypotheses, references = [], []
-    for name, record in sorted(records.items()):
+    return halves
+
+
+def oracle_transcripts(corpus: Path, halves: list[Path]) -> dict[str, dict]:
+    """Per clip, a transcript whose segments are, for each sentence, its speaker's half's segments that overlap it."""
+    transcripts = {}
+    for name, record in read_records(corpus).items():
         segments = [json.loads((out / f"{name}.json").read_text(encoding="utf-8"))["segments"] for out in halves]
-        words = []
-        for turn in record["speakers"]:
-            own = segments[turn["face"]]
-            if own:
-                words.append(max(own, key=lambda seg: min(seg["end"], turn["end"]) - max(seg["start"], turn["start"]))["text"])
-        hypotheses.append(" ".join(words))
-        references.append(record["text"])
-    report = score_texts(hypotheses, references)
-    return [utterance.counts for utterance in report.systems[0].utterances]
+        spans = [(turn["start"], turn["end"]) for turn in record["speakers"]]
+        chosen = []
+        for index, turn in enumerate(record["speakers"]):
+            for segment in segments[turn["face"]]:
+                pieces = segment.get("words") or [segment]
+                chosen += [piece for piece in pieces if nearest_span((piece["start"] + piece["end"]) / 2, spans) == index]
+        transcripts[name] = {"segments": [{"start": p["start"], "end": p["end"], "text": p.get("word", p.get("text"))} for p in chosen]}
+        transcripts[name]["text"] = " ".join(piece["text"].strip() for piece in transcripts[name]["segments"])
+    return transcripts
 
 
 # ------------------------------------------------------------------------------------------------ scoring
@@ -211,6 +221,47 @@ def score_run(corpus: Path, out: Path) -> dict:
     return {"clips": clips}
 
 
+def nearest_span(time: float, spans: list[tuple[float, float]]) -> int:
+    """Index of the sentence span that holds TIME, or else the one nearest it."""
+    return min(range(len(spans)), key=lambda k: max(spans[k][0] - time, time - spans[k][1], 0.0))
+
+
+def sentence_texts(record: dict) -> list[str]:
+    """The words of each sentence of a record, from its word times."""
+    texts = [
+        " ".join(word["word"] for word in record["words"] if start - 1e-3 <= word["start"] and word["end"] <= end + 1e-3)
+        for start, end in record["sentences"]
+    ]
+    assert " ".join(texts) == record["text"], record["id"]
+    return texts
+
+
+def sentence_hypotheses(transcript: dict, spans: list[tuple[float, float]]) -> list[str]:
+    """What a transcript says in each sentence: its words (or segments without words) by the span nearest their middle."""
+    said: list[list[str]] = [[] for _ in spans]
+    for segment in transcript["segments"]:
+        for piece in segment.get("words") or [segment]:
+            said[nearest_span((piece["start"] + piece["end"]) / 2, spans)].append(piece.get("word", piece.get("text")).strip())
+    return [" ".join(words) for words in said]
+
+
+def wer_by_face(transcripts: dict[str, dict], records: dict[str, dict], speakers: dict[str, dict]) -> dict[int, object]:
+    """Word edit counts of the sentences each drawn face says in the two-face corpus (SPEAKERS: its records).
+
+    A one-face corpus has the same sentences in the same order (same seed and count), all said by face 0's portrait:
+    its numbers for "face 1's sentences" are those words read from the face the model was trained on.
+    """
+    hypotheses: dict[int, list[str]] = {0: [], 1: []}
+    references: dict[int, list[str]] = {0: [], 1: []}
+    for name, record in records.items():
+        texts = sentence_texts(record)
+        heard = sentence_hypotheses(transcripts[name], [tuple(span) for span in record["sentences"]])
+        for turn, text, hypothesis in zip(speakers[name]["speakers"], texts, heard, strict=True):
+            hypotheses[turn["face"]].append(hypothesis)
+            references[turn["face"]].append(text)
+    return {face: score_texts(hypotheses[face], references[face]).systems[0].words for face in hypotheses}
+
+
 def spread(values: list[float], scale: float = 1.0, digits: int = 1) -> str:
     values = [v * scale for v in values if v is not None and not math.isnan(v)]
     if not values:
@@ -227,8 +278,11 @@ def table_row(label: str, clips: list[dict], wall: float) -> str:
         counts = counts + clip["counts"]
     labelled = sum(c["labelled"] for c in clips)
     segments = sum(c["segments"] for c in clips)
+    attribution = "(no speakers)"
+    if labelled:
+        attribution = f"{attributed / sentences:.1%} ({spread([c['attributed'] / c['sentences'] for c in clips], 100)})"
     return (
-        f"| {label} | {len(clips)} | {attributed / sentences:.1%} ({spread([c['attributed'] / c['sentences'] for c in clips], 100)}) "
+        f"| {label} | {len(clips)} | {attribution} "
         f"| {spread([c['off_screen'] for c in clips], 100)} | {labelled}/{segments} "
         f"| {counts.rate:.1%} ({spread([c['wer'] for c in clips], 100)}) "
         f"| {spread([c['seconds'] for c in clips], digits=2)} | {wall:.0f} |"
@@ -369,16 +423,54 @@ def main() -> None:
         clips = [clip for corpus, out in pairs for clip in score_run(corpus, out)["clips"]]
         wall = sum(json.loads((out / "wall.json").read_text())["seconds"] for _, out in pairs)
         print(table_row(f"{kind}, {mode} {arguments.rates}, {select}", clips, wall), flush=True)
+    oracles = {}  # mode -> (corpus, halves) per sentence count
     if arguments.oracle:
         print("\n| two-face clips, mode: each sentence from its speaker's face alone | clips | WER (per clip) |\n|---|---|---|")
         for mode in arguments.modes:
+            pairs = []
+            for sentences in counts:
+                corpus = work / f"two-{sentences}"
+                pairs.append((corpus, oracle_halves(code, corpus, work, arguments.model, mode, arguments.rates)))
+            oracles[mode] = pairs
+            transcripts = [oracle_transcripts(corpus, halves) for corpus, halves in pairs]
+            records = [read_records(corpus) for corpus, _ in pairs]
             edits = [
-                clip
-                for sentences in counts
-                for clip in oracle_counts(code, work / f"two-{sentences}", work, arguments.model, mode, arguments.rates)
+                utterance.counts
+                for texts, by_name in zip(transcripts, records, strict=True)
+                for utterance in score_texts(
+                    [texts[name]["text"] for name in sorted(by_name)], [by_name[name]["text"] for name in sorted(by_name)]
+                )
+                .systems[0]
+                .utterances
             ]
             total = sum(edits[1:], edits[0])
             print(f"| {mode} {arguments.rates} | {len(edits)} | {total.rate:.1%} ({spread([c.rate for c in edits], 100)}) |", flush=True)
+    print(
+        "\nWER by the face that says each sentence in the two-face clips (its words: those nearest the sentence's span; "
+        "the one-face clips say the same sentences with face 0's portrait):\n\n"
+        "| clips, mode, --face-select | face 0's sentences | face 1's sentences |\n|---|---|---|"
+    )
+
+    def read_transcripts(corpus: Path, out: Path) -> dict[str, dict]:
+        return {name: json.loads((out / f"{name}.json").read_text(encoding="utf-8")) for name in read_records(corpus)}
+
+    rows = [
+        (f"{kind}, {mode} {arguments.rates}, {select}", [(corpus, read_transcripts(corpus, out)) for corpus, out in pairs])
+        for (kind, mode, select), pairs in runs.items()
+        if kind != "off"
+    ]
+    rows += [
+        (f"two, {mode} {arguments.rates}, each face alone (oracle)", [(c, oracle_transcripts(c, halves)) for c, halves in pairs])
+        for mode, pairs in oracles.items()
+    ]
+    for label, read in rows:
+        totals: dict[int, object] = {}
+        for corpus, transcripts in read:
+            speakers = read_records(work / corpus.name.replace("one-", "two-"))
+            for face, edits in wer_by_face(transcripts, read_records(corpus), speakers).items():
+                totals[face] = totals[face] + edits if face in totals else edits
+        cells = [f"{totals[face].rate:.1%} ({totals[face].reference_length} words)" for face in (0, 1)]
+        print(f"| {label} | " + " | ".join(cells) + " |", flush=True)
     if arguments.stages:
         print("\nStage seconds per two-face clip, in-process (mean ± sd):\n")
         rows = {}
