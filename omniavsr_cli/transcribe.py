@@ -37,7 +37,7 @@ from .errors import ClipFailed, MediaError, OmniAVSRError, UsageError, parameter
 from .inputs import InputFile
 from .lips import speakers
 from .lips.synchrony import EnvelopeStream
-from .lips.tracking import MouthTrack
+from .lips.tracking import MouthTrack, check_face_select
 from .media.decode import AudioSpool, stream_audio, stream_video
 from .media.errors import too_short
 from .media.probe import AudioStream, MediaInfo, VideoStream, probe
@@ -86,6 +86,7 @@ class TranscribeOptions:
     def __post_init__(self) -> None:
         if self.mode not in MODES:
             raise UsageError(f"{parameter('mode')} {self.mode}: choose one of {', '.join(MODES)}")
+        check_face_select(self.face_select)
         if self.max_chunk_s < 1:
             raise UsageError(f"{parameter('max_chunk_s')} must be at least 1 second")
         check_workers(self.workers)

@@ -294,6 +294,15 @@ def test_backend_problems_are_one_line_with_a_fix(face_clip, tmp_path):
     assert result.returncode == 2 and "--face-select 'loudest'" in result.stderr.decode()
     result = run_cli("prep-lips", str(face_clip), "-o", str(tmp_path), "--detector", "landmarks:/nonexistent/x.npz")
     assert result.returncode == 2 and "no such landmarks file" in result.stderr.decode()
+    marks = tmp_path / "face.landmarks.npz"
+    marks.write_bytes(b"checked before it is read")
+    other = tmp_path / "other.mp4"
+    other.write_bytes(face_clip.read_bytes())
+    for command in (["prep-lips"], ["transcribe", "--model", "demo"]):  # one file holds one clip's frames
+        out = tmp_path / f"{command[0]}-out"
+        result = run_cli(*command, str(face_clip), str(other), "-o", str(out), "--detector", f"landmarks:{marks}")
+        assert result.returncode == 2 and result.stderr.decode().count("\n") == 1, result.stderr.decode()
+        assert "one landmarks file for 2 clips; give a directory" in result.stderr.decode() and not out.exists()
 
 
 def test_dlib_backend_crops_a_real_face(face_clip, tmp_path):

@@ -62,6 +62,8 @@ def test_errors_come_by_kind_and_name_python_arguments(demo):
     assert isinstance(raised.value, ValueError) and "--" not in str(raised.value)
     with pytest.raises(UsageError, match="^mode shout: choose one of"):
         demo.transcribe(EXAMPLE, mode="shout")
+    with pytest.raises(UsageError, match="^face_select 'loudest': choose one of auto, speaker, largest"):
+        demo.transcribe(EXAMPLE, face_select="loudest")  # when the options are made, not when a clip reaches the tracker
 
 
 def test_the_model_object_owns_what_the_module_does_not():

@@ -122,8 +122,14 @@ def test_one_face_in_auto_is_the_speaker_without_judging_it_and_is_cropped_as_be
 
 
 def test_an_unknown_face_selection_rule_is_a_usage_error_naming_the_choices(tmp_path):
-    with pytest.raises(UsageError, match="choose one of " + ", ".join(RULES)):
-        MouthTrack(tmp_path / "x.mp4", None, "mediapipe", "loudest")
+    from omniavsr_cli.lips.prep import PrepOptions
+    from omniavsr_cli.transcribe import TranscribeOptions
+
+    for make in (lambda: MouthTrack(tmp_path / "x.mp4", None, "mediapipe", "loudest"), lambda: PrepOptions(face_select="loudest")):
+        with pytest.raises(UsageError, match="^face_select 'loudest': choose one of " + ", ".join(RULES)):
+            make()
+    with pytest.raises(UsageError, match="^face_select 'loudest'"):
+        TranscribeOptions(face_select="loudest")
 
 
 def test_the_speaker_is_found_among_mouths_that_share_the_speech_pause_rhythm():

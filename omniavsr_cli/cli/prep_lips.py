@@ -102,14 +102,12 @@ def prep_lips(
     from ..errors import InputError, Interrupted, UsageError
     from ..inputs import collect_inputs
     from ..inputs import shard as shard_of
-    from ..lips.detectors import PRECOMPUTED_PREFIX, check_backend
+    from ..lips.detectors import check_backend
     from ..lips.prep import RECORDS_FILE, PrepOptions, prepare
-    from ..lips.tracking import RULES
     from ..runs import shard_log
     from ..training.manifests import write_manifests
 
-    if face_select not in RULES:
-        raise UsageError(f"--face-select {face_select!r}: choose one of {', '.join(RULES)}")
+    options = PrepOptions(detector=detector, face_select=face_select, min_face_coverage=min_face_coverage, debug_crops=debug_crops)
     part = parse_shard(shard)
     worker_setting = parse_workers(workers)
     if part is not None and manifest:
@@ -126,12 +124,7 @@ def prep_lips(
             print(f"prep-lips: shard {part.index}/{part.count} holds none of the {given} clips; nothing to do", file=sys.stderr)
             return ExitCode.OK
     records_file = shard_log(RECORDS_FILE, part)
-    if detector.startswith(PRECOMPUTED_PREFIX) and Path(detector[len(PRECOMPUTED_PREFIX) :]).is_file() and len(items) > 1:
-        raise InputError(
-            f"{detector}: one landmarks file for {len(items)} clips; give a directory with <id>.landmarks.npz or <id>.pkl per clip"
-        )
-    check_backend(detector)
-    options = PrepOptions(detector=detector, face_select=face_select, min_face_coverage=min_face_coverage, debug_crops=debug_crops)
+    check_backend(detector, len(items))
     ray_options = None
     if ray or ray_address is not None:
         from ..cluster import RayOptions

@@ -132,9 +132,8 @@ def transcribe(
     from ..inputs import STDIN, collect_inputs, spool_stdin
     from ..inputs import shard as shard_of
     from ..lips.detectors import check_backend
-    from ..lips.tracking import RULES
     from ..runs import shard_log
-    from ..transcribe import MODES, TranscribeOptions
+    from ..transcribe import TranscribeOptions
     from ..vad import VadOptions
     from ..writers import SubtitleOptions, parse_formats
 
@@ -147,10 +146,21 @@ def transcribe(
         raise InputError(
             f"-o - writes one format to stdout, not {len(chosen)} ({','.join(chosen)}); pick one with -f or write to a directory"
         )
-    if mode not in MODES:
-        raise InputError(f"--mode {mode}: choose one of {', '.join(MODES)}")
-    if face_select not in RULES:
-        raise InputError(f"--face-select {face_select!r}: choose one of {', '.join(RULES)}")
+    options = TranscribeOptions(
+        mode=mode,
+        rates=parse_rates(rates),
+        max_chunk_s=max_chunk_s,
+        vad=vad,
+        vad_options=VadOptions(threshold=vad_threshold, min_silence_ms=min_silence_ms, speech_pad_ms=speech_pad_ms),
+        detector=detector,
+        face_select=face_select,
+        min_face_coverage=min_face_coverage,
+        decoding=DecodingOptions(num_beams=beams, sample=sample, seed=seed if sample else None),
+        batch_size=parse_batch_size(batch_size),
+        guards=guards,
+        word_timestamps=word_timestamps,
+        workers=parse_workers(workers),
+    )
     if progress not in ("auto", "bar", "none"):
         raise InputError(f"--progress {progress}: choose auto, bar or none")
     limits = {"max_line_width": max_line_width, "max_line_count": max_line_count, "max_words_per_line": max_words_per_line}
@@ -189,22 +199,7 @@ def transcribe(
                 f"-o - with {len(items)} inputs: only -f jsonl (each line names its input) can carry several; or write to a directory"
             )
         if mode != "asr":
-            check_backend(detector)
-        options = TranscribeOptions(
-            mode=mode,
-            rates=parse_rates(rates),
-            max_chunk_s=max_chunk_s,
-            vad=vad,
-            vad_options=VadOptions(threshold=vad_threshold, min_silence_ms=min_silence_ms, speech_pad_ms=speech_pad_ms),
-            detector=detector,
-            face_select=face_select,
-            min_face_coverage=min_face_coverage,
-            decoding=DecodingOptions(num_beams=beams, sample=sample, seed=seed if sample else None),
-            batch_size=parse_batch_size(batch_size),
-            guards=guards,
-            word_timestamps=word_timestamps,
-            workers=parse_workers(workers),
-        )
+            check_backend(detector, len(items))
         on_ray = ray or ray_address is not None
         gpus = None
         if device is not None and ("," in device or device == "all"):  # one model per GPU: on a local Ray

@@ -12,14 +12,16 @@ from .precomputed import PrecomputedLandmarks
 BACKENDS = {"mediapipe": MediaPipeFaceMesh, "dlib": DlibLandmarks, "face-alignment": FaceAlignmentFAN}
 
 
-def check_backend(spec: str) -> None:
-    """Fail early, once, with the backend's own message, before any clip is touched."""
+def check_backend(spec: str, clips: int = 1) -> None:
+    """Fail early, once, with the backend's own message, before any of ``clips`` clips is touched."""
     if spec.startswith(PRECOMPUTED_PREFIX):
         path = Path(spec[len(PRECOMPUTED_PREFIX) :])
         if not path.exists():
             raise InputError(
                 f"{path}: no such landmarks file or directory; check {parameter('detector')} landmarks:PATH", code="E_NOT_FOUND"
             )
+        if path.is_file() and clips > 1:  # a file holds one clip's frames: every other clip would fail on its length
+            raise InputError(f"{spec}: one landmarks file for {clips} clips; give a directory with <id>.landmarks.npz or <id>.pkl per clip")
         return
     open_detector(spec).close()
 

@@ -45,7 +45,7 @@ from ..writers import json_text
 from . import roi
 from .contact_sheet import ContactSheet
 from .synchrony import EnvelopeStream
-from .tracking import MouthTrack, longest_run
+from .tracking import MouthTrack, check_face_select, longest_run
 
 if TYPE_CHECKING:
     from ..cluster import RayOptions
@@ -59,6 +59,9 @@ class PrepOptions:
     face_select: str = "auto"  # tracking.RULES
     min_face_coverage: float = 0.5
     debug_crops: bool = False
+
+    def __post_init__(self) -> None:
+        check_face_select(self.face_select)
 
 
 @dataclass

@@ -29,6 +29,13 @@ from .speakers import SpeakerCrops
 # Every face selection rule: by synchrony with the audio first (auto is the default), then by position.
 RULES = (*speakers.RULES, *face_select.RULES)
 
+
+def check_face_select(rule: str) -> None:
+    """Raise a UsageError naming the choices unless ``rule`` is one of :data:`RULES`."""
+    if rule not in RULES:
+        raise UsageError(f"{parameter('face_select')} {rule!r}: choose one of {', '.join(RULES)}")
+
+
 # Frames arrive in chunks of this size; a smaller chunk than decoding's default keeps the resident set low
 # (a chunk stays alive while crops still wait on it) at no measurable cost in speed.
 VIDEO_CHUNK_BYTES = 16 * 2**20
@@ -61,8 +68,7 @@ class MouthTrack:
         envelope: Callable[[], np.ndarray] | None = None,
         blocks: list[tuple[int, int]] | None = None,
     ):
-        if face_select not in RULES:
-            raise UsageError(f"{parameter('face_select')} {face_select!r}: choose one of {', '.join(RULES)}")
+        check_face_select(face_select)
         self.path, self.info, self.detector, self.clip_id = path, info, detector, clip_id
         self.face_select, self.min_face_coverage, self.on_frame = face_select, min_face_coverage, on_frame
         self.cropper = roi.StreamingCropper()
