@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 
+from .atomic import PART
 from .errors import ModelUnavailable, UsageError, parameter
 from .weights import sha256_of, weights_dir, write_checksums
 
@@ -73,7 +74,7 @@ def entry(name: str) -> ModelEntry:
 
 def _fetch(file: ModelFile, destination: Path, timeout: float) -> None:
     """Download ``file`` to ``destination``, resuming a previous ``.part`` with an HTTP Range request."""
-    partial = destination.with_name(destination.name + ".part")
+    partial = destination.with_name(destination.name + PART)
     have = partial.stat().st_size if partial.exists() else 0
     request = urllib.request.Request(file.url, headers={"Range": f"bytes={have}-"} if have else {})
     try:

@@ -12,6 +12,8 @@ import json
 import os
 from pathlib import Path
 
+from .atomic import PART
+
 DEFAULT_MODEL = "omni-avsr-st"
 
 
@@ -54,9 +56,7 @@ def sha256_of(path: Path) -> str:
 
 
 def write_checksums(directory: Path) -> Path:
-    sums = {
-        p.name: sha256_of(p) for p in sorted(directory.iterdir()) if p.is_file() and p.name != CHECKSUMS and not p.name.endswith(".part")
-    }
+    sums = {p.name: sha256_of(p) for p in sorted(directory.iterdir()) if p.is_file() and p.name != CHECKSUMS and not p.name.endswith(PART)}
     path = directory / CHECKSUMS
     path.write_text(json.dumps(sums, indent=2) + "\n", encoding="utf-8")
     return path

@@ -17,8 +17,9 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import OutputError
+from ..timebase import FPS, SAMPLE_RATE
 from . import errors
-from .decode import AUDIO_ARGUMENTS, FPS
+from .decode import AUDIO_ARGUMENTS
 from .ffmpeg import find_ffmpeg
 
 # Visually lossless for 96x96 crops; the training data (auto_avsr's LRS3 crops) used x264's default CRF 23.
@@ -151,7 +152,7 @@ def write_wav(source: str | Path, destination: Path) -> None:
             raise errors.corrupt(str(source), _failure(log, returncode))
 
 
-def write_talking_video(destination: Path, frames: np.ndarray, audio: np.ndarray, sample_rate: int = 16000) -> None:
+def write_talking_video(destination: Path, frames: np.ndarray, audio: np.ndarray, sample_rate: int = SAMPLE_RATE) -> None:
     """Frames (T, H, W, 3) RGB uint8 at 25 fps and a mono float waveform as one H.264 + AAC mp4, bit-exact."""
     height, width = frames.shape[1:3]
     with tempfile.NamedTemporaryFile(suffix=".f32") as pcm, tempfile.TemporaryFile() as log:

@@ -12,6 +12,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from ..timebase import SAMPLE_RATE
+
 CROP = 88
 GREY_WEIGHTS = (0.2989, 0.587, 0.114)
 VIDEO_MEAN, VIDEO_STD = 0.421, 0.165
@@ -74,7 +76,7 @@ def kept_audio_frames(samples: int, rule: str = "bf16", minimum: int = 25, maxim
         previous = torch.get_default_dtype()
         torch.set_default_dtype(dtype)
         try:
-            count = int(torch.tensor(samples) / 16000 * 50)
+            count = int(torch.tensor(samples) / SAMPLE_RATE * 50)
         finally:
             torch.set_default_dtype(previous)
     return min(max(count, minimum), maximum)

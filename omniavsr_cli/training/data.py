@@ -31,7 +31,7 @@ import numpy as np
 
 from ..errors import InputError, OmniAVSRError, parameter
 from ..media.decode import load_audio, load_video
-from ..timebase import SAMPLES_PER_FRAME
+from ..timebase import FPS, SAMPLE_RATE, SAMPLES_PER_FRAME
 
 # Audio and video of one clip may differ by this many 40 ms frames (encoders' rounding, a last partial frame).
 LENGTH_TOLERANCE_FRAMES = 2
@@ -151,7 +151,7 @@ def load_example(example: Example, cache: Path | None = None) -> tuple[np.ndarra
         raise BadExample(f"{example.id}: {example.video} has no frames")
     if audio is not None and abs(len(audio) / SAMPLES_PER_FRAME - len(video)) > LENGTH_TOLERANCE_FRAMES:
         raise BadExample(
-            f"{example.id}: audio lasts {len(audio) / 16000:.2f} s but the video {len(video) / 25:.2f} s; prepare the clip again with prep-lips"
+            f"{example.id}: audio lasts {len(audio) / SAMPLE_RATE:.2f} s but the video {len(video) / FPS:.2f} s; prepare the clip again with prep-lips"
         )
     if cached is not None:
         _store(cached, video=video, **({"audio": audio} if audio is not None else {}))
