@@ -243,7 +243,7 @@ def subtitle_cues(segments: Sequence, options: SubtitleOptions = READABLE) -> li
             balanced = tuple(tuple(line) for line in _balanced_lines(cue_words, len(lines), options, indent))
             text = "\n".join(_line_text(line) for line in balanced)
             built.append(Cue(cue_words[0].start, cue_words[-1].end, text, balanced, speaker, label))
-    return [_held(cue, following, options) for cue, following in zip(built, [*built[1:], None], strict=True)]
+    return [_held(cue, built[k + 1] if k + 1 < len(built) else None, options) for k, cue in enumerate(built)]
 
 
 def _held(cue: Cue, following: Cue | None, options: SubtitleOptions) -> Cue:

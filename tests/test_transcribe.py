@@ -208,6 +208,32 @@ def test_bad_arguments_are_one_line_and_exit_2(work, tmp_path, arguments, messag
     assert "Traceback" not in result.stderr.decode()
 
 
+def test_an_input_without_speech_gets_every_file_and_a_writer_bug_fails_only_its_input(work, tmp_path, monkeypatch):
+    from omniavsr_cli import writers
+
+    inputs = tmp_path / "inputs"
+    inputs.mkdir()
+    write_media(inputs / "quiet.wav", None, np.zeros(32000, np.float32))  # nothing to say: no segments
+    for name in ("a", "b"):
+        shutil.copy(work / "media" / "talk.wav", inputs / f"{name}.wav")
+    srt = writers.WRITERS["srt"]
+
+    def broken_for_b(transcript, options):
+        if transcript.id == "b":
+            raise RuntimeError("a writer bug")
+        return srt(transcript, options)
+
+    monkeypatch.setitem(writers.WRITERS, "srt", broken_for_b)
+    out = tmp_path / "out"
+    result = run_cli("transcribe", str(inputs), "--model", str(work / "model"), "-o", str(out), "--workers", "1", *FAST)
+    assert result.returncode == 3 and "Traceback" not in result.stderr.decode(), result.stderr.decode()
+    log = _log(out)
+    assert log["quiet"]["status"] == "ok" and "no_speech" in log["quiet"]["flags"]
+    assert (out / "quiet.srt").read_text() == "" and (out / "quiet.vtt").read_text() == "WEBVTT\n\n"
+    assert log["a"]["status"] == "ok" and (out / "a.srt").read_text()
+    assert log["b"]["status"] == "failed" and log["b"]["error_code"] == "E_INTERNAL" and "a writer bug" in log["b"]["error"]
+
+
 def test_media_on_stdin_gives_only_results_on_stdout(work, tmp_path):
     data = (work / "media" / "face.mp4").read_bytes()
     result = run_cli("transcribe", "-", "--model", str(work / "model"), "-o", "-", "-f", "jsonl", *FAST, input=data)

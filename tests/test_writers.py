@@ -64,6 +64,14 @@ def test_subtitle_and_text_files_match_whisper_byte_for_byte(fmt, transcript, tm
     assert path.read_bytes() == (DATA / f"golden.{fmt}").read_bytes()
 
 
+@pytest.mark.parametrize("options", [SubtitleOptions(), SubtitleOptions(highlight_words=True, speaker_labels=True)])
+def test_a_transcript_without_speech_gives_whispers_empty_files(options, tmp_path):
+    """A silent input has no segments: its files are what whisper writes then (a header at most), not an error."""
+    assert subtitle_cues([], options) == []
+    paths = write_outputs(_Transcript([]), tmp_path, "silent", ["txt", "srt", "vtt", "tsv"], options)
+    assert [path.read_text(encoding="utf-8") for path in paths] == ["", "", "WEBVTT\n\n", "start\tend\ttext\n"]
+
+
 def test_json_keeps_non_ascii_text_and_jsonl_has_one_segment_per_line(transcript, tmp_path):
     paths = write_outputs(transcript, tmp_path, "one", ["json", "jsonl"])
     text = paths[0].read_text(encoding="utf-8")

@@ -322,4 +322,7 @@ def _finish(done, sources: dict[str, str], folder, stdout, formats: list[str], s
         record.error = (
             f"{folder.directory}: cannot write {transcript.id}'s outputs ({error.strerror or error}); free space or choose another -o"
         )
+    except Exception as error:  # a bug in a writer: this input fails, as a bug in the pipeline would, and the others go on
+        record.status, record.error_code = "failed", "E_INTERNAL"
+        record.error = f"{source}: internal error writing its outputs: {type(error).__name__}: {error}"
     return record
