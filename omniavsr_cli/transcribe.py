@@ -955,7 +955,13 @@ class Model(LoadedModel):
         chunks of all files pooled into the same batches. A file that fails is a result with its ``error``."""
         options = replace(options or TranscribeOptions(), batch_size=None if batch_size == "auto" else int(batch_size), **option_values)
         pipeline = Pipeline(self, options)  # the options are checked now, not at the first result
-        items = [InputFile(Path(path), str(n)) for n, path in enumerate(paths)]
+        if isinstance(paths, str | Path):  # a string is iterable: it would be taken as one file per character
+            raise UsageError(f"{parameter('paths')} is one file ({paths}): give a list of files, or call transcribe() for one")
+        items = []
+        for n, path in enumerate(paths):
+            if not isinstance(path, str | Path):
+                raise UsageError(f"{parameter('paths')}[{n}] is a {type(path).__name__}: give file paths (arrays go to transcribe())")
+            items.append(InputFile(Path(path), str(n)))
         return (event for event in pipeline.run(items) if isinstance(event, InputDone))
 
 

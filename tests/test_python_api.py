@@ -4,6 +4,7 @@ import contextlib
 import io
 import re
 
+import numpy as np
 import pytest
 from helpers import REPO
 
@@ -64,6 +65,10 @@ def test_errors_come_by_kind_and_name_python_arguments(demo):
         demo.transcribe(EXAMPLE, mode="shout")
     with pytest.raises(UsageError, match="^face_select 'loudest': choose one of auto, speaker, largest"):
         demo.transcribe(EXAMPLE, face_select="loudest")  # when the options are made, not when a clip reaches the tracker
+    with pytest.raises(UsageError, match="^paths is one file"):
+        demo.transcribe_many(str(EXAMPLE))  # not one input per character
+    with pytest.raises(UsageError, match=r"^paths\[1\] is a ndarray"):
+        demo.transcribe_many([EXAMPLE, np.zeros(16000, np.float32)])
 
 
 def test_the_model_object_owns_what_the_module_does_not():

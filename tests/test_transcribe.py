@@ -234,6 +234,18 @@ def test_an_input_without_speech_gets_every_file_and_a_writer_bug_fails_only_its
     assert log["b"]["status"] == "failed" and log["b"]["error_code"] == "E_INTERNAL" and "a writer bug" in log["b"]["error"]
 
 
+def test_a_failing_name_with_a_newline_or_a_terminal_escape_stays_on_one_stderr_line(work, tmp_path):
+    inputs = tmp_path / "inputs"
+    inputs.mkdir()
+    for name in ("bad\nname.mp4", "clear\x1b[2J.mp4"):
+        (inputs / name).write_bytes(b"not media at all")
+    result = run_cli("transcribe", str(inputs), "--model", str(work / "model"), "-o", str(tmp_path / "out"), *FAST)
+    assert result.returncode == 4
+    lines = result.stderr.decode().splitlines()
+    assert lines and all(line.startswith(("omniavsr: ", "transcribe: ")) for line in lines), lines
+    assert "\x1b" not in result.stderr.decode() and "bad\\nname" in result.stderr.decode() and "clear\\x1b[2J" in result.stderr.decode()
+
+
 def test_media_on_stdin_gives_only_results_on_stdout(work, tmp_path):
     data = (work / "media" / "face.mp4").read_bytes()
     result = run_cli("transcribe", "-", "--model", str(work / "model"), "-o", "-", "-f", "jsonl", *FAST, input=data)
@@ -248,6 +260,10 @@ def test_media_on_stdin_gives_only_results_on_stdout(work, tmp_path):
     )
     assert srt.returncode == written.returncode == 0
     assert srt.stdout.decode() == (tmp_path / "face.srt").read_text(encoding="utf-8")
+
+    garbage = run_cli("transcribe", "-", "--model", str(work / "model"), "-o", "-", "-f", "jsonl", input=b"not media at all")
+    stderr = garbage.stderr.decode()
+    assert garbage.returncode == 4 and "stdin: standard input: not a media file" in stderr and "stdin.media" not in stderr, stderr
 
 
 def test_a_killed_run_resumes_without_losing_or_redoing_anything(work, tmp_path):

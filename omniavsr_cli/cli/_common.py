@@ -10,7 +10,7 @@ import typer
 
 from ..errors import InputError, ModelUnavailable
 from ..inputs import Shard
-from ._errors import warning_line
+from ._errors import one_line, warning_line
 
 if TYPE_CHECKING:  # loading imports torch: the CLI starts without it
     from ..model.loading import LoadedModel
@@ -134,6 +134,8 @@ class ProgressBar:
 
     def failed(self, message: str) -> None:
         if self.bar is not None:
-            self.bar.console.print(f"[red]failed[/] {message}", highlight=False, markup=True)
+            from rich.markup import escape  # a file name may hold [brackets] that rich would take for markup
+
+            self.bar.console.print(f"[red]failed[/] {escape(one_line(message))}", highlight=False, markup=True)
         else:
             warning_line(message)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import os
+import re
 import sys
 import traceback
 from collections.abc import Callable
@@ -73,12 +74,21 @@ def message(error: OmniAVSRError) -> str:
     return error.render(flag)
 
 
+# Line breaks and the other C0 controls: a file name may hold them (and ESC sequences that move a terminal's cursor).
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
+def one_line(text: str) -> str:
+    """``text`` with its control characters written as escapes (a newline as \\n), so that each problem stays one line."""
+    return _CONTROL.sub(lambda match: match.group().encode("unicode_escape").decode("ascii"), text)
+
+
 def error_line(message: str) -> None:
-    print(f"omniavsr: error: {message}", file=sys.stderr)
+    print(f"omniavsr: error: {one_line(message)}", file=sys.stderr)
 
 
 def warning_line(message: str) -> None:
-    print(f"omniavsr: warning: {message}", file=sys.stderr)
+    print(f"omniavsr: warning: {one_line(message)}", file=sys.stderr)
 
 
 def reports_errors(command: Callable[..., int | None]) -> Callable[..., None]:

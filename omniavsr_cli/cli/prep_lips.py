@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 
 from ._common import ShardOption, parse_shard, parse_workers
-from ._errors import ExitCode, message, reports_errors, warning_line
+from ._errors import ExitCode, message, one_line, reports_errors, warning_line
 
 HELP = (
     "Crop the mouth region of every input video exactly as the Omni-AVSR training data was cropped "
@@ -27,6 +27,7 @@ def _progress_reporter(total: int):
     if not sys.stderr.isatty():
         return None, lambda record: warning_line(f"{record.id}: {record.error['message']}") if record.status != "ok" else None
     from rich.console import Console
+    from rich.markup import escape
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
     progress = Progress(
@@ -47,7 +48,7 @@ def _progress_reporter(total: int):
         nonlocal frames
         frames += record.frames if not record.skipped else 0
         if record.status != "ok":
-            progress.console.print(f"[red]failed[/] {record.id}: {record.error['message']}", highlight=False)
+            progress.console.print(f"[red]failed[/] {escape(one_line(record.id + ': ' + record.error['message']))}", highlight=False)
         progress.update(task, advance=1, frames=frames)
 
     return progress, on_record
@@ -176,7 +177,7 @@ def prep_lips(
     if failed:
         print(
             f"prep-lips: {len(failed)} failed: "
-            + ", ".join(f"{r.id} ({r.error['code']})" for r in failed[:10])
+            + ", ".join(f"{one_line(r.id)} ({r.error['code']})" for r in failed[:10])
             + (", ..." if len(failed) > 10 else ""),
             file=sys.stderr,
         )

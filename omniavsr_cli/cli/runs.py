@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 
 from ..errors import InputError
-from ._errors import ExitCode, reports_errors, warning_line
+from ._errors import ExitCode, one_line, reports_errors, warning_line
 
 app = typer.Typer(help="Batch runs split into shards (--shard I/N, job arrays): merge their logs.", no_args_is_help=True)
 
@@ -24,7 +24,7 @@ MERGE_HELP = (
 
 
 def _listed(ids: list[str]) -> str:
-    return ", ".join(ids[:10]) + (", ..." if len(ids) > 10 else "")
+    return ", ".join(map(one_line, ids[:10])) + (", ..." if len(ids) > 10 else "")
 
 
 @app.command("merge", help=MERGE_HELP, short_help="Merge the shard logs of a transcribe or prep-lips run into one run's log.")

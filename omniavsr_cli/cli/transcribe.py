@@ -12,7 +12,7 @@ import typer
 
 from ..errors import InputError, UsageError
 from ._common import ProgressBar, ShardOption, check_dtype, load, model_name, parse_batch_size, parse_rates, parse_shard, parse_workers
-from ._errors import ExitCode, message, reports_errors, warning_line
+from ._errors import ExitCode, message, one_line, reports_errors, warning_line
 
 HELP = (
     "Transcribe videos and audio with Omni-AVSR: the audio (asr), the lips (vsr) or both (avsr); the default "
@@ -291,7 +291,7 @@ def transcribe(
     if failed:
         print(
             f"transcribe: {len(failed)} failed: "
-            + ", ".join(f"{r.id} ({r.error_code})" for r in failed[:10])
+            + ", ".join(f"{one_line(r.id)} ({r.error_code})" for r in failed[:10])
             + (", ..." if len(failed) > 10 else ""),
             file=sys.stderr,
         )
@@ -307,6 +307,8 @@ def _finish(done, sources: dict[str, str], folder, stdout, formats: list[str], s
     record = RunRecord(input=source, id=done.item.clip_id, status="ok", seconds=done.seconds)
     if not done.ok:
         record.status, record.error_code, record.error = "failed", done.error.code, message(done.error)
+        if source != str(done.item.path):  # media piped on stdin: its spooled copy is gone and was never the user's name
+            record.error = record.error.replace(str(done.item.path), "standard input")
         return record
     transcript = done.transcript
     transcript.source = source
