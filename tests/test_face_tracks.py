@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from omniavsr_cli.lips.face_tracks import MAX_GAP_FRAMES, FaceTracker
+from omniavsr_cli.lips.face_tracks import MAX_GAP_FRAMES, FaceTracker, distinct_faces
 from omniavsr_cli.lips.landmarks import Face, box_of
 
 
@@ -105,3 +105,11 @@ def test_frames_must_increase():
     tracker.update(3, [])
     with pytest.raises(ValueError, match="increasing"):
         tracker.update(3, [])
+
+
+def test_a_face_found_twice_counts_once_and_neighbours_stay_apart():
+    """FaceMesh sometimes returns a second, shrunken mesh inside a face (seen on rotated video): one face, one track."""
+    big, inside = face_at(110, 115, 110), face_at(105, 96, 75)
+    assert [face.box for face in distinct_faces([inside, big])] == [big.box]
+    left, right, overlapping = face_at(60, 100), face_at(180, 100), face_at(110, 100, 60)  # half of it over `left`
+    assert [face.box for face in distinct_faces([left, right, overlapping])] == [left.box, right.box, overlapping.box]

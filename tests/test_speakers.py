@@ -109,11 +109,14 @@ def test_each_frame_shows_the_speaker_s_mouth_and_is_labelled_with_its_track(alw
 
 
 def test_one_face_in_auto_is_the_speaker_without_judging_it_and_is_cropped_as_before():
+    """Also when the detector finds it twice in some frames (a second mesh inside the first)."""
     frames = 60
     opening = syllables(frames, 10)
     crops = SpeakerCrops(lambda: pytest.fail("auto with one face must not need the audio"), None, always=False)
     for index in range(frames):
-        crops.push(index, _frames(1)[0], [_face(112, 8 * opening[index])])
+        face = _face(112, 8 * opening[index])
+        found_twice = Face(112 + (face.points - 112) * 0.7, 1.0, box_of(112 + (face.points - 112) * 0.7))  # a mesh inside it
+        crops.push(index, _frames(1)[0], [face, found_twice] if index % 2 else [face])
     crops.finish()
     assert not crops.croppers, "no second face: no crops of its own, the one-face cropper's are used"
     assert set(crops.labels.values()) == {0}

@@ -31,6 +31,31 @@ MAX_CENTRE_SHIFT = 0.5
 MAX_CENTRE_SHIFT_AFTER_GAP = 1.0
 # Box sizes (width + height) of a track and a face it continues differ by at most this factor.
 MIN_SIZE_RATIO = 0.6
+# A box lying this much (share of its area) inside a larger one is the same face found twice: FaceMesh returns
+# a second, shrunken mesh of one face in some frames (seen in rotated video), and two people's faces never
+# overlap that much without the hidden one being out of the detector's sight.
+SAME_FACE_INSIDE = 0.8
+
+
+def distinct_faces(faces: list[Face]) -> list[Face]:
+    """``faces`` (in their order) without second detections of one face: a box mostly inside a larger box is dropped."""
+    kept: list[int] = []
+    for index in sorted(range(len(faces)), key=lambda k: -_area(faces[k].box)):
+        if all(_share_inside(faces[index].box, faces[other].box) < SAME_FACE_INSIDE for other in kept):
+            kept.append(index)
+    return [faces[index] for index in sorted(kept)]
+
+
+def _area(box: tuple[float, float, float, float]) -> float:
+    return max(box[2] - box[0], 0.0) * max(box[3] - box[1], 0.0)
+
+
+def _share_inside(box: tuple[float, float, float, float], outer: tuple[float, float, float, float]) -> float:
+    """The share of ``box``'s area that lies inside ``outer``."""
+    width = min(box[2], outer[2]) - max(box[0], outer[0])
+    height = min(box[3], outer[3]) - max(box[1], outer[1])
+    area = _area(box)
+    return width * height / area if width > 0 and height > 0 and area > 0 else 0.0
 
 
 @dataclass

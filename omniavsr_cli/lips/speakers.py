@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .face_tracks import FaceTracker
+from .face_tracks import FaceTracker, distinct_faces
 from .landmarks import Face
 from .roi import StreamingCropper
 from .synchrony import ENVELOPE_FLOOR, MIN_FRAMES, mouth_opening, sync_score
@@ -189,6 +189,7 @@ class SpeakerCrops:
         self._block = 0  # the next block to decide
 
     def push(self, index: int, frame: np.ndarray, faces: list[Face]) -> None:
+        faces = distinct_faces(faces)
         ids = self.tracker.update(index, faces)
         self.frames = index + 1
         if len(faces) > 1 and not self.several_seen:
