@@ -108,7 +108,7 @@ class Segment:
     tokens: list[int]
     mode: str  # the task this chunk was decoded with: asr, vsr or avsr
     rates: list[int]  # [audio, video]
-    face_coverage: float | None  # fraction of the chunk's frames with the face found; None without video
+    face_coverage: float | None  # fraction of the chunk's frames with the face found; None when its video was not read (docs/transcribe.md)
     flags: list[str] = field(default_factory=list)
     temperature: float = 0.0
     words: list[Word] = field(default_factory=list)  # with word timestamps: in order, inside [start, end]
