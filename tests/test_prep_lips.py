@@ -283,6 +283,30 @@ def test_debug_crops_write_a_contact_sheet(face_clip, tmp_path):
     assert sheet[..., 2].max() > 200  # the landmarks are drawn
 
 
+def test_a_clip_with_unusable_landmarks_or_blocked_outputs_fails_alone(face_clip, prepared, tmp_path):
+    inputs, marks, out = tmp_path / "inputs", tmp_path / "marks", tmp_path / "out"
+    for folder in (inputs, marks):
+        folder.mkdir()
+    with np.load(prepared[0] / "face.landmarks.npz") as data:
+        good = dict(data)
+    for name in ("good", "nan", "huge", "scores", "blocked"):
+        shutil.copy(face_clip, inputs / f"{name}.mp4")
+        np.savez(marks / f"{name}.landmarks.npz", **good)
+    broken = {"nan": ("points", np.nan), "huge": ("points", 1e300)}
+    for name, (key, value) in broken.items():
+        arrays = dict(good)
+        arrays[key] = arrays[key].copy()
+        arrays[key][3] = value
+        np.savez(marks / f"{name}.landmarks.npz", **arrays)
+    np.savez(marks / "scores.landmarks.npz", **{**good, "scores": good["scores"][:3]})
+    (out / "blocked.mp4").mkdir(parents=True)  # a folder where the clip's crops should go
+    result = run_cli("prep-lips", str(inputs), "-o", str(out), "--detector", f"landmarks:{marks}", "--workers", "1")
+    assert result.returncode == 3 and "Traceback" not in result.stderr.decode(), result.stderr.decode()
+    codes = {name: record["error"]["code"] if record["error"] else "ok" for name, record in records(out).items()}
+    assert codes == {"good": "ok", "nan": "E_LANDMARKS", "huge": "E_LANDMARKS", "scores": "E_LANDMARKS", "blocked": "E_WRITE"}
+    assert not list(out.rglob("*.part")) and (out / "good.mp4").is_file()
+
+
 def test_backend_problems_are_one_line_with_a_fix(face_clip, tmp_path):
     result = run_cli("prep-lips", str(face_clip), "-o", str(tmp_path), "--detector", "face-alignment")
     assert result.returncode == 5

@@ -23,6 +23,9 @@ from .landmarks import Face, LandmarkDetector, box_of
 
 # A few frames of slack: tools disagree by a frame or two on where a 25 fps stream ends.
 FRAME_COUNT_TOLERANCE = 2
+# Pixel coordinates beyond this are no frame's (video is at most some thousands of pixels wide); the crop's
+# similarity transform cannot be fitted to them.
+MAX_COORDINATE = 1e5
 
 
 class LandmarksFileError(InputError):
@@ -61,7 +64,7 @@ def _read_pickle(path: Path) -> list[np.ndarray | None]:
         if array.size != 136:
             raise LandmarksFileError(f"{path}: frame {index} has landmarks of shape {array.shape}, expected (68, 2)")
         points.append(array.reshape(68, 2))
-    return points
+    return _checked(path, points)
 
 
 def _read_npz(path: Path) -> tuple[list[np.ndarray | None], np.ndarray]:
@@ -70,9 +73,23 @@ def _read_npz(path: Path) -> tuple[list[np.ndarray | None], np.ndarray]:
             raise LandmarksFileError(f"{path}: needs arrays 'points' (T, 68, 2) and 'detected' (T,)")
         points, detected = data["points"].astype(np.float64), data["detected"].astype(bool)
         scores = data["scores"].astype(np.float64) if "scores" in data else np.full(len(points), math.nan)
-    if points.shape[1:] != (68, 2) or len(detected) != len(points):
-        raise LandmarksFileError(f"{path}: 'points' is {points.shape} and 'detected' {detected.shape}; expected (T, 68, 2) and (T,)")
-    return [p if found else None for p, found in zip(points, detected)], scores
+    if points.ndim != 3 or points.shape[1:] != (68, 2) or detected.shape != (len(points),) or scores.shape != (len(points),):
+        raise LandmarksFileError(
+            f"{path}: 'points' is {points.shape}, 'detected' {detected.shape} and 'scores' {scores.shape}; "
+            "expected (T, 68, 2), (T,) and (T,)"
+        )
+    return _checked(path, [p if found else None for p, found in zip(points, detected)]), scores
+
+
+def _checked(path: Path, points: list[np.ndarray | None]) -> list[np.ndarray | None]:
+    """``points``, once every detected frame's coordinates are finite and within :data:`MAX_COORDINATE` pixels."""
+    for index, frame in enumerate(points):
+        if frame is not None and not (np.isfinite(frame).all() and np.abs(frame).max() < MAX_COORDINATE):
+            raise LandmarksFileError(
+                f"{path}: frame {index} has landmarks that are not pixel coordinates (NaN, infinite or beyond "
+                f"{MAX_COORDINATE:.0e}); mark frames without a face as not detected instead"
+            )
+    return points
 
 
 def find_landmarks_file(root: Path, clip_id: str | None) -> Path:

@@ -129,6 +129,13 @@ def prepare_clip(item: InputFile, out_dir: Path, options: PrepOptions, describe:
         record.status = "ok"
     except OmniAVSRError as error:
         record.error = {"code": error.code, "message": describe(error)}
+    except OSError as error:  # its own outputs (a folder in the way, a full disk): this clip fails, the others go on
+        record.error = {
+            "code": "E_WRITE",
+            "message": f"{paths['video']}: cannot write this clip's outputs ({error.strerror or error}); free space or move what is in the way",
+        }
+    except Exception as error:  # a bug: this clip fails, the others go on
+        record.error = {"code": "E_INTERNAL", "message": f"{item.path}: internal error: {type(error).__name__}: {error}"}
     finally:
         for part in parts.values():
             part.unlink(missing_ok=True)
