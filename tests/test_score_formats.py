@@ -237,3 +237,14 @@ def test_forced_format_overrides_detection(write):
 def test_unknown_format_is_an_error(write):
     with pytest.raises(UsageError, match="unknown transcript format 'xml'"):
         read_transcript(write("a.txt", "x\n"), "xml")
+
+
+def test_json_nested_deeper_than_the_parser_goes_is_a_parse_error(write):
+    deep = "[" * 100_000 + "]" * 100_000
+    with pytest.raises(InputError, match="nested too deeply") as raised:
+        read_transcript(write("deep.json", deep + "\n"), "json")
+    assert raised.value.code == "E_PARSE"
+    with pytest.raises(InputError, match="deep.jsonl:2: ") as raised:
+        read_transcript(write("deep.jsonl", '{"text": "a"}\n' + deep + "\n"), "jsonl")
+    assert raised.value.code == "E_PARSE"
+    assert read_transcript(write("sniffed.txt", deep + "\n")).format == "text"  # detection does not fail on it either

@@ -103,7 +103,7 @@ def detect_format(name: str, lines: list[str]) -> str:
         try:
             json.loads("\n".join(lines))
             return "json"
-        except ValueError:
+        except (ValueError, RecursionError):  # RecursionError: nested deeper than Python's parser goes
             if all(_is_json_object(line) for line in content):
                 return "jsonl"
     if content[0].isdigit() and len(content) > 1 and _CUE_TIMING.search(content[1]):
@@ -118,7 +118,7 @@ def detect_format(name: str, lines: list[str]) -> str:
 def _is_json_object(line: str) -> bool:
     try:
         return isinstance(json.loads(line), dict)
-    except ValueError:
+    except (ValueError, RecursionError):
         return False
 
 
@@ -269,6 +269,8 @@ def _parse_json(lines: list[str], name: str) -> list[Utterance]:
         raise InputError(
             f"{name}:{error.lineno}: not valid JSON ({error.msg}); fix the file or pass {parameter('hypothesis_format')}", code="E_PARSE"
         ) from None
+    except RecursionError:
+        raise InputError(f"{name}: JSON nested too deeply to read; a transcript is a shallow object or list", code="E_PARSE") from None
     if isinstance(document, dict):
         if "segments" in document or "text" in document:
             return [Utterance(_id_of_record(document), _text_of_record(document, name))]
@@ -291,7 +293,7 @@ def _parse_jsonl(lines: list[str], name: str) -> list[Utterance]:
             continue
         try:
             record = json.loads(line)
-        except ValueError:
+        except (ValueError, RecursionError):
             raise _parse_error(name, lineno, "one JSON object per line", line) from None
         if not isinstance(record, dict):
             raise _parse_error(name, lineno, "one JSON object per line", line)
