@@ -306,9 +306,14 @@ def _run(
                     yield future.result()
                     if (item := next(pending, None)) is not None:
                         running.add(pool.submit(_worker_prepare, item))
-        finally:
+        except KeyboardInterrupt:
+            # The clips the workers already hold still finish (a worker stops its own clip only if it got the
+            # signal too): wait for them and hand on their records, so the log counts every clip on disk.
+            pool.shutdown(wait=True, cancel_futures=True)
             for future in running:
-                future.cancel()
+                if not future.cancelled() and future.exception() is None:
+                    yield future.result()
+            raise
 
 
 def prepare(
