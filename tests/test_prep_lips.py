@@ -166,6 +166,7 @@ def test_all_failed_has_its_own_exit_code_and_a_missing_file_is_reported_not_fat
     assert result.returncode == 4
     codes = {clip_id: r["error"]["code"] for clip_id, r in records(tmp_path / "out").items()}
     assert codes == {"pattern": "E_NO_FACE", "nope": "E_NOT_FOUND"}
+    assert "another --detector may find" in records(tmp_path / "out")["pattern"]["error"]["message"]  # says what to try
 
 
 def test_low_face_coverage_fails_with_a_reason_unless_allowed(tmp_path):

@@ -127,7 +127,11 @@ class MouthTrack:
         if not len(detected):
             raise ClipFailed(f"{self.path}: no video frames could be decoded", code="E_NO_FRAMES")
         if not detected.any():
-            raise ClipFailed(f"{self.path}: no face found in any of {len(detected)} frames", code="E_NO_FACE")
+            raise ClipFailed(
+                f"{self.path}: no face found in any of {len(detected)} frames; lip reading needs a face in view "
+                f"(another {parameter('detector')} may find a small or turned one)",
+                code="E_NO_FACE",
+            )
         if self.face_coverage < self.min_face_coverage:
             raise ClipFailed(
                 f"{self.path}: a face was found in only {self.face_coverage:.0%} of the frames "
