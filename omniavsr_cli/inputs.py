@@ -106,10 +106,13 @@ def collect_inputs(arguments: list[str], exclude: Path | None = None, recursive:
     by_id: dict[str, Path] = {}
     for item in unique.values():
         if item.clip_id in by_id:
-            raise InputError(
-                f"{by_id[item.clip_id]} and {item.path} would both be written as {item.clip_id!r}; "
-                "pass their common parent directory instead so the output mirrors the tree"
+            same_folder = by_id[item.clip_id].parent.absolute() == item.path.parent.absolute()
+            fix = (
+                "rename one of them: outputs are named by the file name without its extension"
+                if same_folder
+                else "pass their common parent directory instead so the output mirrors the tree"
             )
+            raise InputError(f"{by_id[item.clip_id]} and {item.path} would both be written as {item.clip_id!r}; {fix}")
         by_id[item.clip_id] = item.path
     return list(unique.values())
 

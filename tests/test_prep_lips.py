@@ -361,8 +361,11 @@ def test_inputs_from_directories_globs_and_lists_mirror_the_tree(tmp_path, monke
 
     (tmp_path / "c").mkdir()
     (tmp_path / "c" / "x.mp4").write_bytes(b"")
-    with pytest.raises(InputError, match="would both be written as 'x'"):
+    with pytest.raises(InputError, match="would both be written as 'x'; pass their common parent directory"):
         collect_inputs(["a/x.mp4", "c/x.mp4"])
+    (tmp_path / "c" / "x.mkv").write_bytes(b"")
+    with pytest.raises(InputError, match="would both be written as 'x'; rename one of them"):
+        collect_inputs(["c"])  # one folder, one name, two extensions: no directory argument separates them
     with pytest.raises(InputError, match="no files match"):
         collect_inputs(["a/*.avi"])
 
