@@ -74,10 +74,10 @@ def _read_list(argument: str, exclude: Path | None, recursive: bool = True) -> l
     list_path = Path(argument[1:])
     try:
         lines = list_path.read_text(encoding="utf-8").splitlines()
-    except (OSError, UnicodeDecodeError) as error:
-        raise InputError(
-            f"{list_path}: cannot read this input list ({error.__class__.__name__}); give a UTF-8 text file with one path per line"
-        ) from None
+    except OSError as error:
+        raise InputError(f"{list_path}: cannot read this input list ({error.strerror or error}); check the path after @") from None
+    except UnicodeDecodeError:
+        raise InputError(f"{list_path}: the input list is not UTF-8 text; give a text file with one path per line") from None
     entries = [line.strip() for line in lines if line.strip() and not line.lstrip().startswith("#")]
     if not entries:
         raise InputError(f"{list_path}: the input list is empty")

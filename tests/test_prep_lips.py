@@ -368,6 +368,11 @@ def test_inputs_from_directories_globs_and_lists_mirror_the_tree(tmp_path, monke
         collect_inputs(["c"])  # one folder, one name, two extensions: no directory argument separates them
     with pytest.raises(InputError, match="no files match"):
         collect_inputs(["a/*.avi"])
+    with pytest.raises(InputError, match=r"missing.txt: cannot read this input list \(No such file or directory\); check the path"):
+        collect_inputs(["@missing.txt"])
+    (tmp_path / "binary.txt").write_bytes(b"\xff\xfe\x00clip.mp4")
+    with pytest.raises(InputError, match="binary.txt: the input list is not UTF-8 text"):
+        collect_inputs(["@binary.txt"])
 
 
 def test_a_file_name_that_is_not_utf8_is_prepared_and_recorded(face_clip, tmp_path):
