@@ -2,7 +2,9 @@
 load as models, resume equal to an uninterrupted run, bad clips skipped, and learnability from scratch."""
 
 import json
+import logging
 import shutil
+from pathlib import Path
 
 import pytest
 import torch
@@ -12,14 +14,14 @@ from typer.testing import CliRunner
 
 from omniavsr_cli.cli import _errors, app
 from omniavsr_cli.decoding import DecodingOptions
-from omniavsr_cli.errors import ModelUnavailable, UsageError
+from omniavsr_cli.errors import InputError, ModelUnavailable, UsageError
 from omniavsr_cli.model import loading
 from omniavsr_cli.model.config import OmniAVSRConfig
 from omniavsr_cli.model.loading import LoadedModel, load_model
 from omniavsr_cli.model.omni import Clip
 from omniavsr_cli.model.random_init import random_model, save_random_model, small_config
 from omniavsr_cli.model.transforms import video_input
-from omniavsr_cli.training import checkpoints
+from omniavsr_cli.training import checkpoints, trainer
 from omniavsr_cli.training.augment import Augmentation
 from omniavsr_cli.training.batches import pad_batch
 from omniavsr_cli.training.data import load_example, read_manifest
@@ -354,7 +356,7 @@ def test_weights_merge_flattens_a_partial_model_into_one_that_loads_alone(data, 
     assert result.exit_code == 2 and "already exists" in result.output
 
 
-def test_bad_clips_are_skipped_with_a_reason_and_training_goes_on(data, base, tmp_path):
+def test_bad_clips_are_skipped_with_a_reason_and_training_goes_on(data, base, tmp_path, caplog):
     manifest = tmp_path / "rois" / "manifest.csv"
     manifest.parent.mkdir()
     (tmp_path / "rois" / "spk").symlink_to(data.parent / "spk")
@@ -364,10 +366,49 @@ def test_bad_clips_are_skipped_with_a_reason_and_training_goes_on(data, base, tm
     (broken / "bad.wav").write_bytes(b"not audio")
     lines = data.read_text().splitlines() + ["rois,spk2/bad.mp4,25,,broken clip", "rois,spk2/gone.mp4,25,,missing clip"]
     manifest.write_text("\n".join(lines) + "\n")
-    result = train(options(manifest, base, tmp_path / "run", max_steps=3, max_frames=75))
-    assert result.steps == 3 and result.skipped >= 2
-    reasons = (tmp_path / "run" / "skipped.tsv").read_text()
-    assert "missing file" in reasons
+    with caplog.at_level(logging.WARNING, logger="omniavsr"):
+        result = train(options(manifest, base, tmp_path / "run", max_steps=4, max_frames=75))  # two epochs of two batches
+    # The bad clip is met in both epochs but is one clip skipped, reported once.
+    assert result.steps == 4 and result.skipped == 2
+    assert sum("rois/spk2/bad" in message for message in caplog.messages) == 1
+    reasons = (tmp_path / "run" / "skipped.tsv").read_text().splitlines()
+    assert [line.split("\t")[0] for line in reasons] == ["rois/spk2/gone", "rois/spk2/bad"] and "missing file" in reasons[0]
+
+
+def test_when_no_clip_can_be_trained_on_the_error_gives_the_reasons(data, base, tmp_path, monkeypatch):
+    manifest = tmp_path / "rois" / "manifest.csv"
+    manifest.parent.mkdir()
+    manifest.write_text("".join(f"rois,spk/gone{number}.mp4,25,,text\n" for number in range(5)))
+    monkeypatch.setattr(trainer, "load_model", _never_loaded)
+    with pytest.raises(InputError) as error:
+        train(options(manifest, base, tmp_path / "run"))
+    message = str(error.value)
+    assert "none of its clips can be trained on (rois/spk/gone0: missing file " in message and message.endswith("; and 2 more)")
+    assert "skipped.tsv" not in message
+
+
+def _never_loaded(*args, **kwargs):
+    raise AssertionError("the model was loaded before the arguments were checked")
+
+
+def test_a_run_directory_that_cannot_be_made_is_refused_before_the_model_loads(data, base, tmp_path, monkeypatch):
+    monkeypatch.setattr(trainer, "load_model", _never_loaded)
+    monkeypatch.setattr(trainer, "read_manifest", _never_loaded)
+    (tmp_path / "afile").write_text("x")
+    outputs = [tmp_path / "afile" / "sub"] + [Path(system) / "x" for system in ("/proc", "/sys") if Path(system).is_dir()]
+    for output in outputs:
+        result = CliRunner().invoke(app, ["train", str(data), "-o", str(output), "--model", str(base)])
+        assert result.exit_code == 2 and result.stderr.count("\n") == 1, result.output
+        assert f"--output {output}: cannot make this directory (" in result.stderr and "choose another" in result.stderr
+
+
+def test_the_train_summary_names_the_real_skipped_file(data, tmp_path, monkeypatch):
+    def finished(options, on_step=None):
+        return trainer.TrainResult(1, Path(options.output) / "model", {"asr": 1.0}, 1)
+
+    monkeypatch.setattr(trainer, "train", finished)
+    result = CliRunner().invoke(app, ["train", str(data), "-o", str(tmp_path / "run")])
+    assert result.exit_code == 0 and f"1 examples skipped ({tmp_path / 'run' / 'skipped.tsv'})" in result.stderr
 
 
 def test_train_cli_rejects_bad_arguments_in_one_line(data, base, tmp_path):

@@ -2,6 +2,7 @@
 frame-budget batching, and an epoch order that only depends on the seed and the epoch."""
 
 import json
+import os
 
 import numpy as np
 import pytest
@@ -121,3 +122,64 @@ def test_a_cache_directory_that_cannot_be_made_is_a_one_line_input_error(tmp_pat
     with pytest.raises(InputError, match="^cache .*file.*choose another"):
         clip_cache(tmp_path / "file" / "cache")
     assert clip_cache(None) is None
+
+
+def test_a_csv_quote_never_closed_skips_its_line_only_and_quoted_line_breaks_are_one_field(dataset):
+    manifest = dataset / "rois" / "manifest.csv"
+    manifest.write_text(
+        'rois,spk1/a.mp4,50,,"set blue\nby l two"\nrois,spk1/b.mp4,50,,"never closed\nrois,spk1/c.mp4,50,,set green\n', encoding="utf-8"
+    )
+    result = read_manifest(manifest)
+    assert [(e.id, e.text) for e in result.examples] == [("rois/spk1/a", "set blue by l two"), ("rois/spk1/c", "set green")]
+    assert result.skipped == [(f"{manifest}:3", "unusable line (a quote opened on this line is never closed)")]
+    manifest.write_text('rois,spk1/a.mp4,50,,"bad"quote\nrois,spk1/c.mp4,50,,fine\n', encoding="utf-8")
+    result = read_manifest(manifest)
+    assert [e.id for e in result.examples] == ["rois/spk1/c"] and result.skipped[0][0] == f"{manifest}:1"
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".jsonl"])
+def test_a_byte_order_mark_is_not_part_of_the_first_path(dataset, suffix):
+    manifest = dataset / "rois" / f"manifest{suffix}"
+    row = {"dataset": "rois", "video": "spk1/a.mp4", "audio": "spk1/a.wav", "frames": 50, "text": "hello"}
+    manifest.write_text("rois,spk1/a.mp4,50,,hello\n" if suffix == ".csv" else json.dumps(row) + "\n", encoding="utf-8-sig")
+    result = check_files(read_manifest(manifest))
+    assert [e.id for e in result.examples] == ["rois/spk1/a"] and not result.skipped
+
+
+def test_a_jsonl_line_nested_too_deeply_is_skipped_like_any_unparsable_line(dataset):
+    manifest = dataset / "rois" / "manifest.jsonl"
+    row = {"dataset": "rois", "video": "spk1/a.mp4", "audio": "spk1/a.wav", "frames": 50, "text": "hello"}
+    manifest.write_text("[" * 100000 + "]" * 100000 + "\n" + json.dumps(row) + "\n", encoding="utf-8")
+    result = read_manifest(manifest)
+    assert [e.id for e in result.examples] == ["rois/spk1/a"]
+    assert result.skipped == [(f"{manifest}:1", "unusable line (nested too deeply)")]
+
+
+def test_the_manifests_prep_lips_writes_read_back_with_a_name_that_is_not_utf8_and_a_clip_without_audio(tmp_path):
+    from types import SimpleNamespace
+
+    from omniavsr_cli.training.manifests import write_manifests
+
+    sources, out = tmp_path / "videos", tmp_path / "rois"
+    sources.mkdir(), out.mkdir()
+    names = {"caf": os.fsdecode(b"caf\xe9"), "mute": "mute"}
+    items, records = [], []
+    for name in names.values():
+        (sources / f"{name}.txt").write_text(f"Text:  {name.encode('ascii', 'replace').decode()} said\n", encoding="utf-8")
+        (out / f"{name}.mp4").write_bytes(b"")
+        items.append(SimpleNamespace(clip_id=name, path=sources / f"{name}.mp4"))
+        records.append(SimpleNamespace(id=name, status="ok", frames=25, audio=name != "mute"))
+    (out / f"{names['caf']}.wav").write_bytes(b"")
+    assert write_manifests(out, items, records) == 2
+
+    from_csv = check_files(read_manifest(out / "manifest.csv"))
+    from_jsonl = check_files(read_manifest(out / "manifest.jsonl"))
+    assert not from_csv.skipped and not from_jsonl.skipped
+    caf = out / f"{names['caf']}.mp4"
+    # The csv has no column to say "no audio", so the clip without audio is only in the jsonl.
+    assert [(e.video, e.audio) for e in from_csv.examples] == [(caf, caf.with_suffix(".wav"))]
+    assert [(e.video, e.audio) for e in from_jsonl.examples] == [(caf, caf.with_suffix(".wav")), (out / "mute.mp4", None)]
+
+    with (out / "manifest.csv").open("ab") as manifest:
+        manifest.write(b"rois,mute.mp4,25,,caf\xe9\n")  # bytes kept for a path are never a reference transcript
+    assert read_manifest(out / "manifest.csv").skipped == [(f"{out / 'manifest.csv'}:2", "unusable line (text is not UTF-8)")]

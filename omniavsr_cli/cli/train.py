@@ -130,6 +130,7 @@ def train(
 ) -> int:
     from ..model.omni import BACKBONES
     from ..training.augment import Augmentation
+    from ..training.progress import SKIPPED_FILE
     from ..training.trainer import TrainOptions
     from ..training.trainer import train as run
 
@@ -180,7 +181,7 @@ def train(
     if not quiet:
         losses = " ".join(f"{task} {value:.4f}" for task, value in result.losses.items())
         print(
-            f"train: {result.steps} steps done (last losses: {losses}); {result.skipped} examples skipped (OUT/skipped.tsv); "
+            f"train: {result.steps} steps done (last losses: {losses}); {result.skipped} examples skipped ({output / SKIPPED_FILE}); "
             f"final model: {result.model}",
             file=sys.stderr,
         )

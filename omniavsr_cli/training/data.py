@@ -3,8 +3,8 @@
 Manifests are what ``prep-lips --manifest`` writes (and what the official recipe reads):
 
 - ``.csv``: the Omni-AVSR 5 columns ``dataset, rel_path, frames, <ignored>, text``, no header, read with a
-  real CSV parser (the official split on "," breaks on a comma in the text). ``rel_path`` is relative to
-  ``root/dataset``; the audio is the ``.wav`` beside the video. ``root`` defaults to the manifest's
+  real CSV parser (the official split on "," breaks on a comma in the text; a quoted field may hold commas and
+  line breaks). ``rel_path`` is relative to ``root/dataset``; the audio is the ``.wav`` beside the video. ``root`` defaults to the manifest's
   grandparent, which fits both ``OUT/manifest.csv`` from prep-lips and the official ``root/labels/x.csv``.
 - ``.jsonl``: one object per line with ``dataset``, ``video``, ``audio`` (or null), ``frames``, ``text``.
 
@@ -20,6 +20,8 @@ from __future__ import annotations
 
 import csv
 import hashlib
+import io
+import itertools
 import json
 import os
 import random
@@ -66,50 +68,89 @@ def _example(root: Path, dataset: str, video: str, audio: str | None, frames, te
     audio_path = video_path.with_suffix(".wav") if csv_audio else (base / audio if audio else None)
     try:
         count = int(frames)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         raise ValueError(f"frames {frames!r} is not a whole number") from None
     if count <= 0:
         raise ValueError(f"frames {count} is not positive")
     if not isinstance(text, str):
         raise ValueError("text is missing")
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        # Bytes that are not UTF-8 are kept for the paths (read_manifest), never for a reference transcript.
+        raise ValueError("text is not UTF-8") from None
     return Example(f"{dataset}/{Path(video).with_suffix('').as_posix()}", video_path, audio_path, count, " ".join(text.split()))
 
 
 def read_manifest(path: Path, root: Path | None = None) -> Manifest:
-    """Every usable line of a .csv or .jsonl manifest; unusable lines are listed in ``skipped``."""
+    """Every usable line of a .csv or .jsonl manifest; unusable lines are listed in ``skipped``.
+
+    Read as prep-lips writes it: UTF-8, a byte-order mark ignored, and bytes that are not UTF-8 (a file name's)
+    kept as surrogates so the path still names the file."""
     path = Path(path)
     root = Path(root) if root is not None else path.resolve().parent.parent
     try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as error:
+        text = path.read_bytes().decode("utf-8-sig", errors="surrogateescape")
+    except OSError as error:
         raise InputError(
             f"{path}: cannot read this manifest ({error.__class__.__name__}); give the manifest.csv or manifest.jsonl prep-lips wrote"
         ) from None
     manifest = Manifest([])
-    if path.suffix.lower() == ".jsonl":
-        rows = enumerate(text.splitlines(), start=1)
-        for number, line in rows:
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-                manifest.examples.append(_example(root, row["dataset"], row["video"], row.get("audio"), row["frames"], row["text"], False))
-            except (ValueError, KeyError, TypeError) as error:
-                manifest.skipped.append((f"{path}:{number}", f"unusable line ({error})"))
-    else:
-        for number, row in enumerate(csv.reader(text.splitlines()), start=1):
-            if not row:
-                continue
-            try:
-                if len(row) != 5:
-                    raise ValueError(f"{len(row)} columns, expected 5 (dataset, rel_path, frames, ids, text)")
-                manifest.examples.append(_example(root, row[0], row[1], None, row[2], row[4], True))
-            except ValueError as error:
-                manifest.skipped.append((f"{path}:{number}", f"unusable line ({error})"))
+    jsonl = path.suffix.lower() == ".jsonl"
+    for number, row in _jsonl_rows(text) if jsonl else _csv_rows(text):
+        try:
+            if isinstance(row, ValueError):
+                raise row
+            if jsonl:
+                example = _example(root, row["dataset"], row["video"], row.get("audio"), row["frames"], row["text"], False)
+            elif len(row) != 5:
+                raise ValueError(f"{len(row)} columns, expected 5 (dataset, rel_path, frames, ids, text)")
+            else:
+                example = _example(root, row[0], row[1], None, row[2], row[4], True)
+        except (ValueError, KeyError, TypeError) as error:
+            manifest.skipped.append((f"{path}:{number}", f"unusable line ({error})"))
+        else:
+            manifest.examples.append(example)
     if not manifest.examples:
         reason = f"; e.g. {manifest.skipped[0][0]}: {manifest.skipped[0][1]}" if manifest.skipped else ""
         raise InputError(f"{path}: no usable examples in this manifest{reason}")
     return manifest
+
+
+def _jsonl_rows(text: str):
+    """(line number, object or the ValueError that says why the line is not one) of each non-blank line.
+
+    Lines end at "\n" only: a file name may hold other line separators (U+2028), which JSON keeps as they are."""
+    for number, line in enumerate(text.split("\n"), start=1):
+        if not line.strip():
+            continue
+        try:
+            yield number, json.loads(line)
+        except RecursionError:
+            yield number, ValueError("nested too deeply")
+        except ValueError as error:
+            yield number, error
+
+
+def _csv_rows(text: str):
+    """(line number a record starts on, its fields or the ValueError that says why it cannot be parsed) of each
+    record. Quoted fields may span lines; a record that cannot be parsed (a quote never closed would otherwise
+    take every line after it) is reported and parsing goes on from the next line."""
+    lines = io.StringIO(text, newline="").readlines()
+    start = 0
+    while start < len(lines):
+        reader = csv.reader(itertools.islice(lines, start, None), strict=True)
+        consumed = 0
+        try:
+            for row in reader:
+                if row:
+                    yield start + consumed + 1, row
+                consumed = reader.line_num
+            return
+        except csv.Error as error:
+            unclosed = reader.line_num == len(lines) - start and str(error) == "unexpected end of data"
+            yield start + consumed + 1, ValueError("a quote opened on this line is never closed" if unclosed else f"not CSV: {error}")
+            start += consumed + 1
 
 
 def check_files(manifest: Manifest) -> Manifest:
@@ -161,15 +202,19 @@ def load_example(example: Example, cache: Path | None = None) -> tuple[np.ndarra
 def clip_cache(path: Path | None) -> Path | None:
     """The cache directory ``load_example`` is given, made if needed; checked now rather than found
     unwritable by a slow run."""
-    if path is None:
-        return None
+    return None if path is None else writable_directory(path, "cache")
+
+
+def writable_directory(path: Path, name: str) -> Path:
+    """``path``, the directory the parameter ``name`` gives, made if needed and checked writable, so that a
+    run says at once what a later write would fail on."""
     path = Path(path)
     try:
         path.mkdir(parents=True, exist_ok=True)
     except OSError as error:
-        raise InputError(f"{parameter('cache')} {path}: cannot make this directory ({error.strerror or error}); choose another") from None
+        raise InputError(f"{parameter(name)} {path}: cannot make this directory ({error.strerror or error}); choose another") from None
     if not os.access(path, os.W_OK):
-        raise InputError(f"{parameter('cache')} {path}: cannot write there; choose another directory")
+        raise InputError(f"{parameter(name)} {path}: cannot write there; choose another directory")
     return path
 
 

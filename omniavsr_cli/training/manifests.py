@@ -35,7 +35,9 @@ def write_manifests(out_dir: Path, items: list[InputFile], records: list[ClipRec
 
     ``manifest.csv`` is the Omni-AVSR 5-column label file (dataset, rel_path, frames, token ids, text) with
     csv quoting, ``dataset`` being OUT's folder name and ``rel_path`` relative to OUT (so ``--root-dir`` is
-    OUT's parent); ``manifest.jsonl`` carries the same rows with names. Returns the number of rows.
+    OUT's parent); ``manifest.jsonl`` carries the same rows with names. Its columns cannot say that a clip has
+    no audio (readers take the ``.wav`` beside the video), so a clip without audio is only in
+    ``manifest.jsonl``, as ``"audio": null``. Returns the number of rows of ``manifest.jsonl``.
     """
     sources = {item.clip_id: item.path for item in items}
     dataset = out_dir.resolve().name
@@ -55,7 +57,9 @@ def write_manifests(out_dir: Path, items: list[InputFile], records: list[ClipRec
                 }
             )
     table = io.StringIO()
-    csv.writer(table, lineterminator="\n").writerows((row["dataset"], row["video"], row["frames"], "", row["text"]) for row in rows)
+    csv.writer(table, lineterminator="\n").writerows(
+        (row["dataset"], row["video"], row["frames"], "", row["text"]) for row in rows if row["audio"] is not None
+    )
     lines = "".join(json_text(row) + "\n" for row in rows)
     for name, content in (("manifest.csv", table.getvalue()), ("manifest.jsonl", lines)):
         with atomic_path(out_dir / name) as part:

@@ -40,7 +40,7 @@ from ..model.loading import BaseModel, LoadedModel, default_device_and_dtype, lo
 from . import checkpoints, distributed
 from .augment import Augmentation
 from .batches import EpochBatches, accumulation_groups
-from .data import Example, check_files, clip_cache, epoch_order, frame_batches, read_manifest
+from .data import Example, check_files, clip_cache, epoch_order, frame_batches, read_manifest, writable_directory
 from .distributed import Processes
 from .progress import LOG_FILE, SKIPPED_FILE, TrainLog, memory_gb, sequence_tokens, trim_log, write_skipped
 from .recipe import RECIPE_PROCESSES, cosine_schedule, draw_rates, trained_tasks, weighted_loss
@@ -109,9 +109,9 @@ def train(options: TrainOptions, on_step: Callable[[int, int, dict], None] | Non
             f"{parameter('task_weights')} {','.join(map(str, options.task_weights))}: give three weights (ASR,VSR,AVSR), none negative, "
             "at least one above 0"
         )
+    output = writable_directory(options.output, "output")
     options = dataclasses.replace(options, cache=clip_cache(options.cache))
     processes = distributed.start_processes(options.device)
-    output = Path(options.output)
     examples, skipped = _usable_examples(options)
     batches = frame_batches([e.frames for e in examples], options.max_frames, options.buckets)
     per_process = math.ceil(len(batches) / processes.world)
@@ -144,8 +144,6 @@ def train(options: TrainOptions, on_step: Callable[[int, int, dict], None] | Non
     existing = checkpoints.step_checkpoints(output)
     if existing:
         step = resumed_from = checkpoints.resume(existing[-1], options.output, options.settings(), model, optimizer, scheduler)
-    elif processes.main:
-        output.mkdir(parents=True, exist_ok=True)
     if processes.main:
         write_skipped(output / SKIPPED_FILE, skipped)
         trim_log(output / LOG_FILE, step)
@@ -164,7 +162,7 @@ def train(options: TrainOptions, on_step: Callable[[int, int, dict], None] | Non
     network = distributed.data_parallel(model, processes)
     logger = TrainLog(output, processes.main)
     previous: dict = {}
-    skipped_later = 0
+    skipped_later: dict[str, str] = {}  # a clip that cannot be loaded is met again every epoch: reported once
     tokens = model.config.tokens
     with StopSignal() as stop:
         while step < total:
@@ -182,9 +180,11 @@ def train(options: TrainOptions, on_step: Callable[[int, int, dict], None] | Non
             for batch_group in groups:
                 if step >= total:
                     break
-                record = _optimiser_step(network, model, batch_group, epoch, options, processes, parameters, optimizer, scheduler, previous)
+                record, bad = _optimiser_step(
+                    network, model, batch_group, epoch, options, processes, parameters, optimizer, scheduler, previous
+                )
                 step += 1
-                skipped_later += record["skipped"]
+                _report_skipped(bad, skipped_later, skipped, output, processes)
                 record |= {"step": step, "epoch": epoch}
                 logger.log(record, step)
                 stopping = stop.requested(processes)
@@ -204,7 +204,7 @@ def train(options: TrainOptions, on_step: Callable[[int, int, dict], None] | Non
         checkpoints.write_final(output, final, loaded, base, options.average_last, options.partial_model)
     distributed.barrier(processes)
     logger.close()
-    return TrainResult(step, final, logger.last_losses, len(skipped) + skipped_later, resumed_from)
+    return TrainResult(step, final, logger.last_losses, len(skipped) + len(skipped_later), resumed_from)
 
 
 def _usable_examples(options: TrainOptions) -> tuple[list[Example], list[tuple[str, str]]]:
@@ -216,10 +216,27 @@ def _usable_examples(options: TrainOptions) -> tuple[list[Example], list[tuple[s
         else:
             examples.append(example)
     if not examples:
-        raise InputError(f"{options.manifest}: none of its clips can be trained on (see the reasons in {SKIPPED_FILE})")
+        reasons = "; ".join(f"{where}: {why}" for where, why in manifest.skipped[:3])
+        more = f"; and {len(manifest.skipped) - 3} more" if len(manifest.skipped) > 3 else ""
+        raise InputError(f"{options.manifest}: none of its clips can be trained on ({reasons}{more})")
     for where, why in manifest.skipped[:5]:
         log.warning("skipped %s: %s", where, why)
     return examples, manifest.skipped
+
+
+def _report_skipped(
+    bad: list[tuple[str, str]], later: dict[str, str], before: list[tuple[str, str]], output: Path, processes: Processes
+) -> None:
+    """Warn of the clips of a step that could not be loaded, each the first time only, and add them to
+    OUT/skipped.tsv after those known before training."""
+    new = {where: why for where, why in bad if where not in later}
+    if not new:
+        return
+    for why in new.values():
+        log.warning("skipped %s", why)
+    later |= new
+    if processes.main:
+        write_skipped(output / SKIPPED_FILE, before + list(later.items()))
 
 
 def _optimiser_step(
@@ -233,10 +250,11 @@ def _optimiser_step(
     optimizer,
     scheduler,
     previous: dict,
-) -> dict:
-    """Forward and backward over a group of batches, then one clipped AdamW step. ``previous`` keeps the last
-    usable batch: a batch whose clips were all unusable is replaced by it with a zero weight, so that every
-    process still takes part in the gradient exchange."""
+) -> tuple[dict, list[tuple[str, str]]]:
+    """Forward and backward over a group of batches, then one clipped AdamW step: the step's record and the
+    clips of its batches that could not be loaded. ``previous`` keeps the last usable batch: a batch whose clips
+    were all unusable is replaced by it with a zero weight, so that every process still takes part in the
+    gradient exchange."""
     started = time.perf_counter()
     tasks = trained_tasks(options.task_weights)
     totals = {task: 0.0 for task in tasks}
@@ -263,8 +281,6 @@ def _optimiser_step(
                 totals[task] += float(losses[task].detach())
             used += 1
             llm_tokens += sequence_tokens(model, batch, rates, tasks)
-    for _, why in skipped:
-        log.warning("skipped %s", why)
     norm = torch.nn.utils.clip_grad_norm_(parameters, options.clip_norm)
     record = {"lr": scheduler.get_last_lr()[0]}
     optimizer.step()
@@ -282,7 +298,7 @@ def _optimiser_step(
         "seconds": seconds,
         "memory_gb": memory_gb(),
         "skipped": len(skipped),
-    }
+    }, skipped
 
 
 @contextlib.contextmanager
