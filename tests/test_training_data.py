@@ -170,7 +170,7 @@ def test_the_manifests_prep_lips_writes_read_back_with_a_name_that_is_not_utf8_a
         items.append(SimpleNamespace(clip_id=name, path=sources / f"{name}.mp4"))
         records.append(SimpleNamespace(id=name, status="ok", frames=25, audio=name != "mute"))
     (out / f"{names['caf']}.wav").write_bytes(b"")
-    assert write_manifests(out, items, records) == 2
+    assert write_manifests(out, items, records) == (2, 1)
 
     from_csv = check_files(read_manifest(out / "manifest.csv"))
     from_jsonl = check_files(read_manifest(out / "manifest.jsonl"))

@@ -171,8 +171,9 @@ def prep_lips(
     summary += f", {skipped} already done" if skipped else ""
     summary += f"); records in {output / records_file}"
     if manifest:
-        rows = write_manifests(output, items, records)
+        rows, without_audio = write_manifests(output, items, records)
         summary += f"; manifest: {rows} clips with transcripts"
+        summary += f" ({without_audio} without audio, only in manifest.jsonl)" if without_audio else ""
     print(summary, file=sys.stderr)
     if failed:
         print(

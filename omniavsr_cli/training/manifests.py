@@ -30,14 +30,14 @@ def read_transcript(path: Path) -> str | None:
     return words or None
 
 
-def write_manifests(out_dir: Path, items: list[InputFile], records: list[ClipRecord]) -> int:
+def write_manifests(out_dir: Path, items: list[InputFile], records: list[ClipRecord]) -> tuple[int, int]:
     """Training manifests for the finished clips that have a transcript beside their source.
 
     ``manifest.csv`` is the Omni-AVSR 5-column label file (dataset, rel_path, frames, token ids, text) with
     csv quoting, ``dataset`` being OUT's folder name and ``rel_path`` relative to OUT (so ``--root-dir`` is
     OUT's parent); ``manifest.jsonl`` carries the same rows with names. Its columns cannot say that a clip has
     no audio (readers take the ``.wav`` beside the video), so a clip without audio is only in
-    ``manifest.jsonl``, as ``"audio": null``. Returns the number of rows of ``manifest.jsonl``.
+    ``manifest.jsonl``, as ``"audio": null``. Returns the rows of ``manifest.jsonl`` and how many of them have no audio.
     """
     sources = {item.clip_id: item.path for item in items}
     dataset = out_dir.resolve().name
@@ -65,4 +65,4 @@ def write_manifests(out_dir: Path, items: list[InputFile], records: list[ClipRec
         with atomic_path(out_dir / name) as part:
             # A csv path that is not UTF-8 is written as its bytes, so it names the file; jsonl escapes it (json_text).
             part.write_text(content, encoding="utf-8", errors="surrogateescape")
-    return len(rows)
+    return len(rows), sum(row["audio"] is None for row in rows)
