@@ -49,6 +49,8 @@ def test_jsonl_manifests_and_missing_files_are_skipped_with_a_reason(dataset):
     with pytest.raises(InputError, match="no usable examples"):
         (dataset / "empty.jsonl").write_text("{broken\n")
         read_manifest(dataset / "empty.jsonl")
+    with pytest.raises(InputError, match=r"gone.csv: cannot read this manifest \(No such file or directory\); give the manifest"):
+        read_manifest(dataset / "gone.csv")
 
 
 def test_a_clip_loads_as_audio_and_crops_and_a_length_mismatch_is_reported(dataset):

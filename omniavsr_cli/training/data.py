@@ -93,7 +93,7 @@ def read_manifest(path: Path, root: Path | None = None) -> Manifest:
         text = path.read_bytes().decode("utf-8-sig", errors="surrogateescape")
     except OSError as error:
         raise InputError(
-            f"{path}: cannot read this manifest ({error.__class__.__name__}); give the manifest.csv or manifest.jsonl prep-lips wrote"
+            f"{path}: cannot read this manifest ({error.strerror or error}); give the manifest.csv or manifest.jsonl prep-lips wrote"
         ) from None
     manifest = Manifest([])
     jsonl = path.suffix.lower() == ".jsonl"
