@@ -391,6 +391,21 @@ def test_bench_reports_every_stage_and_batched_equals_the_official_loop():
     assert report["loop"]["chunks"] == report["chunks"] and report["loop"]["equal_outputs"] is True
 
 
+def test_bench_takes_a_folder_as_transcribe_does_and_checks_paths_before_the_model(work, tmp_path, monkeypatch):
+    from omniavsr_cli.model import loading
+
+    monkeypatch.setattr(loading, "load_model", lambda *a, **k: pytest.fail("the model loads only for inputs that exist"))
+    missing = run_cli("bench", str(tmp_path / "nope.mp4"), "--model", str(work / "model"))
+    assert missing.returncode == 2 and "nope.mp4: no such file" in missing.stderr.decode()
+    folder = tmp_path / "media"
+    folder.mkdir()
+    shutil.copy(work / "media" / "talk.wav", folder / "talk.wav")
+    monkeypatch.undo()
+    result = run_cli("bench", str(folder), "--model", str(work / "model"), "--mode", "asr", "--beams", "2", "--json")
+    assert result.returncode == 0, result.stderr.decode()
+    assert json.loads(result.stdout)["media_seconds"] > 0
+
+
 # ------------------------------------------------------------------------------------------ hostile inputs
 
 

@@ -23,7 +23,12 @@ HELP = (
 
 @reports_errors
 def bench(
-    files: Annotated[list[Path] | None, typer.Argument(help="Media to transcribe (default: a generated clip).", show_default=False)] = None,
+    files: Annotated[
+        list[str] | None,
+        typer.Argument(
+            help="Media files, directories, globs or @lists, as transcribe takes (default: a generated clip).", show_default=False
+        ),
+    ] = None,
     model: Annotated[str, typer.Option(help="Installed model name or directory, random (released size) or small.")] = "omni-avsr-st",
     mode: Annotated[str, typer.Option(help="auto, asr, vsr or avsr.")] = "avsr",
     rates: Annotated[str | None, typer.Option(help="Audio,video rates, e.g. 4,2.", show_default=False)] = None,
@@ -45,10 +50,16 @@ def bench(
     from ..bench import format_report, generated_media, run_bench
     from ..decoding import DecodingOptions
     from ..errors import ModelUnavailable
+    from ..inputs import collect_inputs
     from ..model.loading import default_device_and_dtype, load_model, resolve
     from ..transcribe import TranscribeOptions
     from ._common import parse_batch_size, parse_rates
 
+    # the inputs first: a wrong path should not wait for a model to load
+    named = [item.path for item in collect_inputs(files)] if files else []
+    missing = [str(path) for path in named if not path.is_file()]
+    if missing:
+        raise InputError(f"{missing[0]}: no such file; check the path")
     if model not in ("random", "small"):
         try:
             resolve(model)
@@ -77,10 +88,7 @@ def bench(
         workers=workers,
     )
     with tempfile.TemporaryDirectory(prefix="omniavsr-bench-") as scratch:
-        inputs = list(files or [generated_media(Path(scratch), seconds)])
-        missing = [str(f) for f in inputs if not f.is_file()]
-        if missing:
-            raise InputError(f"{missing[0]}: no such file; check the path")
+        inputs = named or [generated_media(Path(scratch), seconds)]
         result = run_bench(loaded, inputs, options, against_loop=against_loop)
     result.settings["model"] = model
     result.settings["dtype"] = str(loaded.dtype).removeprefix("torch.")
