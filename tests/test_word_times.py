@@ -175,6 +175,7 @@ def test_a_json_of_word_times_parses():
         ),
         ("corpus.jsonl", '{"id": "a", "words": []}\n{"id": "a", "words": []}\n', r"corpus\.jsonl:2: clip a appears twice"),
         ("times.csv", "a,b\n", r"times\.csv: not a word-times file"),
+        ("times.json", "{}", r"times\.json: holds no word times"),
         ("clip.txt", b"WORD START END ASDSCORE\n\xff 0.1 0.2\n", r"clip\.txt: not UTF-8"),
     ],
 )

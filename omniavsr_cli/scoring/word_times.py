@@ -57,7 +57,10 @@ def read_word_times(path: str | Path) -> dict[str, list[WordTime]]:
         raise InputError(
             f"{path}: not a word-times file; give an LRS3 .txt, a directory of them, a synth-corpus corpus.jsonl or a .json of word times"
         )
-    return reader(path)
+    times = reader(path)
+    if not times:
+        raise InputError(f"{path}: holds no word times; give the word times of the clips", code="E_EMPTY")
+    return times
 
 
 def _text(path: Path) -> str:
