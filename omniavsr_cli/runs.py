@@ -35,14 +35,19 @@ def shard_log(log: str, part: Shard | None) -> str:
 
 def log_files(directory: Path, log: str) -> list[Path]:
     """``log`` in ``directory`` (when there) and then its shards' logs, ordered by their count and index."""
+    whole = directory / log
+    return ([whole] if whole.is_file() else []) + [path for _, path in _shard_logs(directory, log)]
+
+
+def _shard_logs(directory: Path, log: str) -> list[tuple[tuple[int, int], Path]]:
+    """((count, index), path) of each shard's log of ``log`` in ``directory``, sorted."""
     stem, _, suffix = log.rpartition(".")
     pattern = re.compile(rf"{re.escape(stem)}\.shard-(\d+)-of-(\d+)\.{re.escape(suffix)}")
     shards = []
     for path in directory.glob(f"{stem}.shard-*-of-*.{suffix}") if directory.is_dir() else ():
         if found := pattern.fullmatch(path.name):
             shards.append(((int(found[2]), int(found[1])), path))
-    whole = directory / log
-    return ([whole] if whole.is_file() else []) + [path for _, path in sorted(shards)]
+    return sorted(shards)
 
 
 def error_code(record: dict) -> str | None:
@@ -60,6 +65,9 @@ class MergedLog:
     lines: dict[str, str]  # input id -> its line, as the shard wrote it
     unreadable: int = 0  # lines that are not a record (a task killed while writing one)
     missing: list[str] = field(default_factory=list)  # ids of the given inputs that no log has
+    # "I/N" of each shard without a log, where another shard of N has one: its inputs are in no log
+    absent_shards: list[str] = field(default_factory=list)
+    counts: list[int] = field(default_factory=list)  # the shard counts N the logs were made with
 
     @cached_property
     def records(self) -> list[dict]:
@@ -99,7 +107,10 @@ def _merge_log(directory: Path, log: str, inputs: Sequence[InputFile] | None) ->
             lines[clip_id], kept[clip_id] = line, status
     ordered = {clip_id: lines[clip_id] for clip_id in sorted(lines)}
     missing = [item.clip_id for item in inputs or () if item.clip_id not in ordered]
-    return MergedLog(directory / log, sources, ordered, unreadable, missing)
+    parts = {part for part, _ in _shard_logs(directory, log)}
+    counts = sorted({count for count, _ in parts})
+    absent = [f"{index}/{count}" for count in counts for index in range(1, count + 1) if (count, index) not in parts]
+    return MergedLog(directory / log, sources, ordered, unreadable, missing, absent, counts)
 
 
 def merge_logs(directory: Path, inputs: Sequence[InputFile] | None = None) -> list[MergedLog]:

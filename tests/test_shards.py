@@ -170,8 +170,13 @@ def test_merge_keeps_the_last_line_of_each_input_and_lists_the_missing(tmp_path)
 
     (out / "run.shard-2-of-2.jsonl").unlink()
     _write_log(out / "run.shard-2-of-2.jsonl", _run_record("c", "ok"), _run_record("d", "ok"))
-    assert run_cli("runs", "merge", str(out)).returncode == 0  # the merged log is read first: merging again is safe
+    again = run_cli("runs", "merge", str(out))
+    assert again.returncode == 0 and "warning" not in again.stderr.decode()  # the merged log is read first: merging again is safe
     assert len((out / "run.jsonl").read_text().splitlines()) == 4
+
+    _write_log(out / "run.shard-3-of-3.jsonl", _run_record("e", "ok"))  # a run split three ways, two of its shards missing
+    warned = run_cli("runs", "merge", str(out)).stderr.decode()
+    assert "no log of shard 1/3, 2/3 in" in warned and "split 2 and 3 ways" in warned
 
 
 def test_merge_reads_prep_lips_logs_and_needs_one(tmp_path):

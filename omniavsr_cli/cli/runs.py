@@ -77,6 +77,14 @@ def merge(
             print(f"runs merge: {len(failed)} failed: " + _listed([f"{r['id']} ({error_code(r)})" for r in failed]), file=sys.stderr)
         if merged.missing:
             print(f"runs merge: {len(merged.missing)} in no log: {_listed(merged.missing)}; rerun their shards", file=sys.stderr)
+        if merged.absent_shards:  # a warning only: a shard that held no inputs writes no log either
+            warning_line(
+                f"no log of shard {_listed(merged.absent_shards)} in {output}: a shard not run yet, or one that held no inputs; "
+                "--inputs lists any input no log has"
+            )
+        if len(merged.counts) > 1:
+            counts_seen = " and ".join(map(str, merged.counts))
+            warning_line(f"the logs in {output} come from runs split {counts_seen} ways: an input in several keeps the line of the last")
         if failed or merged.missing:
             code = max(code, ExitCode.ALL_FAILED if done == 0 else ExitCode.PARTIAL)
     return code
