@@ -648,6 +648,17 @@ def _figures(cases: list[_Case], cells: int, heads: list[int]) -> tuple[Figures,
 # ------------------------------------------------------------------------------ matching and storing
 
 
+# How far a reference word may end past its clip's last frame: LRS3's word times and a clip's cut can differ
+# by a few frames; more is another clip's times (or another time base).
+WORD_TIMES_SLACK_S = 0.5
+
+
+def word_times_fit(times: Sequence[WordTime], frames: int) -> bool:
+    """Whether a clip of ``frames`` 25 fps frames can hold ``times`` (every word ends inside it, give or take
+    :data:`WORD_TIMES_SLACK_S`); calibrating on times that belong to another clip would choose heads at random."""
+    return all(word.end <= frames * MS_PER_FRAME / 1000 + WORD_TIMES_SLACK_S for word in times)
+
+
 def match_word_times(clip_ids: Iterable[str], word_time_ids: Iterable[str]) -> dict[str, str]:
     """Each clip id (a manifest's ``DATASET/REL``) that has word times -> its word-times id.
 

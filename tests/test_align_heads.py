@@ -278,6 +278,29 @@ def test_word_times_of_other_clips_are_one_line_and_exit_2(work, model_copy, tmp
     assert "none of the 3 clips" in line and "'rois/spk1/c0'" in line and "'s7-000000'" in line
 
 
+def test_word_times_past_their_clips_end_are_left_out_and_none_that_fit_is_exit_2(work, model_copy, tmp_path):
+    words = json.loads((work / "words.json").read_text())
+    late = {clip: [{**word, "start": word["start"] + 100, "end": word["end"] + 100} for word in times] for clip, times in words.items()}
+    (tmp_path / "late.json").write_text(json.dumps(late))
+    result = run_cli(
+        "align-heads", str(work / "rois" / "test.csv"), "--word-times", str(tmp_path / "late.json"), "--model", str(model_copy)
+    )
+    lines = result.stderr.decode().splitlines()
+    assert result.returncode == 2 and "3 clips left out: their word times run past the clip's end" in lines[0]
+    assert "no clip of" in lines[-1] and "can hold its word times" in lines[-1]
+    (tmp_path / "mixed.json").write_text(json.dumps({**words, "spk1/c0": late["spk1/c0"]}))
+    result = run_cli(
+        "align-heads",
+        str(work / "rois" / "test.csv"),
+        "--word-times",
+        str(tmp_path / "mixed.json"),
+        "--model",
+        str(model_copy),
+        "--dry-run",
+    )
+    assert result.returncode == 0 and "1 clips left out" in result.stderr.decode()
+
+
 def test_a_read_only_model_is_refused_before_any_pass(work, model_copy, monkeypatch):
     before = _files(model_copy)
     os.chmod(model_copy, 0o555)

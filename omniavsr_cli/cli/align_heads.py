@@ -161,6 +161,17 @@ def align_heads(
             f"{eval_set.examples[0].id!r}, word-times ids like {next(iter(times))!r}); give the word times of these clips",
             code="E_ID_MISMATCH",
         )
+    fitting = [
+        example
+        for example in eval_set.examples
+        if example.id in matches and alignment.word_times_fit(times[matches[example.id]], example.frames)
+    ]
+    if len(fitting) < len(matches):
+        warning_line(f"{len(matches) - len(fitting)} clips left out: their word times run past the clip's end (another clip's times?)")
+    if not fitting:
+        raise InputError(
+            f"{word_times}: no clip of {manifest} can hold its word times; give the word times of these clips", code="E_ID_MISMATCH"
+        )
     loaded = load(model, device, torch_dtype, quiet, command="align-heads")
     if not dry_run:  # before the passes, not after them
         alignment.check_can_store(loaded.directory)
@@ -178,7 +189,7 @@ def align_heads(
 
         return load_clip
 
-    usable = _spread([example for example in eval_set.examples if example.id in matches], max_clips)
+    usable = _spread(fitting, max_clips)
     examples = [alignment.LabelledClip(example.id, example.text, loader(example)) for example in usable]
     by_clip = {example.id: times[matches[example.id]] for example in usable}
     bars = _StageBars(sys.stderr.isatty() and not quiet)
