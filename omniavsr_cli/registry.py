@@ -18,7 +18,7 @@ from importlib import resources
 from pathlib import Path
 
 from .atomic import PART
-from .errors import ModelUnavailable, UsageError, parameter
+from .errors import InputError, ModelUnavailable, UsageError, parameter
 from .weights import sha256_of, weights_dir, write_checksums
 
 CHUNK = 1 << 20
@@ -51,16 +51,25 @@ class ModelEntry:
 
 def registry() -> dict[str, ModelEntry]:
     override = os.environ.get("OMNIAVSR_REGISTRY")
-    text = (
-        Path(override).read_text(encoding="utf-8")
-        if override
-        else resources.files(__package__).joinpath("registry.json").read_text(encoding="utf-8")
-    )
-    models = json.loads(text)["models"]
-    return {
-        name: ModelEntry(name=name, **{**entry, "files": tuple(ModelFile(**f) for f in entry.get("files", []))})
-        for name, entry in models.items()
-    }
+    source = f"OMNIAVSR_REGISTRY={override}" if override else "the packaged registry.json"
+    try:
+        text = (
+            Path(override).read_text(encoding="utf-8")
+            if override
+            else resources.files(__package__).joinpath("registry.json").read_text(encoding="utf-8")
+        )
+        models = json.loads(text)["models"]
+        return {
+            name: ModelEntry(name=name, **{**entry, "files": tuple(ModelFile(**f) for f in entry.get("files", []))})
+            for name, entry in models.items()
+        }
+    except OSError as error:
+        reason = error.strerror or error
+    except ValueError as error:  # not UTF-8 or not JSON
+        reason = f"not JSON: {str(error).splitlines()[0][:200]}"
+    except (KeyError, TypeError, AttributeError) as error:  # no "models" object, or entries of unknown keys or kinds
+        reason = f'not {{"models": {{NAME: {{"description": ..., "files": [...]}}}}}} ({type(error).__name__}: {error})'
+    raise InputError(f"{source}: not a usable model registry ({reason}); fix that file or unset OMNIAVSR_REGISTRY", code="E_PARSE")
 
 
 def entry(name: str) -> ModelEntry:

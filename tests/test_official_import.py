@@ -122,8 +122,12 @@ def test_bad_checkpoints_are_clear_errors(tmp_path):
     state = official_checkpoint(source, tmp_path / "good.pth")
     truncated = tmp_path / "truncated.pth"
     truncated.write_bytes((tmp_path / "good.pth").read_bytes()[:5000])
-    with pytest.raises(CheckpointError, match="truncated or corrupt"):
-        read_state_dict(truncated)
+    (tmp_path / "empty.pth").write_bytes(b"")
+    torch.save({"x": torch.zeros(2)}, tmp_path / "legacy.pth", _use_new_zipfile_serialization=False)
+    for unusable in (truncated, tmp_path / "empty.pth", tmp_path / "legacy.pth"):
+        with pytest.raises(CheckpointError, match="not a PyTorch zip checkpoint .*download the released") as error:
+            read_state_dict(unusable)
+        assert "mmap" not in str(error.value)
 
     missing = dict(state)
     del missing["video_encoder.encoder.layers.0.fc1.weight"]
@@ -146,8 +150,9 @@ def test_bad_checkpoints_are_clear_errors(tmp_path):
             return (print, ("code ran",))
 
     torch.save({"x": Exploit()}, tmp_path / "evil.pth")
-    with pytest.raises(CheckpointError, match="not a readable PyTorch checkpoint"):
+    with pytest.raises(CheckpointError, match="pickled Python objects .*refused, never run") as error:
         read_state_dict(tmp_path / "evil.pth")
+    assert "weights_only" not in str(error.value)  # torch's advice to load it unrestricted would run the payload
     result = run_cli("weights", "import-official", str(truncated), "-o", str(tmp_path / "x"))
     assert result.returncode == 5 and result.stderr.decode().count("\n") == 1
 

@@ -3,10 +3,13 @@
 import hashlib
 import http.server
 import json
+import shutil
 import threading
 
 import pytest
-from helpers import run_cli
+from helpers import REPO, run_cli
+
+from omniavsr_cli.weights import sha256_of, verify
 
 PAYLOAD = bytes(range(256)) * 4000  # ~1 MB "model.safetensors"
 
@@ -107,3 +110,66 @@ def test_the_packaged_registry_names_the_released_models_and_how_to_get_them():
     models = registry()
     assert {"omni-avsr-st", "omni-avsr-t", "omni-avsr-s"} <= set(models)
     assert all("import-official" in models[name].manual for name in ("omni-avsr-st", "omni-avsr-t", "omni-avsr-s"))
+
+
+def test_an_unreadable_registry_is_one_error_line_and_nothing_on_stdout(tmp_path):
+    (tmp_path / "bad.json").write_text("{bad")
+    (tmp_path / "list.json").write_text("[1]")
+    for name in ("bad.json", "missing.json", "list.json"):
+        result = run_cli("weights", "list", env={"OMNIAVSR_REGISTRY": str(tmp_path / name)})
+        stderr = result.stderr.decode()
+        assert result.returncode == 2 and result.stdout == b"", stderr
+        assert stderr.count("\n") == 1 and f"OMNIAVSR_REGISTRY={tmp_path / name}: not a usable model registry" in stderr
+
+
+@pytest.fixture
+def demo(tmp_path):
+    """A copy of the demo model (never the shipped one: these tests damage it)."""
+    return shutil.copytree(REPO / "weights" / "demo", tmp_path / "demo")
+
+
+def test_verify_reports_a_checksums_file_that_is_damaged_or_lists_nothing(demo):
+    sums = demo / "checksums.json"
+    for damaged in ("not json", "[1, 2]", '{"model.safetensors": 3}'):
+        sums.write_text(damaged)
+        result = run_cli("weights", "verify", str(demo))
+        assert result.returncode == 5 and "re-import or re-download" in result.stdout.decode(), result.stdout.decode()
+    sums.write_text("{}")
+    with (demo / "model.safetensors").open("r+b") as handle:
+        handle.seek(-1, 2)
+        handle.write(b"X")
+    result = run_cli("weights", "verify", str(demo))
+    assert result.returncode == 5 and f"{demo / 'model.safetensors'}: not listed in checksums.json" in result.stdout.decode()
+
+
+def test_verify_reads_no_file_outside_the_model_folder(demo, tmp_path):
+    outside = tmp_path / "secret"
+    outside.write_text("not the model's")
+    sums = json.loads((demo / "checksums.json").read_text())
+    sums |= {"../secret": sha256_of(outside), str(outside): sha256_of(outside)}
+    (demo / "checksums.json").write_text(json.dumps(sums))
+    problems = verify(demo)
+    assert len(problems) == 2 and all("not a file name of this folder" in problem for problem in problems)
+
+
+def test_merge_never_touches_a_folder_of_the_user_and_keeps_what_the_model_says_of_itself(demo, tmp_path):
+    (tmp_path / "victim.part").mkdir()
+    (tmp_path / "victim.part" / "notes.txt").write_text("mine")
+    result = run_cli("weights", "merge", str(demo), "-o", str(tmp_path / "victim"))
+    assert result.returncode == 0, result.stderr.decode()
+    assert (tmp_path / "victim.part" / "notes.txt").read_text() == "mine"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["demo", "victim", "victim.part"]  # no staging folder left
+    merged = tmp_path / "victim"
+    for name in ("domain.txt", "MODEL_CARD.md"):
+        assert (merged / name).read_bytes() == (demo / name).read_bytes()
+    assert set(json.loads((merged / "checksums.json").read_text())) == {p.name for p in merged.iterdir()} - {"checksums.json"}
+    assert verify(merged) == []
+
+
+def test_merge_into_a_place_that_cannot_be_written_is_one_line_naming_it(demo, tmp_path):
+    (tmp_path / "file").write_text("")
+    result = run_cli("weights", "merge", str(demo), "-o", str(tmp_path / "file" / "model"))
+    stderr = result.stderr.decode()
+    assert result.returncode == 2 and stderr.count("\n") == 1, stderr
+    assert f"{tmp_path / 'file' / 'model'}: cannot write the model there" in stderr and "--output" in stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["demo", "file"]

@@ -18,10 +18,10 @@ def list_models() -> int:
     from ..registry import registry
     from ..weights import bundled_dir, installed_models, weights_dir
 
+    known = registry()  # a registry that cannot be read stops the listing before its first line
     installed = installed_models()
     bundled = set(installed_models(bundled_dir()))
     print(f"weights directory: {weights_dir()}")
-    known = registry()
     for name, model in known.items():
         state = "installed" if name in installed else "bundled" if name in bundled else "downloadable" if model.files else "manual import"
         print(f"{name:<16} {state:<13} {model.description}")

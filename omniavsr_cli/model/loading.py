@@ -11,7 +11,8 @@ import contextlib
 import json
 import os
 import shutil
-from collections.abc import Callable
+import tempfile
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -19,8 +20,8 @@ from typing import TYPE_CHECKING
 import torch
 
 from ..atomic import PART, atomic_path
-from ..errors import InputError, ModelUnavailable, OmniAVSRError, UsageError, parameter
-from ..weights import CHECKSUMS, bundled_dir, sha256_of, weights_dir, write_checksums
+from ..errors import InputError, ModelUnavailable, OmniAVSRError, OutputError, UsageError, parameter
+from ..weights import CHECKSUMS, bundled_dir, is_tokenizer_file, sha256_of, weights_dir, write_checksums
 from .config import OmniAVSRConfig
 
 if TYPE_CHECKING:
@@ -30,6 +31,8 @@ if TYPE_CHECKING:
     from .omni import Clip, OmniAVSR
 
 DOMAIN_FILE = "domain.txt"  # beside a model's config.json: one line on the only inputs it understands
+# What a model says about itself besides its tensors, config and tokenizer: a copy of the model carries them.
+DESCRIPTIVE_FILES = (DOMAIN_FILE, "MODEL_CARD.md")
 
 WEIGHTS_FILE = "model.safetensors"
 TIED = "llm.lm_head.weight"
@@ -95,10 +98,15 @@ class LoadedModel:
 
 
 def save_native(
-    directory: Path, config: OmniAVSRConfig, state: dict[str, torch.Tensor], tokenizer: Path | None = None, base: BaseModel | None = None
+    directory: Path,
+    config: OmniAVSRConfig,
+    state: dict[str, torch.Tensor],
+    tokenizer: Path | None = None,
+    base: BaseModel | None = None,
+    files: Iterable[Path] = (),
 ) -> Path:
     """Write a model directory; with ``base``, ``state`` holds only the tensors that differ from that model,
-    and loading overlays them on it."""
+    and loading overlays them on it. ``files`` are copied beside the weights (and checksummed with them)."""
     from safetensors.torch import save_file
 
     directory.mkdir(parents=True, exist_ok=True)
@@ -110,9 +118,9 @@ def save_native(
         save_file(tensors, str(partial), metadata=metadata)
     config.save(directory)
     if tokenizer is not None:
-        for file in tokenizer.iterdir():
-            if file.is_file() and (file.name.startswith("tokenizer") or file.name == "special_tokens_map.json"):
-                shutil.copy2(file, directory / file.name)
+        files = [*files, *(file for file in tokenizer.iterdir() if file.is_file() and is_tokenizer_file(file.name))]
+    for file in files:
+        shutil.copy2(file, directory / file.name)
     write_checksums(directory)
     return directory
 
@@ -345,12 +353,34 @@ def merge(partial: str | Path, output: Path, base: Path | None = None) -> Path:
         raise InputError(f"{output}: already exists; give a new directory for the complete model")
     config = load_config(directory)
     state = load_state(directory, base)
-    staging = output.with_name(output.name + PART)  # a whole directory: made beside, renamed when complete
-    shutil.rmtree(staging, ignore_errors=True)
-    save_native(staging, config, state, tokenizer=directory if (directory / "tokenizer.json").is_file() else None)
-    if output.exists():
-        output.rmdir()
-    staging.rename(output)
+
+    def cannot_write(error: OSError) -> OutputError:
+        reason = error.strerror or error
+        return OutputError(
+            f"{output}: cannot write the model there ({reason}); give {parameter('output')} a new directory where you can write"
+        )
+
+    try:
+        output.parent.mkdir(parents=True, exist_ok=True)
+        # A whole directory, made beside the output and renamed when complete. Always a new one made here:
+        # a fixed name (OUTPUT.part) could be a folder of the user's, which a retry would delete.
+        staging = Path(tempfile.mkdtemp(dir=output.parent, prefix=f".{output.name}-", suffix=PART))
+    except OSError as error:
+        raise cannot_write(error) from None
+    try:
+        save_native(
+            staging,
+            config,
+            state,
+            tokenizer=directory if (directory / "tokenizer.json").is_file() else None,
+            files=[directory / name for name in DESCRIPTIVE_FILES if (directory / name).is_file()],
+        )
+        staging.rename(output)  # replaces an empty output directory; one that filled up meanwhile stops it
+    except BaseException as error:
+        shutil.rmtree(staging, ignore_errors=True)  # made by this call, never the user's
+        if isinstance(error, OSError):
+            raise cannot_write(error) from None
+        raise
     return output
 
 

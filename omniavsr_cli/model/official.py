@@ -8,7 +8,9 @@ projector lists under ``.projectors``, and every LoRA is a peft adapter (``lora_
 
 from __future__ import annotations
 
+import pickle
 import re
+import zipfile
 from pathlib import Path
 
 import torch
@@ -101,11 +103,20 @@ def read_state_dict(path: Path) -> dict[str, torch.Tensor]:
     """A plain state dict from ``path``, loaded without running any pickled code."""
     if not path.is_file():
         raise InputError(f"{path}: no such checkpoint file", code="E_NOT_FOUND")
+    # torch's own messages for these suggest weights_only=False, which would run whatever the file holds
+    fetch = "download the released model_avg_*.pth again from its source"
+    if not zipfile.is_zipfile(path):
+        raise CheckpointError(f"{path}: not a PyTorch zip checkpoint (empty, truncated, or saved in the legacy pre-zip format); {fetch}")
     try:
         state = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+    except pickle.UnpicklingError:
+        raise CheckpointError(
+            f"{path}: holds pickled Python objects besides tensors, or damaged pickle data; they were refused, never run. "
+            f"A released checkpoint holds tensors only: {fetch}"
+        ) from None
     except Exception as error:  # torch raises many kinds for damaged files
         reason = str(error).strip().splitlines()[0][:200] if str(error).strip() else type(error).__name__
-        raise CheckpointError(f"{path}: not a readable PyTorch checkpoint, truncated or corrupt? ({reason}); download it again") from None
+        raise CheckpointError(f"{path}: not a readable PyTorch checkpoint, truncated or corrupt? ({reason}); {fetch}") from None
     if isinstance(state, dict) and "state_dict" in state and isinstance(state["state_dict"], dict):
         state = {k[len("model.") :] if k.startswith("model.") else k: v for k, v in state["state_dict"].items()}
     if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
