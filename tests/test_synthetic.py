@@ -371,3 +371,97 @@ def test_two_face_options_are_checked_and_a_corpus_keeps_its_face_count(tmp_path
     with pytest.raises(InputError, match="other options"):
         _check_options(tmp_path, CorpusOptions(clips=1))
     _check_options(tmp_path, CorpusOptions(clips=7, faces=2, distractor="talking"))
+
+
+# --------------------------------------------------------------------------------------------- refusals and failures
+
+
+def test_absurd_counts_seeds_and_snrs_are_refused_before_anything_is_written(tmp_path):
+    from omniavsr_cli.errors import UsageError
+    from omniavsr_cli.synthetic.corpus import MAX_CLIPS, CorpusOptions
+
+    for arguments, expected in (
+        (("--seed", "-1"), "--seed -1: must be 0 or more"),
+        (("--snr", "-inf"), "--snr -inf: give a finite SNR"),
+        (("--snr", "inf"), "--snr inf: give a finite SNR"),
+        (("--snr", "nan"), "--snr nan: give a finite SNR"),
+    ):
+        bad = run_cli("synth-corpus", str(tmp_path / "bad"), "--workers", "1", *arguments)
+        assert bad.returncode == 2 and bad.stderr.decode().count("\n") == 1 and expected in bad.stderr.decode(), bad.stderr
+        assert not (tmp_path / "bad").exists()
+
+    CorpusOptions(clips=MAX_CLIPS)
+    with pytest.raises(UsageError, match="clips 100000000000: at most 1,000,000"):  # not through the command: unrefused, it fills memory
+        CorpusOptions(clips=100_000_000_000)
+
+
+def test_a_failed_encode_leaves_no_video_behind(tmp_path):
+    from omniavsr_cli.errors import OutputError
+    from omniavsr_cli.media.encode import write_talking_video
+
+    video = tmp_path / "clip.mp4"
+    with pytest.raises(OutputError, match="could not write the video"):  # AAC refuses NaN samples
+        write_talking_video(video, np.zeros((2, 16, 16, 3), np.uint8), np.full(1280, np.nan, np.float32))
+    assert list(tmp_path.iterdir()) == []
+
+
+class _QuickMaker:
+    """Stands in for corpus._Maker: a record per clip and no files, so that a test can ask for many clips."""
+
+    stop_at = None  # a Ctrl-C when this clip is reached
+
+    def __init__(self, options, landmarks, noise, clips_dir):
+        self.options = options
+
+    def make(self, index):
+        if index == self.stop_at:
+            raise KeyboardInterrupt
+        return {"id": f"s{self.options.seed}-{index:06d}", "index": index}
+
+
+@pytest.fixture
+def quick_clips(monkeypatch):
+    from omniavsr_cli.synthetic import corpus
+
+    monkeypatch.setattr(corpus, "_Maker", _QuickMaker)
+    monkeypatch.setattr(corpus, "_babble_file", lambda path, options: None)
+    monkeypatch.setattr(corpus, "portrait_landmarks", lambda variant: None)
+    return corpus
+
+
+def test_memory_does_not_grow_with_the_number_of_clips(quick_clips, tmp_path, monkeypatch):
+    import tracemalloc
+
+    monkeypatch.setattr(_QuickMaker, "stop_at", 2)
+    tracemalloc.start()
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            quick_clips.generate(tmp_path, quick_clips.CorpusOptions(clips=quick_clips.MAX_CLIPS), workers=1)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 2_000_000  # a list of a million clip indices alone is over 30 MB
+    assert [json.loads(line)["index"] for line in (tmp_path / "corpus.jsonl").read_text().splitlines()] == [0, 1]
+
+
+def test_a_corpus_is_never_cut_to_fewer_clips(quick_clips, tmp_path):
+    out = str(tmp_path / "grid")
+    assert run_cli("synth-corpus", out, "--clips", "3", "--workers", "1").returncode == 0
+    records = (tmp_path / "grid" / "corpus.jsonl").read_bytes()
+    fewer = run_cli("synth-corpus", out, "--clips", "2", "--workers", "1")
+    expected = "already holds 3 clips, 1 of them past --clips 2; give at least 3 to finish or grow it, or make a smaller corpus"
+    assert fewer.returncode == 2 and fewer.stderr.decode().count("\n") == 1 and expected in fewer.stderr.decode(), fewer.stderr
+    assert (tmp_path / "grid" / "corpus.jsonl").read_bytes() == records
+    more = run_cli("synth-corpus", out, "--clips", "4", "--workers", "1")
+    assert more.returncode == 0 and "1 clips made, 3 already there" in more.stderr.decode()
+
+
+def test_pool_workers_leave_ctrl_c_to_the_main_process(quick_clips):
+    import signal
+
+    previous = signal.getsignal(signal.SIGINT)
+    try:
+        quick_clips._start_worker(quick_clips.CorpusOptions(clips=1), (), None, None)
+        assert signal.getsignal(signal.SIGINT) == signal.SIG_IGN  # else each worker prints its own traceback
+    finally:
+        signal.signal(signal.SIGINT, previous)

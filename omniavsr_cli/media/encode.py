@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..atomic import atomic_path
 from ..errors import OutputError
 from ..timebase import FPS, SAMPLE_RATE
 from . import errors
@@ -153,9 +154,12 @@ def write_wav(source: str | Path, destination: Path) -> None:
 
 
 def write_talking_video(destination: Path, frames: np.ndarray, audio: np.ndarray, sample_rate: int = SAMPLE_RATE) -> None:
-    """Frames (T, H, W, 3) RGB uint8 at 25 fps and a mono float waveform as one H.264 + AAC mp4, bit-exact."""
+    """Frames (T, H, W, 3) RGB uint8 at 25 fps and a mono float waveform as one H.264 + AAC mp4, bit-exact.
+
+    Encoded under a temporary name beside ``destination`` and renamed when complete: a failed or interrupted
+    encode never leaves a broken ``destination``."""
     height, width = frames.shape[1:3]
-    with tempfile.NamedTemporaryFile(suffix=".f32") as pcm, tempfile.TemporaryFile() as log:
+    with tempfile.NamedTemporaryFile(suffix=".f32") as pcm, tempfile.TemporaryFile() as log, atomic_path(destination) as part:
         pcm.write(np.ascontiguousarray(audio, dtype="<f4").tobytes())
         pcm.flush()
         command = [
@@ -187,7 +191,7 @@ def write_talking_video(destination: Path, frames: np.ndarray, audio: np.ndarray
             "+faststart",
             "-f",
             "mp4",
-            str(destination),
+            str(part),
         ]
         process = subprocess.run(command, input=np.ascontiguousarray(frames, dtype=np.uint8).tobytes(), stderr=log, process_group=0)
         if process.returncode != 0:

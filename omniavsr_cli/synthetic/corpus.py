@@ -8,13 +8,16 @@
     OUT/babble.wav                 babble noise from talkers of this corpus's seed (for --snr, train --noise, eval --noise)
 
 Clips are made in worker processes, each with its own libespeak-ng; a rerun skips the clips already
-recorded in corpus.jsonl, so an interrupted run is finished by running it again.
+recorded in corpus.jsonl, so an interrupted run is finished by running it again (a corpus only grows: a
+smaller ``clips`` than it holds is refused).
 """
 
 from __future__ import annotations
 
 import json
+import math
 import multiprocessing
+import signal
 import wave
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
@@ -32,6 +35,9 @@ from .speech import Speaker, Voice
 SPLITS = ("train", "test", "all")
 DISTRACTORS = ("idle", "talking")
 OFF_SCREEN = "off-screen"
+# Clip ids number clips with six digits (clip_id), so that they sort in index order; a million clips of about
+# 2.5 s is also some 700 hours and 200 GB (about 0.2 MB a clip), far past what a synthetic corpus is for.
+MAX_CLIPS = 1_000_000
 # Options added after corpora were already made: left out of corpus.json at their defaults, so those corpora still resume.
 _LATER_DEFAULTS = {"faces": 1, "distractor": "idle", "offscreen": False}
 
@@ -55,6 +61,12 @@ class CorpusOptions:
             raise UsageError(f"{parameter('split')} {self.split!r}: choose one of {', '.join(SPLITS)}")
         if self.clips < 1 or self.sentences < 1:
             raise UsageError(f"{parameter('clips')} and {parameter('sentences')} must be at least 1")
+        if self.clips > MAX_CLIPS:
+            raise UsageError(f"{parameter('clips')} {self.clips}: at most {MAX_CLIPS:,} (clip ids have six digits)")
+        if self.seed < 0:
+            raise UsageError(f"{parameter('seed')} {self.seed}: must be 0 or more")
+        if self.snr_db is not None and not math.isfinite(self.snr_db):
+            raise UsageError(f"{parameter('snr_db')} {self.snr_db}: give a finite SNR in dB (leave it out for clean clips)")
         if self.size < 96:
             raise UsageError(f"{parameter('size')} {self.size}: frames smaller than 96 px cannot hold a 96x96 mouth crop")
         if self.faces not in (1, 2):
@@ -246,6 +258,9 @@ _maker: _Maker | None = None
 
 def _start_worker(*arguments) -> None:
     global _maker
+    # A Ctrl-C reaches every process of the terminal's group: the main process stops the pool and reports it,
+    # so a worker that also raised would only print its own traceback.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     _maker = _Maker(*arguments)
 
 
@@ -266,6 +281,16 @@ def _read_records(path: Path) -> dict[int, dict]:
             except (ValueError, KeyError, TypeError):
                 continue  # a line cut short by an interruption: that clip is made again
     return records
+
+
+def _check_count(out_dir: Path, options: CorpusOptions, records: dict[int, dict]) -> None:
+    """A corpus only grows: a smaller ``clips`` would leave clips in OUT/clips that corpus.jsonl no longer lists."""
+    beyond = sum(index >= options.clips for index in records)
+    if beyond:
+        raise UsageError(
+            f"{out_dir}: already holds {len(records)} clips, {beyond} of them past {parameter('clips')} {options.clips}; "
+            f"give at least {max(records) + 1} to finish or grow it, or make a smaller corpus in another directory"
+        )
 
 
 def _check_options(out_dir: Path, options: CorpusOptions) -> None:
@@ -291,27 +316,32 @@ def generate(out_dir: Path, options: CorpusOptions, workers: int = 1, on_clip: C
     except OSError as error:
         raise InputError(f"{out_dir}: cannot create the corpus here ({error.strerror}); choose another OUT") from None
     _check_options(out_dir, options)
-    babble_path = out_dir / "babble.wav"
-    noise = _babble_file(babble_path, options)
     records_path = out_dir / "corpus.jsonl"
     records = _read_records(records_path)
-    todo = [index for index in range(options.clips) if index not in records]
+    _check_count(out_dir, options, records)
+    babble_path = out_dir / "babble.wav"
+    noise = _babble_file(babble_path, options)
+    done = frozenset(records)
+    missing = options.clips - len(done)
+    # Drawn as the clips are made, so that memory does not grow with ``clips``.
+    todo = (index for index in range(options.clips) if index not in done)
     landmarks = tuple(portrait_landmarks(variant) for variant in range(options.faces))
     arguments = (options, landmarks, noise if options.snr_db is not None else None, clips_dir)
     with records_path.open("a", encoding="utf-8") as log:
-        for record in _made(todo, arguments, workers):
+        for record in _made(todo, missing, arguments, workers):
             records[record["index"]] = record
             log.write(json.dumps(record) + "\n")
             log.flush()
             if on_clip:
                 on_clip(record)
-    ordered = "".join(json.dumps(records[index]) + "\n" for index in sorted(records) if index < options.clips)
-    write_text_atomic(records_path, ordered)
-    return CorpusResult(made=len(todo), skipped=options.clips - len(todo), directory=out_dir)
+    write_text_atomic(records_path, "".join(json.dumps(records[index]) + "\n" for index in sorted(records)))
+    return CorpusResult(made=missing, skipped=len(done), directory=out_dir)
 
 
-def _made(indices: list[int], arguments: tuple, workers: int) -> Iterator[dict]:
-    if not indices:
+def _made(indices: Iterator[int], count: int, arguments: tuple, workers: int) -> Iterator[dict]:
+    """The records of the ``count`` clips ``indices`` names, in its order (a pool reads ahead only as far as its
+    task pipe holds)."""
+    if not count:
         return
     if workers <= 1:
         maker = _Maker(*arguments)
