@@ -27,13 +27,15 @@ def dataset(tmp_path):
 
 def test_csv_manifests_are_parsed_with_quoting_and_paths_under_root_dataset(dataset):
     manifest = dataset / "rois" / "manifest.csv"
-    manifest.write_text('rois,spk1/a.mp4,50,,"hello, world"\nrois,spk1/b.mp4,x,,bad frames\nonly,three,columns\n', encoding="utf-8")
+    manifest.write_text(
+        'rois,spk1/a.mp4,50,,"hello, world"\nrois,spk1/b.mp4,x,,bad frames\nonly,three,columns\nrois,spk1/c.mp4,20,,  \n', encoding="utf-8"
+    )
     result = read_manifest(manifest)
     [example] = result.examples
     assert example.text == "hello, world" and example.frames == 50 and example.id == "rois/spk1/a"
     assert example.video == dataset / "rois" / "spk1" / "a.mp4" and example.audio == dataset / "rois" / "spk1" / "a.wav"
-    assert [where.rsplit(":", 1)[1] for where, _ in result.skipped] == ["2", "3"]
-    assert "columns" in result.skipped[1][1]
+    assert [where.rsplit(":", 1)[1] for where, _ in result.skipped] == ["2", "3", "4"]
+    assert "columns" in result.skipped[1][1] and "the transcript is empty" in result.skipped[2][1]
 
 
 def test_jsonl_manifests_and_missing_files_are_skipped_with_a_reason(dataset):

@@ -74,6 +74,8 @@ def _example(root: Path, dataset: str, video: str, audio: str | None, frames, te
         raise ValueError(f"frames {count} is not positive")
     if not isinstance(text, str):
         raise ValueError("text is missing")
+    if not text.strip():  # nothing to learn, and a reference every word of a hypothesis would count against
+        raise ValueError("the transcript is empty")
     try:
         text.encode("utf-8")
     except UnicodeEncodeError:
