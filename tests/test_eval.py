@@ -196,6 +196,8 @@ def test_snr_mixes_the_same_seeded_noise_into_every_audio_cell(work):
         (["--snr", "-5"], "omniavsr: error: --snr -5 needs noise to mix in: add --noise FILE (e.g. a babble noise recording)\n"),
         (["--noise", "babble.wav"], "omniavsr: error: --noise is mixed in only at a fixed SNR: add --snr DB (e.g. --snr 0)\n"),
         (["--snr", "0", "--noise", "nowhere.wav"], "nowhere.wav: no such noise file"),
+        (["--snr", "nan", "--noise", "babble.wav"], "omniavsr: error: --snr nan: give a finite SNR from -200 to 200 dB\n"),
+        (["--snr", "-1e12", "--noise", "babble.wav"], "--snr -1e+12: give a finite SNR"),
         (["--dtype", "fp8"], "--dtype fp8"),
     ],
 )

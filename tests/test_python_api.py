@@ -10,6 +10,8 @@ from helpers import REPO
 
 from omniavsr_cli import decoding, load_model
 from omniavsr_cli.errors import MediaError, UsageError
+from omniavsr_cli.transcribe import TranscribeOptions
+from omniavsr_cli.vad import VadOptions
 
 EXAMPLE = REPO / "examples" / "demo" / "grid-example.mp4"
 
@@ -69,6 +71,33 @@ def test_errors_come_by_kind_and_name_python_arguments(demo):
         demo.transcribe_many(str(EXAMPLE))  # not one input per character
     with pytest.raises(UsageError, match=r"^paths\[1\] is a ndarray"):
         demo.transcribe_many([EXAMPLE, np.zeros(16000, np.float32)])
+
+
+@pytest.mark.parametrize(
+    "make, message",
+    [
+        (lambda: decoding.DecodingOptions(num_beams=0), "^num_beams 0: give a whole number, at least 1"),
+        (lambda: decoding.DecodingOptions(num_beams=1.5), "^num_beams 1.5: give a whole number"),
+        (lambda: decoding.DecodingOptions(sample=True, temperature=float("nan")), "^temperature nan: give a finite number above 0"),
+        (lambda: decoding.DecodingOptions(top_p=2), "^top_p 2: give a probability above 0 and at most 1"),
+        (lambda: decoding.DecodingOptions(max_new_tokens=0), "^max_new_tokens 0: give a whole number, at least 1"),
+        (lambda: decoding.DecodingOptions(tokens_per_second=float("inf")), "^tokens_per_second inf: give a finite number"),
+        (lambda: decoding.DecodingOptions(seed=10**21), "^seed 1000000000000000000000: give a whole number from 0"),
+        (lambda: VadOptions(threshold=float("nan")), "^threshold nan: give a speech probability between 0 and 1"),
+        (lambda: VadOptions(threshold=2), "^threshold 2: give a speech probability"),
+        (lambda: VadOptions(speech_pad_ms=-1), "^speech_pad_ms -1: give a finite number of milliseconds, 0 or more"),
+        (lambda: TranscribeOptions(max_chunk_s=float("nan")), "^max_chunk_s nan: give a finite number of seconds, at least 1"),
+        (lambda: TranscribeOptions(min_face_coverage=2), "^min_face_coverage 2: give a fraction from 0 to 1"),
+        (lambda: TranscribeOptions(batch_size=0), r"^batch_size 0: give a whole number, at least 1 \(or None: auto\)"),
+        (lambda: TranscribeOptions(batch_frames=-1), "^batch_frames -1: give a whole number"),
+        (lambda: TranscribeOptions(decoding=None), "^decoding: give a DecodingOptions, not NoneType"),
+        (lambda: TranscribeOptions(vad_options={"threshold": 0.5}), "^vad_options: give a VadOptions, not dict"),
+    ],
+)
+def test_option_values_that_cannot_work_are_refused_when_the_options_are_made(make, message):
+    """Not as a raw error from transformers, or an empty transcript, after the media work is done."""
+    with pytest.raises(UsageError, match=message):
+        make()
 
 
 def test_the_model_object_owns_what_the_module_does_not():

@@ -428,6 +428,9 @@ def test_train_cli_rejects_bad_arguments_in_one_line(data, base, tmp_path):
             "omniavsr: error: --rates: audio rate 8 is not one of this model's (4,16)",
         ),
         (["train", str(data), "-o", str(tmp_path / "o"), "--model", str(base), "--cache", str(data)], f"--cache {data}: cannot make"),
+        (["train", str(data), "-o", str(tmp_path / "o"), "--model", str(base), "--lr", "inf"], "--lr inf: give a finite learning rate"),
+        (["train", str(data), "-o", str(tmp_path / "o"), "--model", str(base), "--task-weights", "nan,nan,nan"], "none negative"),
+        (["train", str(data), "-o", str(tmp_path / "o"), "--model", str(base), "--snrs", "nan"], "--snrs nan: give a finite SNR"),
     ]
     for arguments, message in cases:
         result = runner.invoke(app, arguments)

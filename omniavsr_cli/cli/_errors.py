@@ -57,6 +57,8 @@ def exit_code(error: OmniAVSRError) -> int:
 FLAGS: dict[str, str] = {
     "hypothesis_format": "--format",  # score's HYP format (and REF's unless --ref-format)
     "snr_db": "--snr",
+    "num_beams": "--beams",
+    "threshold": "--vad-threshold",
     "noise_files": "--noise",
     "omniavsr_cli.model.loading.merge": "omniavsr weights merge",
     "omniavsr_cli.registry.registry": "omniavsr weights list",

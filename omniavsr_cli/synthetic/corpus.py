@@ -15,7 +15,6 @@ smaller ``clips`` than it holds is refused).
 from __future__ import annotations
 
 import json
-import math
 import multiprocessing
 import signal
 import wave
@@ -65,8 +64,10 @@ class CorpusOptions:
             raise UsageError(f"{parameter('clips')} {self.clips}: at most {MAX_CLIPS:,} (clip ids have six digits)")
         if self.seed < 0:
             raise UsageError(f"{parameter('seed')} {self.seed}: must be 0 or more")
-        if self.snr_db is not None and not math.isfinite(self.snr_db):
-            raise UsageError(f"{parameter('snr_db')} {self.snr_db}: give a finite SNR in dB (leave it out for clean clips)")
+        if self.snr_db is not None:
+            from ..training.augment import check_snr  # the mixing's own rule
+
+            check_snr(self.snr_db)
         if self.size < 96:
             raise UsageError(f"{parameter('size')} {self.size}: frames smaller than 96 px cannot hold a 96x96 mouth crop")
         if self.faces not in (1, 2):

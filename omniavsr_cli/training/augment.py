@@ -15,17 +15,28 @@ picked per utterance).
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from ..errors import UsageError, parameter
 from ..model import transforms
 from ..timebase import SAMPLES_PER_FRAME
 
 CLEAN = 999999.0  # the official "no noise" SNR
 OFFICIAL_SNRS = (-5.0, 0.0, 5.0, 10.0, 15.0, 20.0, CLEAN)
+# Beyond +-200 dB the noise's scale 10 ** (snr / 10) leaves float range (or divides by zero): no mix means that.
+SNR_LIMIT_DB = 200.0
+
+
+def check_snr(snr_db: float, name: str = "snr_db") -> None:
+    """Raise a UsageError unless ``snr_db`` can be mixed: finite and within +-:data:`SNR_LIMIT_DB`, or :data:`CLEAN`."""
+    if snr_db != CLEAN and not (isinstance(snr_db, int | float) and math.isfinite(snr_db) and abs(snr_db) <= SNR_LIMIT_DB):
+        shown = f"{snr_db:g}" if isinstance(snr_db, int | float) else repr(snr_db)
+        raise UsageError(f"{parameter(name)} {shown}: give a finite SNR from -{SNR_LIMIT_DB:g} to {SNR_LIMIT_DB:g} dB")
 
 
 @dataclass(frozen=True)
@@ -37,6 +48,10 @@ class Augmentation:
     audio_mask: tuple[int, int] | None = (6400, 16000)  # (longest span + 1, stride) in samples
     video_mask: tuple[int, int] | None = (10, 25)  # in frames
     random_crop: bool = True
+
+    def __post_init__(self) -> None:
+        for snr in self.snrs:
+            check_snr(snr, "snrs")
 
     @classmethod
     def off(cls) -> Augmentation:

@@ -32,7 +32,7 @@ from ..model.loading import LoadedModel, model_description
 from ..model.omni import Clip
 from ..model.transforms import video_input
 from ..scoring import EditCounts, get_normalizer, score_texts
-from .augment import NoiseBank
+from .augment import NoiseBank, check_snr
 from .data import BadExample, Example, check_files, clip_cache, load_example, read_manifest
 
 TASK_LABELS = {"asr": "ASR", "vsr": "VSR", "avsr": "AV"}
@@ -60,6 +60,8 @@ class EvalOptions:
         unknown = [task for task in self.tasks if task not in TASKS]
         if unknown or not self.tasks:
             raise UsageError(f"{parameter('tasks')} {','.join(unknown) or '(none)'}: choose from {', '.join(TASKS)}")
+        if self.snr_db is not None:
+            check_snr(self.snr_db)
         if self.snr_db is not None and not self.noise_files:
             raise UsageError(
                 f"{parameter('snr_db')} {self.snr_db:g} needs noise to mix in: add {parameter('noise_files')} FILE (e.g. a babble noise recording)"

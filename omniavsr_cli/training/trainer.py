@@ -104,7 +104,9 @@ class TrainResult:
 def train(options: TrainOptions, on_step: Callable[[int, int, dict], None] | None = None) -> TrainResult:
     """Run (or resume) the training ``options`` describe; ``on_step(step, total_steps, record)`` follows each
     optimiser step in the main process (``record`` is the step's line of train_log.jsonl)."""
-    if any(weight < 0 for weight in options.task_weights) or not trained_tasks(options.task_weights):
+    if not (math.isfinite(options.lr) and options.lr > 0):  # an infinite rate writes NaN weights and exits 0
+        raise UsageError(f"{parameter('lr')} {options.lr}: give a finite learning rate above 0 (the recipe's is 1e-3)")
+    if not all(math.isfinite(weight) and weight >= 0 for weight in options.task_weights) or not trained_tasks(options.task_weights):
         raise UsageError(
             f"{parameter('task_weights')} {','.join(map(str, options.task_weights))}: give three weights (ASR,VSR,AVSR), none negative, "
             "at least one above 0"
