@@ -70,8 +70,13 @@ class SubtitleOptions:
         for name in ("min_gap_s", "max_linger_s"):
             if not getattr(self, name) >= 0:
                 raise UsageError(f"{parameter(name)} cannot be negative")
-        if not 0 <= self.min_cue_s <= self.max_cue_s:
-            raise UsageError(f"{parameter('min_cue_s')} must be between 0 and {parameter('max_cue_s')} ({self.max_cue_s} s)")
+        if not self.min_cue_s >= 0:
+            raise UsageError(f"{parameter('min_cue_s')} cannot be negative")
+        if not self.min_cue_s <= self.max_cue_s:  # named by the longest cue, the one a user sets (--max-cue-s)
+            raise UsageError(
+                f"{parameter('max_cue_s')} {self.max_cue_s:g} s is shorter than the shortest cue, {parameter('min_cue_s')} "
+                f"{self.min_cue_s:g} s: give at least that"
+            )
         if self.reading_cps is not None and not self.reading_cps > 0:
             raise UsageError(f"{parameter('reading_cps')} must be more than 0 characters a second (or none)")
 
@@ -390,6 +395,8 @@ def parse_formats(value: str) -> list[str]:
     names = [name.strip().lower() for name in value.split(",") if name.strip()]
     if names == ["all"]:
         return list(FORMATS)
+    if "all" in names:
+        raise ValueError(f"{value}: all means every format, so give it alone")
     unknown = [name for name in names if name not in WRITERS]
     if unknown or not names:
         raise ValueError(f"unknown output format {', '.join(unknown) or repr(value)}; choose from {', '.join(FORMATS)} or all")

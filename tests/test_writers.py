@@ -92,6 +92,8 @@ def test_formats_parse_from_a_comma_list_or_all():
     assert parse_formats("all") == list(FORMATS)
     with pytest.raises(ValueError, match="docx"):
         parse_formats("srt,docx")
+    with pytest.raises(ValueError, match="all,srt: all means every format, so give it alone"):
+        parse_formats("all,srt")
 
 
 def test_a_failed_write_leaves_no_partial_file(transcript, tmp_path):
@@ -294,7 +296,8 @@ def test_the_checker_names_each_problem():
 @pytest.mark.parametrize(
     ("changes", "name"),
     [({"max_line_width": 0}, "max_line_width"), ({"max_cue_s": 0}, "max_cue_s"), ({"min_cue_s": 8.0}, "min_cue_s"),
-     ({"min_gap_s": -1}, "min_gap_s"), ({"reading_cps": 0}, "reading_cps")],
+     ({"min_gap_s": -1}, "min_gap_s"), ({"reading_cps": 0}, "reading_cps"), ({"min_cue_s": -1}, "^min_cue_s cannot be negative"),
+     ({"max_cue_s": 1e-9}, "^max_cue_s 1e-09 s is shorter than the shortest cue, min_cue_s 0.833333 s: give at least that")],
 )  # fmt: skip
 def test_subtitle_options_reject_values_that_cannot_work(changes, name):
     with pytest.raises(UsageError, match=name):
