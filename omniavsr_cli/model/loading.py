@@ -148,8 +148,6 @@ def default_device_and_dtype(device: str | None, dtype: torch.dtype | None) -> t
     """bf16 on a GPU (as the released weights were trained), fp32 on CPU (2-4x faster than bf16 there)."""
     try:
         chosen = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
-        if chosen.type == "meta":  # shapes without data: nothing can be computed there
-            raise RuntimeError("the meta device holds no data")
         torch.empty(0, device=chosen)  # a device this torch was not built for, or that is not there, fails here
     except (RuntimeError, AssertionError) as error:
         raise UsageError(
