@@ -74,8 +74,6 @@ def load(name: str, device: str | None, dtype: str | None, quiet: bool, command:
     from ..model.loading import load_model
     from ..weights import DEFAULT_MODEL, weights_dir
 
-    if device is not None and device.strip().lower().startswith("meta"):  # the library's own shapes-only device, no data
-        raise InputError(f"--device {device}: not usable here (the meta device holds no data); try --device cpu", code="E_DEVICE")
     try:
         model = load_model(name, device=device, dtype=getattr(torch, dtype) if dtype else None)
     except ModelUnavailable as error:
