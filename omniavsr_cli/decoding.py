@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
 
-from .errors import OutOfMemory, UsageError, parameter
+from .errors import OutOfMemory, UsageError, finite_number, parameter, whole_number
 from .timebase import FPS
 from .timing import StageTimer
 
@@ -84,14 +84,14 @@ class DecodingOptions:
         # Checked here, not deep in transformers' generate after the media work is done.
         wholes = {"num_beams": 1, "no_repeat_ngram_size": 0} | ({"max_new_tokens": 1} if self.max_new_tokens is not None else {})
         for name, least in wholes.items():
-            if not _whole(getattr(self, name), least):
+            if not whole_number(getattr(self, name), least):
                 raise UsageError(f"{parameter(name)} {getattr(self, name)!r}: give a whole number, at least {least}")
         for name in ("temperature", "tokens_per_second"):
-            if not _positive(getattr(self, name)):
+            if not (finite_number(getattr(self, name)) and getattr(self, name) > 0):
                 raise UsageError(f"{parameter(name)} {getattr(self, name)!r}: give a finite number above 0")
-        if not (_positive(self.top_p) and self.top_p <= 1):
+        if not (finite_number(self.top_p) and 0 < self.top_p <= 1):
             raise UsageError(f"{parameter('top_p')} {self.top_p!r}: give a probability above 0 and at most 1")
-        if self.seed is not None and not (_whole(self.seed, 0) and self.seed < 2**63):
+        if self.seed is not None and not (whole_number(self.seed, 0) and self.seed < 2**63):
             raise UsageError(f"{parameter('seed')} {self.seed!r}: give a whole number from 0 to 2**63 - 1")
 
     def max_new_tokens_for(self, seconds: float) -> int:
@@ -103,14 +103,6 @@ class DecodingOptions:
         if self.max_new_tokens is not None:
             return self.max_new_tokens
         return max(32, 16 * math.ceil(seconds * self.tokens_per_second / 16))
-
-
-def _whole(value, least: int) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool) and value >= least
-
-
-def _positive(value) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value) and value > 0
 
 
 @dataclass

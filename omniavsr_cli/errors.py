@@ -9,10 +9,22 @@ kind gets is the command line's business (``omniavsr_cli/cli/_errors.py``, docs/
 
 from __future__ import annotations
 
+import math
+import numbers
 import re
 from collections.abc import Callable
 
 _PARAMETER = re.compile("\0([A-Za-z_][A-Za-z0-9_.]*)\0")
+
+
+def whole_number(value: object, least: int) -> bool:
+    """Whether an option value is a whole number (numpy's too, never a bool) of at least ``least``."""
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool) and value >= least
+
+
+def finite_number(value: object) -> bool:
+    """Whether an option value is a finite real number (numpy's too, never a bool)."""
+    return isinstance(value, numbers.Real) and not isinstance(value, bool) and math.isfinite(value)
 
 
 def parameter(name: str) -> str:

@@ -33,7 +33,7 @@ import numpy as np
 
 from . import __version__
 from .decoding import BatchDecoder, BatchLimits, DecodingOptions
-from .errors import ClipFailed, MediaError, OmniAVSRError, UsageError, parameter
+from .errors import ClipFailed, MediaError, OmniAVSRError, UsageError, finite_number, parameter, whole_number
 from .inputs import InputFile
 from .lips import speakers
 from .lips.synchrony import EnvelopeStream
@@ -87,12 +87,12 @@ class TranscribeOptions:
         if self.mode not in MODES:
             raise UsageError(f"{parameter('mode')} {self.mode}: choose one of {', '.join(MODES)}")
         check_face_select(self.face_select)
-        if not (isinstance(self.max_chunk_s, int | float) and math.isfinite(self.max_chunk_s) and self.max_chunk_s >= 1):
+        if not (finite_number(self.max_chunk_s) and self.max_chunk_s >= 1):
             raise UsageError(f"{parameter('max_chunk_s')} {self.max_chunk_s!r}: give a finite number of seconds, at least 1")
-        if not (isinstance(self.min_face_coverage, int | float) and 0 <= self.min_face_coverage <= 1):
+        if not (finite_number(self.min_face_coverage) and 0 <= self.min_face_coverage <= 1):
             raise UsageError(f"{parameter('min_face_coverage')} {self.min_face_coverage!r}: give a fraction from 0 to 1")
         for name, value in (("batch_size", self.batch_size), ("batch_frames", self.batch_frames)):
-            if value is not None and not (isinstance(value, int) and not isinstance(value, bool) and value >= 1):
+            if value is not None and not whole_number(value, 1):
                 raise UsageError(
                     f"{parameter(name)} {value!r}: give a whole number, at least 1" + (" (or None: auto)" if name == "batch_size" else "")
                 )

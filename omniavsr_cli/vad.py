@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .errors import UsageError, parameter
+from .errors import UsageError, finite_number, parameter
 from .timebase import FPS, SAMPLE_RATE, SAMPLES_PER_FRAME
 
 _models = threading.local()  # the silero model keeps per-stream state: one per thread
@@ -32,15 +32,11 @@ class VadOptions:
     speech_pad_ms: int = 400
 
     def __post_init__(self) -> None:
-        if not (_number(self.threshold) and 0 < self.threshold < 1):  # 0 or 1 and above: all speech or none, silently
+        if not (finite_number(self.threshold) and 0 < self.threshold < 1):  # 0 or 1 and above: all speech or none, silently
             raise UsageError(f"{parameter('threshold')} {self.threshold!r}: give a speech probability between 0 and 1")
         for name in ("min_speech_ms", "min_silence_ms", "speech_pad_ms"):
-            if not (_number(getattr(self, name)) and getattr(self, name) >= 0):
+            if not (finite_number(getattr(self, name)) and getattr(self, name) >= 0):
                 raise UsageError(f"{parameter(name)} {getattr(self, name)!r}: give a finite number of milliseconds, 0 or more")
-
-
-def _number(value) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
 
 
 def _silero():

@@ -98,6 +98,7 @@ def test_option_values_that_cannot_work_are_refused_when_the_options_are_made(ma
     """Not as a raw error from transformers, or an empty transcript, after the media work is done."""
     with pytest.raises(UsageError, match=message):
         make()
+    assert decoding.DecodingOptions(num_beams=np.int64(3), top_p=np.float32(0.5)).num_beams == 3  # numpy's numbers are numbers
 
 
 def test_the_model_object_owns_what_the_module_does_not():

@@ -15,14 +15,13 @@ picked per utterance).
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from ..errors import UsageError, parameter
+from ..errors import UsageError, finite_number, parameter
 from ..model import transforms
 from ..timebase import SAMPLES_PER_FRAME
 
@@ -34,7 +33,7 @@ SNR_LIMIT_DB = 200.0
 
 def check_snr(snr_db: float, name: str = "snr_db") -> None:
     """Raise a UsageError unless ``snr_db`` can be mixed: finite and within +-:data:`SNR_LIMIT_DB`, or :data:`CLEAN`."""
-    if snr_db != CLEAN and not (isinstance(snr_db, int | float) and math.isfinite(snr_db) and abs(snr_db) <= SNR_LIMIT_DB):
+    if snr_db != CLEAN and not (finite_number(snr_db) and abs(snr_db) <= SNR_LIMIT_DB):
         shown = f"{snr_db:g}" if isinstance(snr_db, int | float) else repr(snr_db)
         raise UsageError(f"{parameter(name)} {shown}: give a finite SNR from -{SNR_LIMIT_DB:g} to {SNR_LIMIT_DB:g} dB")
 
