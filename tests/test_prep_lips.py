@@ -169,6 +169,20 @@ def test_all_failed_has_its_own_exit_code_and_a_missing_file_is_reported_not_fat
     assert "another --detector may find" in records(tmp_path / "out")["pattern"]["error"]["message"]  # says what to try
 
 
+def test_quiet_leaves_only_the_failed_clips_on_stderr(face_clip, prepared, tmp_path):
+    shutil.copy(face_clip, tmp_path / "good.mp4")
+    ffmpeg("-f", "lavfi", "-i", "testsrc=size=96x96:rate=25:duration=1", "-pix_fmt", "yuv420p", str(tmp_path / "pattern.mp4"))
+    loud = run_cli("prep-lips", str(tmp_path / "good.mp4"), str(tmp_path / "pattern.mp4"), "-o", str(tmp_path / "loud"))
+    quiet = run_cli("prep-lips", str(tmp_path / "good.mp4"), str(tmp_path / "pattern.mp4"), "-o", str(tmp_path / "quiet"), "-q")
+    assert loud.returncode == quiet.returncode == 3
+    assert "1 of 2 clips prepared" in loud.stderr.decode()
+    lines = quiet.stderr.decode().splitlines()
+    assert not any("clips prepared" in line for line in lines)
+    assert any("pattern" in line and "no face found" in line for line in lines)  # the failed clip, as it happened
+    assert any("1 failed: pattern (E_NO_FACE)" in line for line in lines)
+    assert (tmp_path / "quiet" / "good.mp4").read_bytes() == (tmp_path / "loud" / "good.mp4").read_bytes()
+
+
 def test_low_face_coverage_fails_with_a_reason_unless_allowed(tmp_path):
     frames = face_frames(20)
     frames = np.concatenate([frames, np.full((30, *frames.shape[1:]), 90, np.uint8)])

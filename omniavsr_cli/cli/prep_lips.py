@@ -22,9 +22,9 @@ HELP = (
 )
 
 
-def _progress_reporter(total: int):
-    """Live progress with ETA on a terminal; on a pipe, one line per failed clip as it happens."""
-    if not sys.stderr.isatty():
+def _progress_reporter(total: int, live: bool):
+    """Live progress with ETA on a terminal (``live``); otherwise one line per failed clip as it happens."""
+    if not live:
         return None, lambda record: warning_line(f"{record.id}: {record.error['message']}") if record.status != "ok" else None
     from rich.console import Console
     from rich.markup import escape
@@ -99,6 +99,9 @@ def prep_lips(
         bool, typer.Option("--debug-crops", help="Write <id>.crops.png: frames with landmarks beside their crops.")
     ] = False,
     shard: ShardOption = None,
+    quiet: Annotated[
+        bool, typer.Option("--quiet", "-q", help="Only errors on stderr: no progress or summary; each failed clip still gets its line.")
+    ] = False,
 ) -> int:
     from ..errors import InputError, Interrupted, UsageError
     from ..inputs import collect_inputs
@@ -122,7 +125,8 @@ def prep_lips(
     if part is not None:
         given, items = len(items), shard_of(items, part.index, part.count)
         if not items:
-            print(f"prep-lips: shard {part.index}/{part.count} holds none of the {given} clips; nothing to do", file=sys.stderr)
+            if not quiet:
+                print(f"prep-lips: shard {part.index}/{part.count} holds none of the {given} clips; nothing to do", file=sys.stderr)
             return ExitCode.OK
     records_file = shard_log(RECORDS_FILE, part)
     check_backend(detector, len(items))
@@ -132,7 +136,7 @@ def prep_lips(
 
         ray_options = RayOptions(address=ray_address)
 
-    progress, report = _progress_reporter(len(items))
+    progress, report = _progress_reporter(len(items), live=sys.stderr.isatty() and not quiet)
     finished = 0
 
     def on_record(record) -> None:
@@ -174,7 +178,8 @@ def prep_lips(
         rows, without_audio = write_manifests(output, items, records)
         summary += f"; manifest: {rows} clips with transcripts"
         summary += f" ({without_audio} without audio, only in manifest.jsonl)" if without_audio else ""
-    print(summary, file=sys.stderr)
+    if not quiet:
+        print(summary, file=sys.stderr)
     if failed:
         print(
             f"prep-lips: {len(failed)} failed: "
