@@ -70,3 +70,20 @@ def test_a_file_name_starting_with_a_dash_gets_the_double_dash_hint(tmp_path, mo
 def test_no_arguments_prints_the_help():
     result = run_cli()
     assert result.returncode == ExitCode.USAGE and "transcribe" in result.stdout.decode() and not result.stderr
+
+
+def test_the_meta_device_is_refused_by_every_command_that_runs_a_model(tmp_path):
+    example = "examples/demo/grid-example.mp4"
+    commands = [
+        ("transcribe", example, "--model", "demo", "-o", str(tmp_path / "t")),
+        ("bench", example, "--model", "demo"),
+        ("eval", str(tmp_path / "none.csv"), "--model", "demo"),
+        ("train", str(tmp_path / "none.csv"), "-o", str(tmp_path / "train")),
+        ("align-heads", str(tmp_path / "none.csv"), "--word-times", str(tmp_path / "none.jsonl"), "--model", "demo"),
+    ]
+    for command in commands:
+        result = run_cli(*command, "--device", "meta")
+        err = result.stderr.decode()
+        assert result.returncode == ExitCode.USAGE, (command[0], err)
+        assert err.count("\n") == 1 and "--device meta: the meta device holds shapes but no weights" in err, (command[0], err)
+    assert not (tmp_path / "t").exists() and not (tmp_path / "train").exists()

@@ -1,4 +1,4 @@
-"""What several subcommands share: parsing --rates, --batch-size, --dtype, --shard and --workers, loading a model with its one
+"""What several subcommands share: parsing --rates, --batch-size, --device, --dtype, --shard and --workers, loading a model with its one
 status line, and the progress bar."""
 
 from __future__ import annotations
@@ -54,6 +54,16 @@ def parse_workers(value: str) -> int | str:
 
 def parse_shard(value: str | None) -> Shard | None:
     return None if value is None else Shard.parse(value)
+
+
+def check_device(value: str | None) -> str | None:
+    """--device as given: torch judges the rest when the model loads, but the meta device loads without failing and
+    then cannot run anything (omniavsr itself loads on it to read a model's config and tokenizer only)."""
+    if value is not None and value.strip().lower().split(":")[0] == "meta":
+        raise InputError(
+            f"--device {value}: the meta device holds shapes but no weights, so nothing runs on it; choose cpu, cuda or cuda:N"
+        )
+    return value
 
 
 def check_dtype(value: str) -> str | None:

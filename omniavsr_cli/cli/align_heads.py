@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 
 from ..errors import InputError
-from ._common import ProgressBar, check_dtype, load
+from ._common import ProgressBar, check_device, check_dtype, load
 from ._errors import ExitCode, error_line, message, reports_errors, warning_line
 
 HELP = (
@@ -151,6 +151,7 @@ def align_heads(
     from ..training.evaluate import read_eval_set
 
     torch_dtype = check_dtype(dtype)
+    check_device(device)
     wanted = parse_cells(cells) if cells else None
     times = read_word_times(word_times)
     eval_set = read_eval_set(manifest, root)

@@ -53,8 +53,9 @@ def bench(
     from ..inputs import collect_inputs
     from ..model.loading import default_device_and_dtype, load_model, resolve
     from ..transcribe import TranscribeOptions
-    from ._common import parse_batch_size, parse_rates
+    from ._common import check_device, parse_batch_size, parse_rates
 
+    check_device(device)
     # the inputs first: a wrong path should not wait for a model to load
     named = [item.path for item in collect_inputs(files)] if files else []
     missing = [str(path) for path in named if not path.is_file()]

@@ -10,7 +10,7 @@ from typing import Annotated
 import typer
 
 from ..errors import InputError
-from ._common import ProgressBar, ShardOption, check_dtype, load, parse_batch_size, parse_rates, parse_shard
+from ._common import ProgressBar, ShardOption, check_device, check_dtype, load, parse_batch_size, parse_rates, parse_shard
 from ._errors import ExitCode, error_line, reports_errors, warning_line
 
 HELP = (
@@ -83,6 +83,7 @@ def evaluate(
     from ..training.evaluate import evaluate as run_eval
 
     torch_dtype = check_dtype(dtype)
+    check_device(device)
     part = parse_shard(shard)
     if output is not None and output.exists() and not output.is_dir():
         raise InputError(f"{output}: exists and is not a directory; choose another -o")

@@ -11,6 +11,7 @@ from typing import Annotated
 import typer
 
 from ..errors import InputError, UsageError
+from ._common import check_device
 from ._errors import reports_errors
 
 HELP = (
@@ -139,6 +140,7 @@ def train(
         raise UsageError(f"--unfreeze {','.join(unknown)}: choose from {', '.join(BACKBONES)}")
     if precision not in PRECISIONS:
         raise UsageError(f"--precision {precision}: choose one of {', '.join(PRECISIONS)}")
+    check_device(device)
     if not manifest.is_file():
         raise InputError(f"{manifest}: no such manifest; prep-lips --manifest writes one")
     if output.exists() and not output.is_dir():

@@ -11,7 +11,18 @@ from typing import Annotated
 import typer
 
 from ..errors import InputError, UsageError
-from ._common import ProgressBar, ShardOption, check_dtype, load, model_name, parse_batch_size, parse_rates, parse_shard, parse_workers
+from ._common import (
+    ProgressBar,
+    ShardOption,
+    check_device,
+    check_dtype,
+    load,
+    model_name,
+    parse_batch_size,
+    parse_rates,
+    parse_shard,
+    parse_workers,
+)
 from ._errors import ExitCode, message, one_line, reports_errors, warning_line
 
 HELP = (
@@ -171,6 +182,7 @@ def transcribe(
         raise UsageError("subtitle cues are cut at word boundaries: the cue options need --word-timestamps")
     subtitles = SubtitleOptions(**given, highlight_words=highlight_words, speaker_labels=speaker_labels)
     torch_dtype = check_dtype(dtype)
+    check_device(device)
     part = parse_shard(shard)
     out_dir = None if to_stdout else Path(output)
     if out_dir is not None and out_dir.exists() and not out_dir.is_dir():
