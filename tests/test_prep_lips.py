@@ -152,6 +152,7 @@ def test_a_directory_with_bad_files_prepares_the_good_ones_and_says_which_failed
         "speech": ("failed", "E_NO_VIDEO"),
         "pattern": ("failed", "E_NO_FACE"),
     }
+    assert "no lips to read; give a video file" in records(out)["speech"]["error"]["message"]  # worded for prep-lips too
     stderr = result.stderr.decode()
     assert "3 failed" in stderr and "broken (E_CORRUPT)" in stderr
     assert "Traceback" not in stderr

@@ -23,7 +23,10 @@ def no_audio(path: str) -> MediaError:
 
 
 def no_video(path: str) -> MediaError:
-    return MediaError(f"{path}: has no video stream; use an audio-only mode (ASR) or give a video file", code="E_NO_VIDEO")
+    return MediaError(
+        f"{path}: has no video stream, so there are no lips to read; give a video file (audio alone is transcribed with {parameter('mode')} asr)",
+        code="E_NO_VIDEO",
+    )
 
 
 def too_short(path: str, frames: int, needed: int) -> MediaError:
