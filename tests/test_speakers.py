@@ -208,3 +208,27 @@ def test_lip_reading_does_not_fail_on_audio_that_breaks_off(tiny_model, tmp_path
         tmp_path / "short-sound.mp4", mode="vsr", decoding=DecodingOptions(num_beams=1), guards=False
     )
     assert list(segments), "the lips are read as they were before the audio was decoded for the speaker"
+
+
+def test_a_lone_face_is_tracked_alone_with_the_landmarks_of_the_four_face_mesh_and_a_second_face_is_found_by_the_scan():
+    from faces import face_frames
+    from mediapipe.python.solutions import face_mesh
+
+    from omniavsr_cli.lips.landmarks import MediaPipeFaceMesh
+
+    lone = face_frames(30, 224)
+    with MediaPipeFaceMesh() as detector:
+        found = [detector.detect(frame, index) for index, frame in enumerate(lone)]
+        assert detector._several is None, "one face in view: the one-face mesh alone (no detector run on every frame)"
+    with MediaPipeFaceMesh() as four_face:  # as before: the four-face mesh on every frame
+        four_face._lone.close()
+        four_face._lone = face_mesh.FaceMesh(static_image_mode=False, max_num_faces=4, refine_landmarks=False)
+        before = [four_face.detect(frame, index) for index, frame in enumerate(lone)]
+    assert [len(faces) for faces in found] == [len(faces) for faces in before] == [1] * 30
+    assert all(np.array_equal(a[0].points, b[0].points) for a, b in zip(found, before))
+    # A second face comes into view at frame 12: the next scan (frame 15) finds it, and both are tracked from there.
+    blank = np.full_like(lone, 128)
+    frames = np.concatenate([lone, np.where(np.arange(30)[:, None, None, None] >= 12, lone[:, :, ::-1], blank)], axis=2)
+    with MediaPipeFaceMesh() as detector:
+        counts = [len(detector.detect(frame, index)) for index, frame in enumerate(frames)]
+    assert counts[:12] == [1] * 12 and counts[15:] == [2] * 15
