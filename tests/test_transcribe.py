@@ -190,6 +190,22 @@ def test_all_inputs_failing_and_a_missing_model_have_their_own_exit_codes(work, 
     assert "omniavsr weights download omni-avsr-st" in result.stderr.decode() and not (tmp_path / "o").exists()
 
 
+def test_fail_fast_stops_at_the_first_failed_input_and_a_rerun_does_the_rest(work, tmp_path):
+    media = work / "media"
+    inputs = [str(media / name) for name in ("broken.mp4", "face.mp4", "talk.wav", "silent.mp4")]
+    out = tmp_path / "out"
+    result = run_cli("transcribe", *inputs, "--model", str(work / "model"), "-o", str(out), "-f", "json", "--fail-fast")
+    stderr = result.stderr.decode()
+    assert result.returncode in (3, 4), stderr
+    assert "stopped at the first failure (--fail-fast)" in stderr and "rerun with --skip-existing" in stderr
+    log = _log(out)
+    assert log["broken"]["status"] == "failed" and len(log) < 4, "the inputs after the failure were not transcribed"
+    assert result.returncode == (4 if len(log) == 1 else 3)
+    result = run_cli("transcribe", *inputs, "--model", str(work / "model"), "-o", str(out), "-f", "json", "--skip-existing")
+    assert result.returncode == 3
+    assert {clip_id: r["status"] for clip_id, r in _log(out).items()} == {"broken": "failed", "face": "ok", "talk": "ok", "silent": "ok"}
+
+
 @pytest.mark.parametrize(
     ("arguments", "message"),
     [

@@ -32,7 +32,7 @@ HELP = (
     "written as soon as each input is done: OUT/<id>.<fmt>, mirroring the input tree, plus OUT/run.jsonl "
     "(one line per input). INPUT is files, directories, globs, @list.txt, or - (media on stdin); "
     "-o - writes one format to stdout.\n\n"
-    "Exit codes: 0 all done; 3 some inputs failed (see run.jsonl); 4 all failed; 2 bad arguments; 5 model "
+    "Exit codes: 0 all done; 3 some inputs failed (see run.jsonl); 4 all failed (--fail-fast: the first to finish); 2 bad arguments; 5 model "
     "unavailable; 6 out of memory; 130 interrupted (rerun with --skip-existing to finish). Guide: docs/transcribe.md."
 )
 
@@ -133,6 +133,13 @@ def transcribe(
     recursive: Annotated[bool, typer.Option("--recursive/--no-recursive", help="Search directories recursively.")] = True,
     skip_existing: Annotated[
         bool, typer.Option("--skip-existing/--overwrite", help="Skip inputs whose outputs all exist (resume a killed run).")
+    ] = False,
+    fail_fast: Annotated[
+        bool,
+        typer.Option(
+            "--fail-fast",
+            help="Stop at the first input that fails; the inputs finished before it keep their outputs (exit 3, or 4 if none).",
+        ),
     ] = False,
     progress: Annotated[str, typer.Option(help="auto (a bar on a terminal), bar or none.")] = "auto",
     shard: ShardOption = None,
@@ -272,15 +279,20 @@ def transcribe(
                     events = transcribe_on_ray(loaded.directory, todo, options, ray_options, device=device)
                 else:
                     events = pipeline.run(todo)
-                for event in events:
-                    if isinstance(event, ChunkDecoded):
-                        bar.advance(chunks=1, media=event.seconds)
-                        if to_stdout and chosen == ["jsonl"]:
-                            for segment in event.segments:
-                                sys.stdout.write(json_text({"input": event.item.clip_id, **segment.to_dict()}) + "\n")
-                            sys.stdout.flush()
-                    else:
+                try:
+                    for event in events:
+                        if isinstance(event, ChunkDecoded):
+                            bar.advance(chunks=1, media=event.seconds)
+                            if to_stdout and chosen == ["jsonl"]:
+                                for segment in event.segments:
+                                    sys.stdout.write(json_text({"input": event.item.clip_id, **segment.to_dict()}) + "\n")
+                                sys.stdout.flush()
+                            continue
                         keep(_finish(event, sources, folder, sys.stdout if to_stdout and chosen != ["jsonl"] else None, chosen, subtitles))
+                        if fail_fast and records[-1].status == "failed":
+                            break
+                finally:
+                    events.close()  # stops the workers of a run left early
             except KeyboardInterrupt:
                 done = sum(r.status != "failed" for r in records)
                 raise Interrupted(
@@ -291,6 +303,12 @@ def transcribe(
                 raise InputError(f"{out_dir}: cannot write here ({error.strerror or error}); choose another -o") from None
 
     failed = [r for r in records if r.status == "failed"]
+    if fail_fast and failed and len(records) < len(items):
+        print(
+            f"transcribe: stopped at the first failure (--fail-fast); {len(items) - len(records)} of {len(items)} inputs not transcribed"
+            + (", rerun with --skip-existing to do them" if out_dir else ""),
+            file=sys.stderr,
+        )
     if not quiet:
         skipped = sum(r.status == "skipped" for r in records)
         media = sum(r.media_seconds for r in records)
