@@ -193,6 +193,7 @@ class MediaPipeFaceMesh(LandmarkDetector):
                 "the mediapipe landmark backend is not installed; run: pip install --no-deps mediapipe==0.10.21 (docs/install.md)"
             )
         self._silenced = _NativeStderrSilenced()
+        self._lone = self._counter = self._several = None
         try:
             from mediapipe.python.solutions import face_detection, face_mesh
 
@@ -200,9 +201,8 @@ class MediaPipeFaceMesh(LandmarkDetector):
             self._lone = face_mesh.FaceMesh(static_image_mode=False, max_num_faces=1, refine_landmarks=False)
             # FaceMesh's own detector: the short-range BlazeFace model with the same 0.5 threshold
             self._counter = face_detection.FaceDetection(model_selection=0, min_detection_confidence=0.5)
-            self._several = None
-        except BaseException:
-            self._silenced.restore()
+        except BaseException:  # Ctrl-C between the two: the first graph is closed while its chatter is still muted
+            self.close()
             raise
 
     def detect(self, frame: np.ndarray, index: int) -> list[Face]:
