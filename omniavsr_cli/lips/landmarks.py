@@ -194,6 +194,7 @@ class MediaPipeFaceMesh(LandmarkDetector):
             )
         self._silenced = _NativeStderrSilenced()
         self._lone = self._counter = self._several = None
+        self._frames = 0  # frames seen: the scans go by them, whatever indices the caller gives
         try:
             from mediapipe.python.solutions import face_detection, face_mesh
 
@@ -208,7 +209,9 @@ class MediaPipeFaceMesh(LandmarkDetector):
     def detect(self, frame: np.ndarray, index: int) -> list[Face]:
         height, width = frame.shape[:2]
         frame = np.ascontiguousarray(frame)
-        if self._several is None and index % self.SCAN_FRAMES == 0 and len(self._counter.process(frame).detections or ()) > 1:
+        scan = self._frames % self.SCAN_FRAMES == 0
+        self._frames += 1
+        if self._several is None and scan and len(self._counter.process(frame).detections or ()) > 1:
             self._several = self._face_mesh.FaceMesh(static_image_mode=False, max_num_faces=self.max_faces, refine_landmarks=False)
         result = (self._several or self._lone).process(frame)
         faces = []
